@@ -1,0 +1,366 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Face detectors: one file per model family, sharing the input fitting, the mapping back to the
+//! frame, non-maximum suppression and the filters of [`DetectConfig`].
+
+pub mod blazeface;
+pub mod retinaface;
+
+use std::path::Path;
+
+use super::descriptor::{Descriptor, Family, InputSize, Resize};
+use super::error::{Error, Result};
+use super::geometry::{Affine, BBox, Point};
+use super::image::{ImageView, warp_into};
+use super::model::{Model, Output};
+use super::runtime::RuntimeOptions;
+
+/// Default long side of the detector input for models with a dynamic input size.
+pub const DEFAULT_INPUT_SIZE: usize = 640;
+pub const DEFAULT_SCORE_THRESHOLD: f32 = 0.5;
+pub const DEFAULT_NMS_IOU: f32 = 0.4;
+pub const DEFAULT_MAX_FACES: usize = 16;
+pub const DEFAULT_MIN_FACE_SIZE: f32 = 0.0;
+
+/// Detector settings that may change between frames.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectConfig {
+    /// Long side of the input tensor (models with a dynamic input size only).
+    pub input_size: usize,
+    pub score_threshold: f32,
+    pub nms_iou: f32,
+    pub max_faces: usize,
+    /// Faces whose box is smaller than this many pixels on its longer side are dropped.
+    pub min_face_size: f32,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        Self {
+            input_size: DEFAULT_INPUT_SIZE,
+            score_threshold: DEFAULT_SCORE_THRESHOLD,
+            nms_iou: DEFAULT_NMS_IOU,
+            max_faces: DEFAULT_MAX_FACES,
+            min_face_size: DEFAULT_MIN_FACE_SIZE,
+        }
+    }
+}
+
+impl DetectConfig {
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        if !(32..=4096).contains(&self.input_size) {
+            return bad(format!("detector input size {} is outside 32..=4096", self.input_size));
+        }
+        if !(0.0..=1.0).contains(&self.score_threshold) {
+            return bad(format!("detection threshold {} is outside 0..=1", self.score_threshold));
+        }
+        if !(0.0..=1.0).contains(&self.nms_iou) {
+            return bad(format!("NMS threshold {} is outside 0..=1", self.nms_iou));
+        }
+        if !(self.min_face_size >= 0.0 && self.min_face_size.is_finite()) {
+            return bad(format!("minimum face size {} is not ≥ 0", self.min_face_size));
+        }
+        Ok(())
+    }
+}
+
+/// Index of each key point in [`Detection::keypoints`].
+pub const KEYPOINT_NAMES: [&str; 5] = ["left-eye", "right-eye", "nose", "mouth-left", "mouth-right"];
+
+/// One detected face in frame pixels. Key points, in order: the eye on the image's left, the eye on
+/// the image's right, the nose tip, the mouth corner on the image's left, the one on the right
+/// (detectors that give only the mouth centre repeat it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detection {
+    pub bbox: BBox,
+    pub score: f32,
+    pub keypoints: [Point; 5],
+}
+
+/// Raw candidates in tensor pixels, before NMS and the mapping back.
+pub(crate) type Candidates = Vec<Detection>;
+
+enum Decoder {
+    RetinaFace(retinaface::RetinaFace),
+    BlazeFace(blazeface::BlazeFace),
+}
+
+/// A face detector of any supported family.
+pub struct Detector {
+    model: Model,
+    decoder: Decoder,
+    input: Vec<f32>,
+}
+
+/// Where the frame sits in the tensor: tensor = frame · scale + offset.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Fit {
+    pub width: usize,
+    pub height: usize,
+    pub scale: f32,
+    pub offset: Point,
+}
+
+impl Fit {
+    pub fn new(frame_w: usize, frame_h: usize, size: InputSize, resize: Resize, long_side: usize) -> Fit {
+        let (fw, fh) = (frame_w as f32, frame_h as f32);
+        let (width, height, scale, rw, rh) = match size {
+            InputSize::Fixed { width, height } => {
+                let s = (width as f32 / fw).min(height as f32 / fh);
+                (width, height, s, fw * s, fh * s)
+            }
+            InputSize::Dynamic { multiple } => {
+                let s = long_side as f32 / fw.max(fh);
+                let rw = (fw * s).round().max(1.0);
+                let rh = (fh * s).round().max(1.0);
+                let w = (rw as usize).div_ceil(multiple) * multiple;
+                let h = (rh as usize).div_ceil(multiple) * multiple;
+                (w, h, s, rw, rh)
+            }
+        };
+        let offset = match resize {
+            Resize::Letterbox => Point::new(0.0, 0.0),
+            Resize::LetterboxCentre => Point::new((width as f32 - rw) * 0.5, (height as f32 - rh) * 0.5),
+        };
+        Fit {
+            width,
+            height,
+            scale,
+            offset,
+        }
+    }
+
+    /// Tensor pixel → frame pixel.
+    pub fn to_frame(&self) -> Affine {
+        let inv = 1.0 / self.scale;
+        Affine::scale_translate(inv, -self.offset.x * inv, -self.offset.y * inv)
+    }
+}
+
+impl Detector {
+    /// Loads a detector model and its descriptor (default: beside the model).
+    pub fn load(path: &Path, descriptor: Option<&Path>, options: &RuntimeOptions) -> Result<Detector> {
+        let model = Model::load(
+            path,
+            descriptor,
+            &[Family::RetinaFace, Family::BlazeFace],
+            options,
+        )?;
+        let decoder = match model.descriptor.family {
+            Family::RetinaFace => Decoder::RetinaFace(retinaface::RetinaFace::from_descriptor(&model.descriptor)?),
+            Family::BlazeFace => Decoder::BlazeFace(blazeface::BlazeFace::from_descriptor(&model.descriptor)?),
+            other => {
+                return Err(model.descriptor.error("family", format!("{} is not a detector", other.name())));
+            }
+        };
+        Ok(Detector {
+            model,
+            decoder,
+            input: Vec::new(),
+        })
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    pub fn descriptor(&self) -> &Descriptor {
+        &self.model.descriptor
+    }
+
+    /// Finds faces in `image`, best first.
+    pub fn detect(&mut self, image: &ImageView, config: &DetectConfig) -> Result<Vec<Detection>> {
+        config.validate()?;
+        let d = &self.model.descriptor;
+        let fit = Fit::new(image.width(), image.height(), d.size, d.resize, config.input_size);
+        let to_frame = fit.to_frame();
+        self.input.resize(fit.width * fit.height * 3, 0.0);
+        warp_into(image, &to_frame, fit.width, fit.height, &d.tensor, &mut self.input);
+        let shape = match d.tensor.layout {
+            super::image::Layout::Nhwc => [1, fit.height, fit.width, 3],
+            super::image::Layout::Nchw => [1, 3, fit.height, fit.width],
+        };
+        let threshold = config.score_threshold;
+        let decoder = &self.decoder;
+        let path = self.model.path.clone();
+        let candidates = self.model.run(&self.input, shape, |outputs: &[Output]| match decoder {
+            Decoder::RetinaFace(r) => r.decode(&path, outputs, fit.width, fit.height, threshold),
+            Decoder::BlazeFace(b) => b.decode(&path, outputs, fit.width, fit.height, threshold),
+        })?;
+        let weighted = matches!(self.decoder, Decoder::BlazeFace(_));
+        Ok(finish(candidates, &to_frame, image, config, weighted))
+    }
+}
+
+/// NMS in tensor space, mapping to the frame, clipping and the size and count filters.
+fn finish(
+    candidates: Candidates,
+    to_frame: &Affine,
+    image: &ImageView,
+    config: &DetectConfig,
+    weighted: bool,
+) -> Vec<Detection> {
+    let kept = if weighted {
+        weighted_nms(candidates, config.nms_iou)
+    } else {
+        nms(candidates, config.nms_iou)
+    };
+    let (w, h) = (image.width() as f32, image.height() as f32);
+    kept.into_iter()
+        .filter_map(|d| {
+            let p0 = to_frame.apply(Point::new(d.bbox.x0, d.bbox.y0));
+            let p1 = to_frame.apply(Point::new(d.bbox.x1, d.bbox.y1));
+            let bbox = BBox::new(p0.x, p0.y, p1.x, p1.y).clamp_to(w, h);
+            let keypoints = d.keypoints.map(|k| {
+                let p = to_frame.apply(k);
+                Point::new(p.x.clamp(0.0, w), p.y.clamp(0.0, h))
+            });
+            let ok = bbox.is_finite()
+                && bbox.area() > 0.0
+                && bbox.width().max(bbox.height()) >= config.min_face_size
+                && d.score.is_finite();
+            ok.then_some(Detection {
+                bbox,
+                score: d.score,
+                keypoints,
+            })
+        })
+        .take(config.max_faces)
+        .collect()
+}
+
+fn sort_by_score(c: &mut Candidates) {
+    c.retain(|d| d.score.is_finite() && d.bbox.is_finite());
+    c.sort_by(|a, b| b.score.total_cmp(&a.score));
+}
+
+/// Greedy non-maximum suppression: keeps the best box of every group overlapping more than `iou`.
+pub fn nms(mut candidates: Candidates, iou: f32) -> Candidates {
+    sort_by_score(&mut candidates);
+    let mut kept: Candidates = Vec::new();
+    for c in candidates {
+        if kept.iter().all(|k| k.bbox.iou(&c.bbox) <= iou) {
+            kept.push(c);
+        }
+    }
+    kept
+}
+
+/// Weighted non-maximum suppression (BlazeFace): each group's boxes and points are averaged,
+/// weighted by score; the group keeps its best score.
+pub fn weighted_nms(mut candidates: Candidates, iou: f32) -> Candidates {
+    sort_by_score(&mut candidates);
+    let mut out = Vec::new();
+    let mut used = vec![false; candidates.len()];
+    for i in 0..candidates.len() {
+        if used[i] {
+            continue;
+        }
+        let top = candidates[i];
+        let mut total = 0.0;
+        let mut b = [0.0f32; 4];
+        let mut k = [Point::default(); 5];
+        for j in i..candidates.len() {
+            if used[j] || top.bbox.iou(&candidates[j].bbox) <= iou && j != i {
+                continue;
+            }
+            used[j] = true;
+            let c = &candidates[j];
+            total += c.score;
+            b[0] += c.bbox.x0 * c.score;
+            b[1] += c.bbox.y0 * c.score;
+            b[2] += c.bbox.x1 * c.score;
+            b[3] += c.bbox.y1 * c.score;
+            for (acc, p) in k.iter_mut().zip(c.keypoints.iter()) {
+                acc.x += p.x * c.score;
+                acc.y += p.y * c.score;
+            }
+        }
+        if total > 0.0 {
+            out.push(Detection {
+                bbox: BBox::new(b[0] / total, b[1] / total, b[2] / total, b[3] / total),
+                score: top.score,
+                keypoints: k.map(|p| Point::new(p.x / total, p.y / total)),
+            });
+        } else {
+            out.push(top);
+        }
+    }
+    out
+}
+
+/// Checks that an output has `rows` rows of `cols` values (any leading ones).
+pub(crate) fn expect_rows(path: &Path, name: &str, output: &Output, rows: usize, cols: usize) -> Result<()> {
+    if output.data.len() != rows * cols {
+        return Err(Error::Model {
+            path: path.to_owned(),
+            message: format!(
+                "output `{name}` has shape {:?} ({} values); expected {rows}×{cols} for this input \
+                 (check the descriptor's priors/anchors)",
+                output.shape,
+                output.data.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(x: f32, score: f32) -> Detection {
+        Detection {
+            bbox: BBox::new(x, 0.0, x + 10.0, 10.0),
+            score,
+            keypoints: [Point::new(x, 0.0); 5],
+        }
+    }
+
+    #[test]
+    fn nms_keeps_the_best_of_each_overlapping_group() {
+        let kept = nms(vec![det(0.0, 0.6), det(1.0, 0.9), det(50.0, 0.7), det(f32::NAN, 1.0)], 0.4);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[0].score, 0.9);
+        assert_eq!(kept[1].bbox.x0, 50.0);
+    }
+
+    #[test]
+    fn weighted_nms_averages_a_group() {
+        let kept = weighted_nms(vec![det(0.0, 0.5), det(2.0, 0.5), det(100.0, 0.2)], 0.3);
+        assert_eq!(kept.len(), 2);
+        assert!((kept[0].bbox.x0 - 1.0).abs() < 1e-5);
+        assert_eq!(kept[0].score, 0.5);
+    }
+
+    #[test]
+    fn dynamic_fit_scales_the_long_side_and_pads_to_the_multiple() {
+        let f = Fit::new(1920, 1080, InputSize::Dynamic { multiple: 32 }, Resize::Letterbox, 640);
+        assert_eq!((f.width, f.height), (640, 384));
+        assert!((f.scale - 1.0 / 3.0).abs() < 1e-6);
+        let p = f.to_frame().apply(Point::new(320.0, 180.0));
+        assert!((p.x - 960.0).abs() < 1e-3 && (p.y - 540.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn centred_fixed_fit_pads_both_sides() {
+        let f = Fit::new(200, 100, InputSize::Fixed { width: 128, height: 128 }, Resize::LetterboxCentre, 0);
+        assert_eq!((f.width, f.height), (128, 128));
+        assert!((f.offset.y - 32.0).abs() < 1e-4 && f.offset.x.abs() < 1e-4);
+        let p = f.to_frame().apply(Point::new(64.0, 64.0));
+        assert!((p.x - 100.0).abs() < 1e-3 && (p.y - 50.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn finish_clips_filters_and_limits() {
+        let data = vec![0u8; 100 * 100 * 3];
+        let img = ImageView::packed(super::super::image::PixelFormat::Rgb, 100, 100, &data, 300).unwrap();
+        let mut c = vec![det(95.0, 0.9), det(20.0, 0.8), det(40.0, 0.7)];
+        c[0].bbox.x1 = 150.0;
+        let cfg = DetectConfig { max_faces: 2, min_face_size: 8.0, ..Default::default() };
+        let out = finish(c, &Affine::IDENTITY, &img, &cfg, false);
+        assert_eq!(out.len(), 2);
+        // The first box was clipped to 5 px wide but is 10 px tall, so it stays.
+        assert_eq!(out[0].bbox.x1, 100.0);
+    }
+}

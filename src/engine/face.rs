@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: MPL-2.0
+//! What the engine reports for each face.
+
+use super::geometry::{BBox, Point};
+use super::pose::{Pose, Rotation};
+
+/// One face in frame pixel coordinates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Face {
+    /// Box from the detector.
+    pub bbox: BBox,
+    /// Detector confidence, 0..1.
+    pub score: f32,
+    /// Five key points from the detector (see [`crate::engine::detect::KEYPOINT_NAMES`]).
+    pub keypoints: [Point; 5],
+    /// Landmarks: x, y in pixels, z in pixels on the x scale (negative towards the camera).
+    pub landmarks: Vec<[f32; 3]>,
+    /// Face-presence probability from the landmark model, 0..1.
+    pub presence: f32,
+    /// Head pose in degrees.
+    pub pose: Pose,
+    /// The rotation behind `pose` (camera frame: x right, y up, z towards the camera).
+    pub rotation: Rotation,
+    /// Pixels per reference-face unit (centimetres for FaceMesh's canonical face).
+    pub scale: f32,
+    /// RMS residual of the rigid fit, in pixels.
+    pub fit_error: f32,
+}

@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: MPL-2.0
+//! MediaPipe FaceMesh: 468 3-D points from a square crop rotated so the eyes are level, plus a
+//! face-presence logit. The crop comes from a detection (box centre, eye line) or, on a second pass
+//! or in tracking, from the previous landmarks.
+
+use std::path::Path;
+
+use super::super::descriptor::{Family, InputSize};
+use super::super::detect::Detection;
+use super::super::error::{Error, Result};
+use super::super::geometry::{Affine, Point, RotatedRect};
+use super::super::image::{ImageView, Layout, warp_into};
+use super::super::model::Model;
+use super::super::runtime::RuntimeOptions;
+
+/// Landmarks of one face in frame coordinates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Landmarks {
+    /// x, y in frame pixels; z in pixels on the x scale, negative towards the camera.
+    pub points: Vec<[f32; 3]>,
+    /// Face-presence probability, 0..1.
+    pub presence: f32,
+    /// The crop the points came from.
+    pub crop: RotatedRect,
+}
+
+/// A landmark model with its reusable input buffer.
+pub struct Landmarker {
+    model: Model,
+    size: usize,
+    points: usize,
+    crop_scale: f32,
+    eye_points: (usize, usize),
+    input: Vec<f32>,
+}
+
+impl Landmarker {
+    /// Loads a landmark model and its descriptor (default: beside the model).
+    pub fn load(path: &Path, descriptor: Option<&Path>, options: &RuntimeOptions) -> Result<Landmarker> {
+        let model = Model::load(path, descriptor, &[Family::FaceMesh], options)?;
+        let d = &model.descriptor;
+        let size = match d.size {
+            InputSize::Fixed { width, height } if width == height => width,
+            _ => return Err(d.error("size", "FaceMesh needs a fixed square input".into())),
+        };
+        let points = d.integer("points", 1..=10_000)?;
+        let crop_scale = match d.numbers("crop-scale")?.as_slice() {
+            [s] if (0.5..=4.0).contains(s) => *s,
+            _ => return Err(d.error("crop-scale", "expected one number in 0.5..=4".into())),
+        };
+        let eye_points = match d.numbers("eye-points")?.as_slice() {
+            [a, b] if (*a as usize) < points && (*b as usize) < points && a != b => (*a as usize, *b as usize),
+            _ => {
+                return Err(d.error(
+                    "eye-points",
+                    format!("expected two different point indices below {points}"),
+                ));
+            }
+        };
+        if d.outputs.len() != 2 {
+            return Err(d.error("outputs", "expected two names: landmarks, face flag".into()));
+        }
+        Ok(Landmarker {
+            model,
+            size,
+            points,
+            crop_scale,
+            eye_points,
+            input: Vec::new(),
+        })
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    pub fn point_count(&self) -> usize {
+        self.points
+    }
+
+    /// The crop for a fresh detection: the box centre, the longer side times the crop scale, turned
+    /// so the eye line is level.
+    pub fn crop_from_detection(&self, d: &Detection) -> RotatedRect {
+        let [left, right, ..] = d.keypoints;
+        let angle = (right.y - left.y).atan2(right.x - left.x);
+        RotatedRect {
+            centre: d.bbox.centre(),
+            side: d.bbox.width().max(d.bbox.height()) * self.crop_scale,
+            angle: if angle.is_finite() { angle } else { 0.0 },
+        }
+    }
+
+    /// The crop around earlier landmarks, turned along the outer eye corners.
+    pub fn crop_from_landmarks(&self, points: &[[f32; 3]]) -> Option<RotatedRect> {
+        let pts: Vec<Point> = points.iter().map(|p| Point::new(p[0], p[1])).collect();
+        let (a, b) = self.eye_points;
+        RotatedRect::around_points(&pts, *pts.get(a)?, *pts.get(b)?, self.crop_scale)
+    }
+
+    /// Runs the model on every crop, in one batch when the model allows it.
+    pub fn run(&mut self, image: &ImageView, crops: &[RotatedRect]) -> Result<Vec<Landmarks>> {
+        if crops.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.model.dynamic_batch {
+            self.run_batch(image, crops)
+        } else {
+            let mut out = Vec::with_capacity(crops.len());
+            for c in crops {
+                out.extend(self.run_batch(image, std::slice::from_ref(c))?);
+            }
+            Ok(out)
+        }
+    }
+
+    fn run_batch(&mut self, image: &ImageView, crops: &[RotatedRect]) -> Result<Vec<Landmarks>> {
+        let (size, n) = (self.size, crops.len());
+        let per = size * size * 3;
+        self.input.resize(per * n, 0.0);
+        let format = self.model.descriptor.tensor;
+        for (crop, chunk) in crops.iter().zip(self.input.chunks_mut(per)) {
+            let map = Affine::from_rotated_rect(crop, size as f32);
+            warp_into(image, &map, size, size, &format, chunk);
+        }
+        let shape = match format.layout {
+            Layout::Nhwc => [n, size, size, 3],
+            Layout::Nchw => [n, 3, size, size],
+        };
+        let points = self.points;
+        let path = self.model.path.clone();
+        let (coords, flags) = self.model.run(&self.input, shape, |outputs| {
+            let (lm, flag) = (&outputs[0], &outputs[1]);
+            if lm.data.len() != n * points * 3 || flag.data.len() != n {
+                return Err(Error::Model {
+                    path: path.clone(),
+                    message: format!(
+                        "outputs have shapes {:?} and {:?}; expected {n}×{} landmark values and {n} face flags",
+                        lm.shape,
+                        flag.shape,
+                        points * 3
+                    ),
+                });
+            }
+            Ok((lm.data.to_vec(), flag.data.to_vec()))
+        })?;
+        let scale = 1.0 / size as f32;
+        Ok(crops
+            .iter()
+            .enumerate()
+            .map(|(i, crop)| {
+                let map = Affine::from_rotated_rect(crop, size as f32);
+                let z_scale = crop.side * scale;
+                let points = coords[i * points * 3..(i + 1) * points * 3]
+                    .chunks_exact(3)
+                    .map(|c| {
+                        let p = map.apply(Point::new(c[0], c[1]));
+                        [p.x, p.y, c[2] * z_scale]
+                    })
+                    .collect();
+                let logit = flags[i].clamp(-80.0, 80.0);
+                Landmarks {
+                    points,
+                    presence: if logit.is_nan() { 0.0 } else { 1.0 / (1.0 + (-logit).exp()) },
+                    crop: *crop,
+                }
+            })
+            .collect())
+    }
+}

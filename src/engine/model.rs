@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: MPL-2.0
+//! A loaded model: its ONNX Runtime session checked against its descriptor, and one call to run it.
+
+use std::path::{Path, PathBuf};
+
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use super::descriptor::{Descriptor, Family, InputSize};
+use super::error::{Error, Result};
+use super::image::Layout;
+use super::runtime::{self, RuntimeOptions};
+
+/// A session whose inputs and outputs match its descriptor.
+pub struct Model {
+    pub path: PathBuf,
+    pub descriptor: Descriptor,
+    pub provider: &'static str,
+    pub warnings: Vec<String>,
+    /// True when the batch dimension of the input is dynamic.
+    pub dynamic_batch: bool,
+    session: Session,
+}
+
+/// One output tensor, borrowed for the duration of a callback.
+pub struct Output<'a> {
+    pub shape: Vec<i64>,
+    pub data: &'a [f32],
+}
+
+impl Model {
+    /// Loads `path` with the descriptor at `descriptor` (default: beside the model) and checks that
+    /// the model is of family `expected`.
+    pub fn load(
+        path: &Path,
+        descriptor: Option<&Path>,
+        expected: &[Family],
+        options: &RuntimeOptions,
+    ) -> Result<Model> {
+        runtime::check_model_file(path)?;
+        let descriptor_path = descriptor
+            .map(Path::to_owned)
+            .unwrap_or_else(|| Descriptor::path_for_model(path));
+        let descriptor = Descriptor::load(&descriptor_path)?;
+        if !expected.contains(&descriptor.family) {
+            let names: Vec<&str> = expected.iter().map(|f| f.name()).collect();
+            return Err(descriptor.error(
+                "family",
+                format!(
+                    "is {}, but {} needs one of: {}",
+                    descriptor.family.name(),
+                    path.display(),
+                    names.join(", ")
+                ),
+            ));
+        }
+        let loaded = runtime::load_session(path, options)?;
+        let mut model = Model {
+            path: path.to_owned(),
+            descriptor,
+            provider: loaded.provider,
+            warnings: loaded.warnings,
+            dynamic_batch: false,
+            session: loaded.session,
+        };
+        model.check_io()?;
+        Ok(model)
+    }
+
+    fn error(&self, message: String) -> Error {
+        Error::Model {
+            path: self.path.clone(),
+            message,
+        }
+    }
+
+    /// Compares the session's inputs and outputs with the descriptor.
+    fn check_io(&mut self) -> Result<()> {
+        let d = &self.descriptor;
+        let inputs: Vec<String> = self.session.inputs().iter().map(|i| i.name().to_string()).collect();
+        let input = self
+            .session
+            .inputs()
+            .iter()
+            .find(|i| i.name() == d.input)
+            .ok_or_else(|| {
+                self.error(format!(
+                    "has no input named `{}` (descriptor {}); its inputs are {inputs:?}",
+                    d.input,
+                    d.path.display()
+                ))
+            })?;
+        let shape: Vec<i64> = input
+            .dtype()
+            .tensor_shape()
+            .map(|s| s.iter().copied().collect())
+            .ok_or_else(|| self.error(format!("input `{}` is not a tensor", d.input)))?;
+        if input.dtype().tensor_type() != Some(ort::value::TensorElementType::Float32) {
+            return Err(self.error(format!("input `{}` is not float32", d.input)));
+        }
+        let layout_name = match d.tensor.layout {
+            Layout::Nhwc => "[N, H, W, 3] (nhwc)",
+            Layout::Nchw => "[N, 3, H, W] (nchw)",
+        };
+        let (c, h, w) = match d.tensor.layout {
+            Layout::Nhwc if shape.len() == 4 => (shape[3], shape[1], shape[2]),
+            Layout::Nchw if shape.len() == 4 => (shape[1], shape[2], shape[3]),
+            _ => {
+                return Err(self.error(format!(
+                    "input `{}` has shape {shape:?}, expected {layout_name} as descriptor {} says",
+                    d.input,
+                    d.path.display()
+                )));
+            }
+        };
+        if c != 3 {
+            return Err(self.error(format!(
+                "input `{}` has shape {shape:?}: expected 3 colour channels in {layout_name}",
+                d.input
+            )));
+        }
+        match d.size {
+            InputSize::Fixed { width, height } => {
+                if (h > 0 && h as usize != height) || (w > 0 && w as usize != width) {
+                    return Err(self.error(format!(
+                        "input `{}` has shape {shape:?}, but descriptor {} expects {width}×{height}",
+                        d.input,
+                        d.path.display()
+                    )));
+                }
+            }
+            InputSize::Dynamic { .. } => {
+                if h > 0 || w > 0 {
+                    return Err(self.error(format!(
+                        "input `{}` has fixed shape {shape:?}, but descriptor {} says `size = dynamic`; \
+                         give the fixed size instead",
+                        d.input,
+                        d.path.display()
+                    )));
+                }
+            }
+        }
+        if shape[0] > 1 {
+            return Err(self.error(format!("input `{}` has batch {} (expected 1 or dynamic)", d.input, shape[0])));
+        }
+        self.dynamic_batch = shape[0] < 0;
+        let outputs: Vec<String> = self.session.outputs().iter().map(|o| o.name().to_string()).collect();
+        for name in &d.outputs {
+            if !outputs.contains(name) {
+                return Err(self.error(format!(
+                    "has no output named `{name}` (descriptor {}); its outputs are {outputs:?}",
+                    d.path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// A short name for messages: the file name.
+    pub fn name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.path.display().to_string())
+    }
+
+    /// Runs the model on `input` of `shape` (in the model's layout) and hands the named outputs, in
+    /// descriptor order, to `read`.
+    pub fn run<T>(
+        &mut self,
+        input: &[f32],
+        shape: [usize; 4],
+        read: impl FnOnce(&[Output]) -> Result<T>,
+    ) -> Result<T> {
+        let name = self.name();
+        let fail = |message: String| Error::Inference {
+            model: name.clone(),
+            message,
+        };
+        let tensor = TensorRef::from_array_view((shape.map(|d| d as i64), input))
+            .map_err(|e| fail(format!("cannot wrap the input tensor: {e}")))?;
+        let input_name = self.descriptor.input.clone();
+        let output_names = self.descriptor.outputs.clone();
+        let outputs = self
+            .session
+            .run(ort::inputs![input_name.as_str() => tensor])
+            .map_err(|e| fail(e.to_string()))?;
+        let mut views = Vec::with_capacity(output_names.len());
+        for n in &output_names {
+            let value = outputs
+                .get(n.as_str())
+                .ok_or_else(|| fail(format!("output `{n}` missing from the results")))?;
+            let (s, data) = value
+                .try_extract_tensor::<f32>()
+                .map_err(|e| fail(format!("output `{n}` is not a float32 tensor: {e}")))?;
+            views.push(Output {
+                shape: s.iter().copied().collect(),
+                data,
+            });
+        }
+        read(&views)
+    }
+}

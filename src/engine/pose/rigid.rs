@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Rigid fit: the similarity transform (scale, rotation, translation) that best maps the reference
+//! face onto the observed 3-D landmarks in the weighted least-squares sense, found with Horn's
+//! closed-form unit-quaternion method (largest eigenvector of a symmetric 4×4 matrix).
+
+use super::{Pose, Rotation};
+
+/// A fitted similarity transform: observed ≈ scale · rotation · reference + translation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RigidFit {
+    pub rotation: Rotation,
+    pub scale: f32,
+    pub translation: [f32; 3],
+    /// Weighted RMS distance between the fitted reference and the observations (observed units).
+    pub rms: f32,
+}
+
+impl RigidFit {
+    pub fn pose(&self) -> Pose {
+        Pose::from_rotation(&self.rotation)
+    }
+}
+
+/// Converts frame landmarks (x right, y down, z away from the camera) into the solver's frame
+/// (x right, y up, z towards the camera).
+pub fn to_camera_frame(p: &[f32; 3]) -> [f64; 3] {
+    [p[0] as f64, -(p[1] as f64), -(p[2] as f64)]
+}
+
+/// Fits `reference` to `observed` (both already in the camera frame) with `weights`. Returns `None`
+/// when the problem is degenerate (fewer than three weighted points, or non-finite input).
+pub fn fit(reference: &[[f64; 3]], observed: &[[f64; 3]], weights: &[f64]) -> Option<RigidFit> {
+    let n = reference.len().min(observed.len()).min(weights.len());
+    let mut total = 0.0;
+    let mut cr = [0.0f64; 3];
+    let mut co = [0.0f64; 3];
+    let mut used = 0;
+    for i in 0..n {
+        let w = weights[i];
+        if !(w > 0.0) || !reference[i].iter().chain(observed[i].iter()).all(|v| v.is_finite()) {
+            continue;
+        }
+        used += 1;
+        total += w;
+        for k in 0..3 {
+            cr[k] += w * reference[i][k];
+            co[k] += w * observed[i][k];
+        }
+    }
+    if used < 3 || total <= 0.0 {
+        return None;
+    }
+    for k in 0..3 {
+        cr[k] /= total;
+        co[k] /= total;
+    }
+    // Cross-covariance s[a][b] = Σ w · ref_a · obs_b over centred points.
+    let mut s = [[0.0f64; 3]; 3];
+    let mut ref_norm = 0.0;
+    for i in 0..n {
+        let w = weights[i];
+        if !(w > 0.0) || !reference[i].iter().chain(observed[i].iter()).all(|v| v.is_finite()) {
+            continue;
+        }
+        let r = [reference[i][0] - cr[0], reference[i][1] - cr[1], reference[i][2] - cr[2]];
+        let o = [observed[i][0] - co[0], observed[i][1] - co[1], observed[i][2] - co[2]];
+        for a in 0..3 {
+            for b in 0..3 {
+                s[a][b] += w * r[a] * o[b];
+            }
+        }
+        ref_norm += w * (r[0] * r[0] + r[1] * r[1] + r[2] * r[2]);
+    }
+    if !(ref_norm > 0.0) {
+        return None;
+    }
+    let [[sxx, sxy, sxz], [syx, syy, syz], [szx, szy, szz]] = s;
+    let m = [
+        [sxx + syy + szz, syz - szy, szx - sxz, sxy - syx],
+        [syz - szy, sxx - syy - szz, sxy + syx, szx + sxz],
+        [szx - sxz, sxy + syx, -sxx + syy - szz, syz + szy],
+        [sxy - syx, szx + sxz, syz + szy, -sxx - syy + szz],
+    ];
+    let q = largest_eigenvector(m)?;
+    let r = quaternion_to_rotation(q);
+    // Scale: Σ w · o · (R r) / Σ w |r|².
+    let mut dot = 0.0;
+    for a in 0..3 {
+        for b in 0..3 {
+            dot += r[b][a] * s[a][b];
+        }
+    }
+    let scale = dot / ref_norm;
+    if !(scale.is_finite() && scale > 0.0) {
+        return None;
+    }
+    let rc = mat_vec(&r, cr);
+    let t = [co[0] - scale * rc[0], co[1] - scale * rc[1], co[2] - scale * rc[2]];
+    let mut err = 0.0;
+    for i in 0..n {
+        let w = weights[i];
+        if !(w > 0.0) || !reference[i].iter().chain(observed[i].iter()).all(|v| v.is_finite()) {
+            continue;
+        }
+        let p = mat_vec(&r, reference[i]);
+        for k in 0..3 {
+            let d = scale * p[k] + t[k] - observed[i][k];
+            err += w * d * d;
+        }
+    }
+    let rotation: Rotation = std::array::from_fn(|i| std::array::from_fn(|j| r[i][j] as f32));
+    Some(RigidFit {
+        rotation,
+        scale: scale as f32,
+        translation: t.map(|v| v as f32),
+        rms: (err / total).sqrt() as f32,
+    })
+}
+
+fn mat_vec(r: &[[f64; 3]; 3], v: [f64; 3]) -> [f64; 3] {
+    std::array::from_fn(|i| r[i][0] * v[0] + r[i][1] * v[1] + r[i][2] * v[2])
+}
+
+fn quaternion_to_rotation(q: [f64; 4]) -> [[f64; 3]; 3] {
+    let [w, x, y, z] = q;
+    [
+        [1.0 - 2.0 * (y * y + z * z), 2.0 * (x * y - z * w), 2.0 * (x * z + y * w)],
+        [2.0 * (x * y + z * w), 1.0 - 2.0 * (x * x + z * z), 2.0 * (y * z - x * w)],
+        [2.0 * (x * z - y * w), 2.0 * (y * z + x * w), 1.0 - 2.0 * (x * x + y * y)],
+    ]
+}
+
+/// Unit eigenvector of the largest eigenvalue of a symmetric 4×4 matrix (cyclic Jacobi).
+fn largest_eigenvector(mut a: [[f64; 4]; 4]) -> Option<[f64; 4]> {
+    if !a.iter().flatten().all(|v| v.is_finite()) {
+        return None;
+    }
+    let mut v = [[0.0f64; 4]; 4];
+    for (i, row) in v.iter_mut().enumerate() {
+        row[i] = 1.0;
+    }
+    for _sweep in 0..50 {
+        let off: f64 = (0..4).flat_map(|i| (0..4).map(move |j| (i, j))).filter(|(i, j)| i != j).map(|(i, j)| a[i][j] * a[i][j]).sum();
+        if off < 1e-24 {
+            break;
+        }
+        for p in 0..3 {
+            for q in p + 1..4 {
+                if a[p][q].abs() < 1e-300 {
+                    continue;
+                }
+                let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..4 {
+                    let (akp, akq) = (a[k][p], a[k][q]);
+                    a[k][p] = c * akp - s * akq;
+                    a[k][q] = s * akp + c * akq;
+                }
+                for k in 0..4 {
+                    let (apk, aqk) = (a[p][k], a[q][k]);
+                    a[p][k] = c * apk - s * aqk;
+                    a[q][k] = s * apk + c * aqk;
+                }
+                for row in v.iter_mut() {
+                    let (vkp, vkq) = (row[p], row[q]);
+                    row[p] = c * vkp - s * vkq;
+                    row[q] = s * vkp + c * vkq;
+                }
+            }
+        }
+    }
+    let best = (0..4).max_by(|&i, &j| a[i][i].total_cmp(&a[j][j]))?;
+    let q = [v[0][best], v[1][best], v[2][best], v[3][best]];
+    let norm = q.iter().map(|x| x * x).sum::<f64>().sqrt();
+    (norm > 0.0 && norm.is_finite()).then(|| q.map(|x| x / norm))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cloud() -> Vec<[f64; 3]> {
+        vec![
+            [0.0, 0.0, 0.0],
+            [3.0, 0.5, -1.0],
+            [-2.0, 1.0, 0.5],
+            [0.5, -3.0, 2.0],
+            [1.0, 2.0, 3.0],
+            [-1.5, -1.0, -2.0],
+        ]
+    }
+
+    #[test]
+    fn recovers_a_known_similarity_transform() {
+        let truth = Pose { yaw: 35.0, pitch: -20.0, roll: 12.0 };
+        let r = truth.to_rotation();
+        let reference = cloud();
+        let observed: Vec<[f64; 3]> = reference
+            .iter()
+            .map(|p| {
+                let q: [f64; 3] = std::array::from_fn(|i| (0..3).map(|k| r[i][k] as f64 * p[k]).sum());
+                [2.5 * q[0] + 10.0, 2.5 * q[1] - 4.0, 2.5 * q[2] + 1.0]
+            })
+            .collect();
+        let f = fit(&reference, &observed, &[1.0; 6]).unwrap();
+        let p = f.pose();
+        assert!((p.yaw - 35.0).abs() < 1e-3 && (p.pitch + 20.0).abs() < 1e-3 && (p.roll - 12.0).abs() < 1e-3, "{p:?}");
+        assert!((f.scale - 2.5).abs() < 1e-4);
+        assert!((f.translation[0] - 10.0).abs() < 1e-3);
+        assert!(f.rms < 1e-4);
+    }
+
+    #[test]
+    fn zero_weight_points_are_ignored_and_degenerate_input_is_refused() {
+        let reference = cloud();
+        let mut observed = reference.clone();
+        observed[5] = [100.0, 100.0, 100.0];
+        let f = fit(&reference, &observed, &[1.0, 1.0, 1.0, 1.0, 1.0, 0.0]).unwrap();
+        assert!(f.pose().yaw.abs() < 1e-3 && f.rms < 1e-6);
+        assert!(fit(&reference, &observed, &[1.0, 1.0, 0.0, 0.0, 0.0, 0.0]).is_none());
+        let mut nan = reference.clone();
+        nan.iter_mut().for_each(|p| p[0] = f64::NAN);
+        assert!(fit(&reference, &nan, &[1.0; 6]).is_none());
+        assert!(fit(&reference, &vec![[1.0, 1.0, 1.0]; 6], &[1.0; 6]).is_none());
+    }
+}

@@ -1,0 +1,346 @@
+// SPDX-License-Identifier: MPL-2.0
+//! ONNX Runtime: finding the shared library, the one environment of the process, and sessions built
+//! for an execution-provider choice with a clean fallback to the CPU.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use once_cell::sync::OnceCell;
+use ort::ep::{self, ExecutionProvider as _};
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+
+use super::error::{Error, Result};
+
+/// The library file name inside the wheel that set-up unpacks.
+pub const BUNDLED_LIBRARY_NAME: &str = "libonnxruntime.so.1.31.1";
+/// Where `make` puts ONNX Runtime (relative to the crate root at build time).
+pub const SETUP_LIBRARY_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/third_party/onnxruntime/lib");
+/// Environment variable that names the library when no explicit path is given.
+pub const LIBRARY_ENV: &str = "ORT_DYLIB_PATH";
+/// Name searched on the system's library path as the last resort.
+pub const SYSTEM_LIBRARY_NAME: &str = "libonnxruntime.so";
+
+/// Which hardware runs the models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExecutionProvider {
+    /// The best available: TensorRT, then CUDA, then the CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Cuda,
+    TensorRt,
+}
+
+impl ExecutionProvider {
+    pub fn name(self) -> &'static str {
+        match self {
+            ExecutionProvider::Auto => "auto",
+            ExecutionProvider::Cpu => "cpu",
+            ExecutionProvider::Cuda => "cuda",
+            ExecutionProvider::TensorRt => "tensorrt",
+        }
+    }
+}
+
+impl std::str::FromStr for ExecutionProvider {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda),
+            "tensorrt" | "trt" => Ok(Self::TensorRt),
+            _ => Err(Error::Config(format!(
+                "execution provider `{s}` is not auto, cpu, cuda or tensorrt"
+            ))),
+        }
+    }
+}
+
+/// How sessions are created.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeOptions {
+    /// ONNX Runtime library; `None` searches `ORT_DYLIB_PATH`, the set-up folder, then the system.
+    pub library: Option<PathBuf>,
+    pub provider: ExecutionProvider,
+    pub device_id: i32,
+    /// Threads per session (0 lets ONNX Runtime choose).
+    pub threads: usize,
+    /// Fall back to the CPU when the requested accelerator cannot be used.
+    pub fallback: bool,
+    /// Folder for TensorRT's engine cache (`None`: no cache).
+    pub tensorrt_cache: Option<PathBuf>,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self {
+            library: None,
+            provider: ExecutionProvider::Auto,
+            device_id: 0,
+            threads: 0,
+            fallback: true,
+            tensorrt_cache: None,
+        }
+    }
+}
+
+/// The candidate library paths in search order, with where each came from.
+pub fn library_candidates(explicit: Option<&Path>) -> Vec<(PathBuf, &'static str)> {
+    if let Some(p) = explicit {
+        return vec![(p.to_owned(), "explicit path")];
+    }
+    if let Some(p) = std::env::var_os(LIBRARY_ENV).filter(|p| !p.is_empty()) {
+        return vec![(PathBuf::from(p), LIBRARY_ENV)];
+    }
+    vec![
+        (Path::new(SETUP_LIBRARY_DIR).join(BUNDLED_LIBRARY_NAME), "set-up folder"),
+        (PathBuf::from(SYSTEM_LIBRARY_NAME), "system library path"),
+    ]
+}
+
+struct Loaded {
+    environment: Environment,
+    path: PathBuf,
+}
+
+static ENVIRONMENT: OnceCell<Loaded> = OnceCell::new();
+static INIT_LOCK: Mutex<()> = Mutex::new(());
+
+/// The process's ONNX Runtime environment, created on first use from the library `explicit` (or
+/// the search order of [`library_candidates`]). Later calls share it; asking for a different
+/// library once one is loaded is an error, since a process can hold only one.
+pub fn environment(explicit: Option<&Path>) -> Result<(Environment, PathBuf)> {
+    let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(loaded) = ENVIRONMENT.get() {
+        if let Some(p) = explicit {
+            let same = match (p.canonicalize(), loaded.path.canonicalize()) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => p == loaded.path,
+            };
+            if !same {
+                return Err(Error::Runtime {
+                    path: Some(p.to_owned()),
+                    message: format!(
+                        "cannot load it: this process already uses ONNX Runtime from {} (one library per process)",
+                        loaded.path.display()
+                    ),
+                });
+            }
+        }
+        return Ok((loaded.environment.clone(), loaded.path.clone()));
+    }
+
+    let candidates = library_candidates(explicit);
+    let mut failures = Vec::new();
+    for (path, origin) in &candidates {
+        let is_bare_name = path.components().count() == 1 && *origin == "system library path";
+        if !is_bare_name && !path.exists() {
+            failures.push(format!("{} ({origin}): no such file", path.display()));
+            continue;
+        }
+        if path.is_dir() {
+            failures.push(format!(
+                "{} ({origin}): is a folder, expected the library file ({BUNDLED_LIBRARY_NAME})",
+                path.display()
+            ));
+            continue;
+        }
+        match ort::init_from(path) {
+            Ok(builder) => {
+                let environment = builder
+                    .with_name("facepose")
+                    .build()
+                    .map_err(|e| Error::Runtime {
+                        path: Some(path.clone()),
+                        message: format!("loaded, but creating the environment failed: {e}"),
+                    })?;
+                let loaded = Loaded {
+                    environment: environment.clone(),
+                    path: path.clone(),
+                };
+                let _ = ENVIRONMENT.set(loaded);
+                return Ok((environment, path.clone()));
+            }
+            Err(e) => failures.push(format!(
+                "{} ({origin}): {e}; expected ONNX Runtime ≥ 1.24 (the set-up installs 1.31.1)",
+                path.display()
+            )),
+        }
+    }
+    let (path, message) = if candidates.len() == 1 {
+        (Some(candidates[0].0.clone()), failures.join("; "))
+    } else {
+        (
+            None,
+            format!(
+                "not found; tried {}. Run `make setup` or set {LIBRARY_ENV}",
+                failures.join("; ")
+            ),
+        )
+    };
+    Err(Error::Runtime { path, message })
+}
+
+/// A session and what runs it.
+pub struct LoadedSession {
+    pub session: Session,
+    /// The provider actually in use: "cpu", "cuda" or "tensorrt".
+    pub provider: &'static str,
+    /// Things the user should hear about (fallbacks).
+    pub warnings: Vec<String>,
+}
+
+fn model_error(path: &Path, message: impl Into<String>) -> Error {
+    Error::Model {
+        path: path.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Checks that `path` is a readable, non-empty file before ONNX Runtime sees it.
+pub fn check_model_file(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        model_error(
+            path,
+            match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    "no such file (run `make models`, or set the model path)".to_string()
+                }
+                _ => format!("cannot read it: {e}"),
+            },
+        )
+    })?;
+    if meta.is_dir() {
+        return Err(model_error(path, "is a folder, expected an .onnx file"));
+    }
+    if meta.len() == 0 {
+        return Err(model_error(path, "is empty, expected an ONNX model"));
+    }
+    std::fs::File::open(path).map_err(|e| model_error(path, format!("cannot read it: {e}")))?;
+    Ok(())
+}
+
+/// Builds a session for the model at `path`.
+pub fn load_session(path: &Path, options: &RuntimeOptions) -> Result<LoadedSession> {
+    check_model_file(path)?;
+    let (environment, _) = environment(options.library.as_deref())?;
+    let mut warnings = Vec::new();
+
+    let wanted: &[ExecutionProvider] = match options.provider {
+        ExecutionProvider::Auto => &[ExecutionProvider::TensorRt, ExecutionProvider::Cuda],
+        ExecutionProvider::Cuda => &[ExecutionProvider::Cuda],
+        ExecutionProvider::TensorRt => &[ExecutionProvider::TensorRt],
+        ExecutionProvider::Cpu => &[],
+    };
+
+    for &provider in wanted {
+        match build_session(&environment, path, options, Some(provider)) {
+            Ok(session) => {
+                return Ok(LoadedSession {
+                    session,
+                    provider: provider.name(),
+                    warnings,
+                });
+            }
+            Err(reason) => {
+                if options.provider == ExecutionProvider::Auto {
+                    continue;
+                }
+                if !options.fallback {
+                    return Err(model_error(
+                        path,
+                        format!("execution provider {} unavailable: {reason}", provider.name()),
+                    ));
+                }
+                warnings.push(format!(
+                    "execution provider {} unavailable for {} ({reason}); falling back to the CPU",
+                    provider.name(),
+                    path.display()
+                ));
+            }
+        }
+    }
+    let session = build_session(&environment, path, options, None)
+        .map_err(|reason| model_error(path, reason))?;
+    Ok(LoadedSession {
+        session,
+        provider: "cpu",
+        warnings,
+    })
+}
+
+fn build_session(
+    environment: &Environment,
+    path: &Path,
+    options: &RuntimeOptions,
+    provider: Option<ExecutionProvider>,
+) -> std::result::Result<Session, String> {
+    let mut builder = Session::builder(environment).map_err(|e| e.to_string())?;
+    builder = builder
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|e| e.to_string())?;
+    if options.threads > 0 {
+        builder = builder
+            .with_intra_threads(options.threads)
+            .map_err(|e| e.to_string())?;
+    }
+    match provider {
+        None | Some(ExecutionProvider::Cpu) | Some(ExecutionProvider::Auto) => {}
+        Some(ExecutionProvider::Cuda) => {
+            if !ep::CUDA::is_available().unwrap_or(false) {
+                return Err("this ONNX Runtime build has no CUDA provider".into());
+            }
+            let cuda = ep::CUDA::default()
+                .with_device_id(options.device_id)
+                .build()
+                .error_on_failure();
+            builder = builder
+                .with_execution_providers([cuda])
+                .map_err(|e| e.to_string())?;
+        }
+        Some(ExecutionProvider::TensorRt) => {
+            if !ep::TensorRT::is_available().unwrap_or(false) {
+                return Err("this ONNX Runtime build has no TensorRT provider".into());
+            }
+            let mut trt = ep::TensorRT::default().with_device_id(options.device_id);
+            if let Some(cache) = &options.tensorrt_cache {
+                trt = trt
+                    .with_engine_cache(true)
+                    .with_engine_cache_path(cache.display());
+            }
+            builder = builder
+                .with_execution_providers([trt.build().error_on_failure()])
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    builder.commit_from_file(path).map_err(|e| {
+        let text = e.to_string();
+        if text.contains("Protobuf parsing failed") || text.contains("INVALID_PROTOBUF") {
+            format!("is not an ONNX model (ONNX Runtime: {text})")
+        } else {
+            format!("ONNX Runtime could not load it: {text}")
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_library_path_is_the_only_candidate() {
+        let c = library_candidates(Some(Path::new("/x/libonnxruntime.so")));
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].0, Path::new("/x/libonnxruntime.so"));
+    }
+
+    #[test]
+    fn provider_names_parse() {
+        assert_eq!("CUDA".parse::<ExecutionProvider>().unwrap(), ExecutionProvider::Cuda);
+        assert_eq!("trt".parse::<ExecutionProvider>().unwrap(), ExecutionProvider::TensorRt);
+        assert!("gpu".parse::<ExecutionProvider>().is_err());
+    }
+}

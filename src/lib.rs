@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: MPL-2.0
+#![allow(clippy::non_send_fields_in_send_ty, unused_doc_comments)]
+
+//! # gst-plugin-facepose
+//!
+//! Face detection, face landmarks and head pose (yaw, pitch, roll) for GStreamer video.
+//!
+//! The [`engine`] module is the GStreamer-free core (frame in, faces out); the GStreamer element
+//! is a thin adapter over it.
+
+use gst::glib;
+
+pub mod engine;
+pub mod overlay;
+
+/// Name of the per-frame custom meta that carries every face.
+pub const FACEPOSE_META_NAME: &str = "FacePoseMeta";
+
+fn plugin_init(_plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    if !gst::meta::CustomMeta::is_registered(FACEPOSE_META_NAME) {
+        gst::meta::CustomMeta::register(FACEPOSE_META_NAME, &[]);
+    }
+    Ok(())
+}
+
+gst::plugin_define!(
+    facepose,
+    env!("CARGO_PKG_DESCRIPTION"),
+    plugin_init,
+    concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")),
+    "MPL",
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_REPOSITORY"),
+    env!("BUILD_REL_DATE")
+);
