@@ -93,7 +93,7 @@ const KNOWN_KEYS: &[&str] = &[
     "keypoints",
     "points",
     "crop-scale",
-    "eye-points",
+    "axis-points",
     "description",
 ];
 

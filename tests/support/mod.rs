@@ -16,7 +16,8 @@ pub struct Picture {
 
 impl Picture {
     pub fn load(path: &Path) -> Result<Picture, String> {
-        let img = image::open(path).map_err(|e| format!("cannot decode {}: {e}", path.display()))?;
+        let img =
+            image::open(path).map_err(|e| format!("cannot decode {}: {e}", path.display()))?;
         let rgb = img.to_rgb8();
         Ok(Picture {
             width: rgb.width() as usize,
@@ -26,13 +27,25 @@ impl Picture {
     }
 
     pub fn view(&self) -> ImageView<'_> {
-        ImageView::packed(PixelFormat::Rgb, self.width, self.height, &self.data, self.width * 3)
-            .expect("a decoded picture is a valid frame")
+        ImageView::packed(
+            PixelFormat::Rgb,
+            self.width,
+            self.height,
+            &self.data,
+            self.width * 3,
+        )
+        .expect("a decoded picture is a valid frame")
     }
 
     pub fn save_png(&self, path: &Path) -> Result<(), String> {
-        image::save_buffer(path, &self.data, self.width as u32, self.height as u32, image::ExtendedColorType::Rgb8)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        image::save_buffer(
+            path,
+            &self.data,
+            self.width as u32,
+            self.height as u32,
+            image::ExtendedColorType::Rgb8,
+        )
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 }
 
@@ -65,10 +78,157 @@ pub fn shared_or_skip(rel: &str, test: &str) -> Option<PathBuf> {
     if p.exists() {
         return Some(p);
     }
-    let ci = std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false);
+    let ci = std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false);
     if ci {
-        panic!("{test}: {} is missing, and CI must run this test", p.display());
+        panic!(
+            "{test}: {} is missing, and CI must run this test",
+            p.display()
+        );
     }
-    eprintln!("SKIPPED {test}: {} is missing (this test needs ../shared)", p.display());
+    eprintln!(
+        "SKIPPED {test}: {} is missing (this test needs ../shared)",
+        p.display()
+    );
     None
+}
+
+impl Picture {
+    /// A `width` × `height` picture of one colour.
+    pub fn uniform(width: usize, height: usize, rgb: [u8; 3]) -> Picture {
+        Picture {
+            data: rgb
+                .iter()
+                .copied()
+                .cycle()
+                .take(width * height * 3)
+                .collect(),
+            width,
+            height,
+        }
+    }
+
+    /// A `width` × `height` picture of deterministic pseudo-random noise (a 64-bit LCG).
+    pub fn noise(width: usize, height: usize, seed: u64) -> Picture {
+        let mut state = seed;
+        let data = (0..width * height * 3)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 56) as u8
+            })
+            .collect();
+        Picture {
+            data,
+            width,
+            height,
+        }
+    }
+
+    /// The picture flipped left to right.
+    pub fn mirrored(&self) -> Picture {
+        let mut data = Vec::with_capacity(self.data.len());
+        for row in self.data.chunks_exact(self.width * 3) {
+            for px in row.chunks_exact(3).rev() {
+                data.extend_from_slice(px);
+            }
+        }
+        Picture {
+            data,
+            width: self.width,
+            height: self.height,
+        }
+    }
+
+    /// The picture turned CLOCKWISE on screen by `degrees` (negative: anticlockwise) about `centre`
+    /// (pixels, edges on integers), with bilinear sampling, on a canvas grown to hold every corner;
+    /// uncovered pixels are black. Returns the picture and where `centre` lies in it.
+    pub fn rotated(&self, degrees: f32, centre: (f32, f32)) -> (Picture, (f32, f32)) {
+        let (s, c) = (degrees as f64).to_radians().sin_cos();
+        let (cx, cy) = (centre.0 as f64, centre.1 as f64);
+        // Screen clockwise with y pointing down: (dx, dy) → (c·dx − s·dy, s·dx + c·dy).
+        let forward = |x: f64, y: f64| {
+            (
+                cx + c * (x - cx) - s * (y - cy),
+                cy + s * (x - cx) + c * (y - cy),
+            )
+        };
+        let (w, h) = (self.width as f64, self.height as f64);
+        let corners = [
+            forward(0.0, 0.0),
+            forward(w, 0.0),
+            forward(0.0, h),
+            forward(w, h),
+        ];
+        let x_min = corners
+            .iter()
+            .map(|p| p.0)
+            .fold(f64::INFINITY, f64::min)
+            .floor();
+        let y_min = corners
+            .iter()
+            .map(|p| p.1)
+            .fold(f64::INFINITY, f64::min)
+            .floor();
+        let x_max = corners
+            .iter()
+            .map(|p| p.0)
+            .fold(f64::NEG_INFINITY, f64::max)
+            .ceil();
+        let y_max = corners
+            .iter()
+            .map(|p| p.1)
+            .fold(f64::NEG_INFINITY, f64::max)
+            .ceil();
+        let (out_w, out_h) = ((x_max - x_min) as usize, (y_max - y_min) as usize);
+        let mut data = vec![0u8; out_w * out_h * 3];
+        let pixel = |x: i64, y: i64| -> [f64; 3] {
+            if x < 0 || y < 0 || x >= self.width as i64 || y >= self.height as i64 {
+                return [0.0; 3];
+            }
+            let i = (y as usize * self.width + x as usize) * 3;
+            [
+                self.data[i] as f64,
+                self.data[i + 1] as f64,
+                self.data[i + 2] as f64,
+            ]
+        };
+        for oy in 0..out_h {
+            for ox in 0..out_w {
+                // Output pixel centre in the rotated frame, then back through the inverse rotation.
+                let (px, py) = (ox as f64 + 0.5 + x_min - cx, oy as f64 + 0.5 + y_min - cy);
+                let (sx, sy) = (cx + c * px + s * py, cy - s * px + c * py);
+                let (fx, fy) = (sx - 0.5, sy - 0.5);
+                let (x0, y0) = (fx.floor(), fy.floor());
+                let (ax, ay) = (fx - x0, fy - y0);
+                let (x0, y0) = (x0 as i64, y0 as i64);
+                let (p00, p10, p01, p11) = (
+                    pixel(x0, y0),
+                    pixel(x0 + 1, y0),
+                    pixel(x0, y0 + 1),
+                    pixel(x0 + 1, y0 + 1),
+                );
+                let i = (oy * out_w + ox) * 3;
+                for k in 0..3 {
+                    let top = p00[k] + (p10[k] - p00[k]) * ax;
+                    let bottom = p01[k] + (p11[k] - p01[k]) * ax;
+                    data[i + k] = (top + (bottom - top) * ay).round().clamp(0.0, 255.0) as u8;
+                }
+            }
+        }
+        let picture = Picture {
+            data,
+            width: out_w,
+            height: out_h,
+        };
+        (picture, ((cx - x_min) as f32, (cy - y_min) as f32))
+    }
+}
+
+/// Signed difference `a − b` of two angles in degrees, wrapped into (−180, 180].
+pub fn angle_diff(a: f32, b: f32) -> f32 {
+    let d = (a - b).rem_euclid(360.0);
+    if d > 180.0 { d - 360.0 } else { d }
 }

@@ -30,7 +30,7 @@ pub struct Landmarker {
     size: usize,
     points: usize,
     crop_scale: f32,
-    eye_points: (usize, usize),
+    axis_points: (usize, usize),
     input: Vec<f32>,
 }
 
@@ -48,12 +48,12 @@ impl Landmarker {
             [s] if (0.5..=4.0).contains(s) => *s,
             _ => return Err(d.error("crop-scale", "expected one number in 0.5..=4".into())),
         };
-        let eye_points = match d.numbers("eye-points")?.as_slice() {
+        let axis_points = match d.numbers("axis-points")?.as_slice() {
             [a, b] if (*a as usize) < points && (*b as usize) < points && a != b => (*a as usize, *b as usize),
             _ => {
                 return Err(d.error(
-                    "eye-points",
-                    format!("expected two different point indices below {points}"),
+                    "axis-points",
+                    format!("expected two different point indices (top, bottom) below {points}"),
                 ));
             }
         };
@@ -65,7 +65,7 @@ impl Landmarker {
             size,
             points,
             crop_scale,
-            eye_points,
+            axis_points,
             input: Vec::new(),
         })
     }
@@ -79,10 +79,20 @@ impl Landmarker {
     }
 
     /// The crop for a fresh detection: the box centre, the longer side times the crop scale, turned
-    /// so the eye line is level.
+    /// so the face is upright: by the eye line when the eyes are well apart, else (turned faces,
+    /// where the two eye points nearly meet) by the axis from the eyes' midpoint to the mouth's.
     pub fn crop_from_detection(&self, d: &Detection) -> RotatedRect {
-        let [left, right, ..] = d.keypoints;
-        let angle = (right.y - left.y).atan2(right.x - left.x);
+        let [left, right, _, mouth_l, mouth_r] = d.keypoints;
+        let eye_dist = ((right.x - left.x).powi(2) + (right.y - left.y).powi(2)).sqrt();
+        let eyes = Point::new((left.x + right.x) * 0.5, (left.y + right.y) * 0.5);
+        let mouth = Point::new((mouth_l.x + mouth_r.x) * 0.5, (mouth_l.y + mouth_r.y) * 0.5);
+        let (dx, dy) = (mouth.x - eyes.x, mouth.y - eyes.y);
+        let axis_len = (dx * dx + dy * dy).sqrt();
+        let angle = if eye_dist >= 0.5 * axis_len {
+            (right.y - left.y).atan2(right.x - left.x)
+        } else {
+            dy.atan2(dx) - std::f32::consts::FRAC_PI_2
+        };
         RotatedRect {
             centre: d.bbox.centre(),
             side: d.bbox.width().max(d.bbox.height()) * self.crop_scale,
@@ -90,11 +100,16 @@ impl Landmarker {
         }
     }
 
-    /// The crop around earlier landmarks, turned along the outer eye corners.
+    /// The crop around earlier landmarks, turned so the face's vertical axis (from the top point
+    /// to the bottom point of `axis-points`) points down; this axis stays visible in profile.
     pub fn crop_from_landmarks(&self, points: &[[f32; 3]]) -> Option<RotatedRect> {
         let pts: Vec<Point> = points.iter().map(|p| Point::new(p[0], p[1])).collect();
-        let (a, b) = self.eye_points;
-        RotatedRect::around_points(&pts, *pts.get(a)?, *pts.get(b)?, self.crop_scale)
+        let (top, bottom) = (*pts.get(self.axis_points.0)?, *pts.get(self.axis_points.1)?);
+        // The crop's x axis is the face's downward axis turned a quarter back: (dx, dy) → (dy, -dx),
+        // which is (1, 0) for an upright face.
+        let from = Point::new(0.0, 0.0);
+        let to = Point::new(bottom.y - top.y, -(bottom.x - top.x));
+        RotatedRect::around_points(&pts, from, to, self.crop_scale)
     }
 
     /// Runs the model on every crop, in one batch when the model allows it.

@@ -227,3 +227,4 @@ mod tests {
         assert!(fit(&reference, &vec![[1.0, 1.0, 1.0]; 6], &[1.0; 6]).is_none());
     }
 }
+
