@@ -52,7 +52,8 @@ fn run(inputs: &[PathBuf], out_dir: &std::path::Path) -> Result<(), String> {
     for w in engine.warnings() {
         eprintln!("warning: {w}");
     }
-    std::fs::create_dir_all(out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
     println!("execution provider: {}", engine.provider());
     for path in inputs {
         let mut picture = Picture::load(path)?;
@@ -71,13 +72,25 @@ fn run(inputs: &[PathBuf], out_dir: &std::path::Path) -> Result<(), String> {
         for (i, f) in faces.iter().enumerate() {
             println!(
                 "  face {i}: box ({:.0}, {:.0})-({:.0}, {:.0}) score {:.3} presence {:.3}  yaw {:+.1}°  pitch {:+.1}°  roll {:+.1}°",
-                f.bbox.x0, f.bbox.y0, f.bbox.x1, f.bbox.y1, f.score, f.presence, f.pose.yaw, f.pose.pitch, f.pose.roll
+                f.bbox.x0,
+                f.bbox.y0,
+                f.bbox.x1,
+                f.bbox.y1,
+                f.score,
+                f.presence,
+                f.pose.yaw,
+                f.pose.pitch,
+                f.pose.roll
             );
         }
         let (w, h) = (picture.width, picture.height);
-        let mut canvas = RgbCanvas::new(&mut picture.data, w, h, w * 3, 3, false).ok_or("bad canvas")?;
+        let mut canvas =
+            RgbCanvas::new(&mut picture.data, w, h, w * 3, 3, false).ok_or("bad canvas")?;
         draw_faces(&mut canvas, &faces);
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "picture".into());
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "picture".into());
         let out = out_dir.join(format!("{stem}_annotated.png"));
         picture.save_png(&out)?;
         println!("  wrote {}", out.display());

@@ -60,7 +60,9 @@ fn parse_args() -> Result<Options, String> {
             "--input-size" => o.input_size = Some(number("--input-size", args.next())?),
             "--refine" => o.refine = Some(number("--refine", args.next())?),
             "--threads" => o.threads = Some(number("--threads", args.next())?),
-            "--detector" => o.detector = Some(PathBuf::from(args.next().ok_or("--detector needs a path")?)),
+            "--detector" => {
+                o.detector = Some(PathBuf::from(args.next().ok_or("--detector needs a path")?))
+            }
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             _ => o.labels = PathBuf::from(a),
         }
@@ -79,17 +81,32 @@ struct Row {
 }
 
 fn read_labels(path: &Path, all: bool) -> Result<Vec<Row>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().ok_or("empty labels file")?.split(',').collect();
+    let header: Vec<&str> = lines
+        .next()
+        .ok_or("empty labels file")?
+        .split(',')
+        .collect();
     let col = |name: &str| {
         header
             .iter()
             .position(|h| h.trim() == name)
             .ok_or(format!("{}: no column `{name}`", path.display()))
     };
-    let (cf, cy, cp, cr) = (col("file")?, col("yaw_deg")?, col("pitch_deg")?, col("roll_deg")?);
-    let cb = [col("lmk68_xmin")?, col("lmk68_ymin")?, col("lmk68_xmax")?, col("lmk68_ymax")?];
+    let (cf, cy, cp, cr) = (
+        col("file")?,
+        col("yaw_deg")?,
+        col("pitch_deg")?,
+        col("roll_deg")?,
+    );
+    let cb = [
+        col("lmk68_xmin")?,
+        col("lmk68_ymin")?,
+        col("lmk68_xmax")?,
+        col("lmk68_ymax")?,
+    ];
     let cw = col("within_99deg")?;
     let mut rows = Vec::new();
     for (i, line) in lines.enumerate() {
@@ -100,7 +117,12 @@ fn read_labels(path: &Path, all: bool) -> Result<Vec<Row>, String> {
         let num = |c: usize| -> Result<f32, String> {
             f.get(c)
                 .and_then(|v| v.trim().parse::<f32>().ok())
-                .ok_or(format!("{} line {}: bad number in column {}", path.display(), i + 2, c + 1))
+                .ok_or(format!(
+                    "{} line {}: bad number in column {}",
+                    path.display(),
+                    i + 2,
+                    c + 1
+                ))
         };
         if !all && num(cw)? != 1.0 {
             continue;
@@ -120,7 +142,10 @@ fn matching_face<'a>(faces: &'a [Face], gt: &BBox) -> Option<&'a Face> {
     let c = gt.centre();
     faces
         .iter()
-        .filter(|f| f.bbox.iou(gt) >= 0.25 || (c.x >= f.bbox.x0 && c.x <= f.bbox.x1 && c.y >= f.bbox.y0 && c.y <= f.bbox.y1))
+        .filter(|f| {
+            f.bbox.iou(gt) >= 0.25
+                || (c.x >= f.bbox.x0 && c.x <= f.bbox.x1 && c.y >= f.bbox.y0 && c.y <= f.bbox.y1)
+        })
         .max_by(|a, b| a.bbox.iou(gt).total_cmp(&b.bbox.iou(gt)))
 }
 
@@ -172,14 +197,17 @@ fn run() -> Result<(), String> {
         config.detector_model = d.clone();
     }
     let mut engine = Engine::new(config).map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(&o.out).map_err(|e| format!("cannot create {}: {e}", o.out.display()))?;
+    std::fs::create_dir_all(&o.out)
+        .map_err(|e| format!("cannot create {}: {e}", o.out.display()))?;
 
     let mut results = Vec::with_capacity(rows.len());
     let start = Instant::now();
     for (i, row) in rows.iter().enumerate() {
         let picture = Picture::load(&base.join(&row.file))?;
         let t = Instant::now();
-        let faces = engine.process(&picture.view()).map_err(|e| format!("{}: {e}", row.file))?;
+        let faces = engine
+            .process(&picture.view())
+            .map_err(|e| format!("{}: {e}", row.file))?;
         let ms = t.elapsed().as_secs_f64() * 1e3;
         let face = matching_face(&faces, &row.gt_box);
         results.push(Result_ {
@@ -195,8 +223,11 @@ fn run() -> Result<(), String> {
 
     // Per-image CSV.
     let csv_path = o.out.join("per_image.csv");
-    let mut csv = std::fs::File::create(&csv_path).map_err(|e| format!("cannot write {}: {e}", csv_path.display()))?;
-    let mut text = String::from("file,yaw_true,pitch_true,roll_true,detected,yaw,pitch,roll,err_yaw,err_pitch,err_roll,err_mean,score,presence,ms\n");
+    let mut csv = std::fs::File::create(&csv_path)
+        .map_err(|e| format!("cannot write {}: {e}", csv_path.display()))?;
+    let mut text = String::from(
+        "file,yaw_true,pitch_true,roll_true,detected,yaw,pitch,roll,err_yaw,err_pitch,err_roll,err_mean,score,presence,ms\n",
+    );
     for r in &results {
         let row = &rows[r.row];
         let [ty, tp, tr] = row.truth;
@@ -205,7 +236,17 @@ fn run() -> Result<(), String> {
                 let e = [(p[0] - ty).abs(), (p[1] - tp).abs(), (p[2] - tr).abs()];
                 text += &format!(
                     "{},{ty},{tp},{tr},1,{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.4},{:.4},{:.2}\n",
-                    row.file, p[0], p[1], p[2], e[0], e[1], e[2], (e[0] + e[1] + e[2]) / 3.0, r.score, r.presence, r.ms
+                    row.file,
+                    p[0],
+                    p[1],
+                    p[2],
+                    e[0],
+                    e[1],
+                    e[2],
+                    (e[0] + e[1] + e[2]) / 3.0,
+                    r.score,
+                    r.presence,
+                    r.ms
                 );
             }
             None => text += &format!("{},{ty},{tp},{tr},0,,,,,,,,,,{:.2}\n", row.file, r.ms),
@@ -214,7 +255,10 @@ fn run() -> Result<(), String> {
     csv.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
 
     // Summary.
-    let detected: Vec<(&Row, [f32; 3])> = results.iter().filter_map(|r| r.pred.map(|p| (&rows[r.row], p))).collect();
+    let detected: Vec<(&Row, [f32; 3])> = results
+        .iter()
+        .filter_map(|r| r.pred.map(|p| (&rows[r.row], p)))
+        .collect();
     let n = results.len();
     let stats = |filter: &dyn Fn(&Row) -> bool| {
         let mut abs = [0.0f64; 3];
@@ -234,25 +278,46 @@ fn run() -> Result<(), String> {
     let (count, mae, bias) = stats(&|_| true);
     let mut times: Vec<f64> = results.iter().map(|r| r.ms).collect();
     println!("images: {n}  (labels {})", o.labels.display());
-    println!("detection rate: {:.2}% ({count}/{n})", 100.0 * count as f64 / n.max(1) as f64);
+    println!(
+        "detection rate: {:.2}% ({count}/{n})",
+        100.0 * count as f64 / n.max(1) as f64
+    );
     println!(
         "MAE  yaw {:.2}  pitch {:.2}  roll {:.2}  mean {:.2}  (degrees)",
-        mae[0], mae[1], mae[2], (mae[0] + mae[1] + mae[2]) / 3.0
+        mae[0],
+        mae[1],
+        mae[2],
+        (mae[0] + mae[1] + mae[2]) / 3.0
     );
-    println!("mean signed error  yaw {:+.2}  pitch {:+.2}  roll {:+.2}", bias[0], bias[1], bias[2]);
-    println!("median time per image: {:.1} ms ({})", median(&mut times), engine.provider());
+    println!(
+        "mean signed error  yaw {:+.2}  pitch {:+.2}  roll {:+.2}",
+        bias[0], bias[1], bias[2]
+    );
+    println!(
+        "median time per image: {:.1} ms ({})",
+        median(&mut times),
+        engine.provider()
+    );
     for (lo, hi) in [(0.0, 30.0), (30.0, 60.0), (60.0, 100.0)] {
         let (c, m, _) = stats(&|r: &Row| r.truth[0].abs() >= lo && r.truth[0].abs() < hi);
         println!(
             "  |yaw| {lo:>2}-{hi:<3}: {c:>4} faces  MAE yaw {:.2} pitch {:.2} roll {:.2} mean {:.2}",
-            m[0], m[1], m[2], (m[0] + m[1] + m[2]) / 3.0
+            m[0],
+            m[1],
+            m[2],
+            (m[0] + m[1] + m[2]) / 3.0
         );
     }
     println!("wrote {}", csv_path.display());
     let plot = o.out.join("error_vs_yaw.png");
     let points: Vec<(f32, f32)> = detected
         .iter()
-        .map(|(r, p)| (r.truth[0].abs(), (0..3).map(|k| (p[k] - r.truth[k]).abs()).sum::<f32>() / 3.0))
+        .map(|(r, p)| {
+            (
+                r.truth[0].abs(),
+                (0..3).map(|k| (p[k] - r.truth[k]).abs()).sum::<f32>() / 3.0,
+            )
+        })
         .collect();
     plot_errors(&plot, &points)?;
     println!("wrote {}", plot.display());
@@ -260,7 +325,7 @@ fn run() -> Result<(), String> {
 }
 
 fn progress(done: usize, total: usize, start: Instant) {
-    if done != total && done % 10 != 0 {
+    if done != total && !done.is_multiple_of(10) {
         return;
     }
     let width = 40;
@@ -278,8 +343,12 @@ fn plot_errors(path: &Path, points: &[(f32, f32)]) -> Result<(), String> {
     use plotters::prelude::*;
     let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
         .map_err(|e| format!("cannot read the DejaVu font (apt install fonts-dejavu-core): {e}"))?;
-    plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(font.into_boxed_slice()))
-        .map_err(|_| "cannot register the font".to_string())?;
+    plotters::style::register_font(
+        "sans-serif",
+        FontStyle::Normal,
+        Box::leak(font.into_boxed_slice()),
+    )
+    .map_err(|_| "cannot register the font".to_string())?;
     let root = BitMapBackend::new(path, (900, 600)).into_drawing_area();
     let e = |err: DrawingAreaErrorKind<_>| format!("plot: {err:?}");
     root.fill(&WHITE).map_err(e)?;
@@ -298,13 +367,21 @@ fn plot_errors(path: &Path, points: &[(f32, f32)]) -> Result<(), String> {
         .draw()
         .map_err(e)?;
     chart
-        .draw_series(points.iter().map(|&(x, y)| Circle::new((x, y.min(ymax)), 2, BLUE.mix(0.35).filled())))
+        .draw_series(
+            points
+                .iter()
+                .map(|&(x, y)| Circle::new((x, y.min(ymax)), 2, BLUE.mix(0.35).filled())),
+        )
         .map_err(e)?;
     // Binned mean, 10° bins.
     let bins: Vec<(f32, f32)> = (0..10)
         .filter_map(|b| {
             let (lo, hi) = (b as f32 * 10.0, b as f32 * 10.0 + 10.0);
-            let v: Vec<f32> = points.iter().filter(|p| p.0 >= lo && p.0 < hi).map(|p| p.1).collect();
+            let v: Vec<f32> = points
+                .iter()
+                .filter(|p| p.0 >= lo && p.0 < hi)
+                .map(|p| p.1)
+                .collect();
             (!v.is_empty()).then(|| (lo + 5.0, v.iter().sum::<f32>() / v.len() as f32))
         })
         .collect();

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 #![allow(clippy::non_send_fields_in_send_ty, unused_doc_comments)]
+// `!(x >= t)` is used on purpose: unlike `x < t` it is true for NaN, which must be rejected.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 //! # gst-plugin-facepose
 //!

@@ -19,7 +19,14 @@ pub struct RgbCanvas<'a> {
 
 impl<'a> RgbCanvas<'a> {
     /// `bgr` selects BGR(x/A) byte order; `bpp` is 3 or 4.
-    pub fn new(data: &'a mut [u8], width: usize, height: usize, stride: usize, bpp: usize, bgr: bool) -> Option<Self> {
+    pub fn new(
+        data: &'a mut [u8],
+        width: usize,
+        height: usize,
+        stride: usize,
+        bpp: usize,
+        bgr: bool,
+    ) -> Option<Self> {
         let fits = (bpp == 3 || bpp == 4)
             && stride >= width * bpp
             && height > 0
@@ -39,8 +46,8 @@ impl<'a> RgbCanvas<'a> {
             return;
         }
         let p = y as usize * self.stride + x as usize * self.bpp;
-        for c in 0..3 {
-            self.data[p + self.order[c]] = rgb[c];
+        for (offset, value) in self.order.iter().zip(rgb) {
+            self.data[p + offset] = value;
         }
     }
 
@@ -66,7 +73,11 @@ impl<'a> RgbCanvas<'a> {
         let steps = (len.ceil() as usize).clamp(1, 20_000);
         for i in 0..=steps {
             let t = i as f32 / steps as f32;
-            self.dot(Point::new(a.x + (b.x - a.x) * t, a.y + (b.y - a.y) * t), width * 0.5, rgb);
+            self.dot(
+                Point::new(a.x + (b.x - a.x) * t, a.y + (b.y - a.y) * t),
+                width * 0.5,
+                rgb,
+            );
         }
     }
 }

@@ -47,9 +47,14 @@ impl Family {
 /// Spatial size rule of the image input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputSize {
-    Fixed { width: usize, height: usize },
+    Fixed {
+        width: usize,
+        height: usize,
+    },
     /// Any size that is a multiple of `multiple` on both axes.
-    Dynamic { multiple: usize },
+    Dynamic {
+        multiple: usize,
+    },
 }
 
 /// How a detector's input is fitted into the tensor.
@@ -122,9 +127,12 @@ impl Descriptor {
             if line.is_empty() {
                 continue;
             }
-            let (key, value) = line
-                .split_once('=')
-                .ok_or_else(|| err(Some(line_no), format!("expected `key = value`, found `{line}`")))?;
+            let (key, value) = line.split_once('=').ok_or_else(|| {
+                err(
+                    Some(line_no),
+                    format!("expected `key = value`, found `{line}`"),
+                )
+            })?;
             let key = key.trim().to_ascii_lowercase();
             let value = value.trim().to_string();
             if !KNOWN_KEYS.contains(&key.as_str()) {
@@ -160,7 +168,9 @@ impl Descriptor {
             other => {
                 return Err(d.error(
                     "family",
-                    format!("unknown family `{other}` (expected retinaface, blazeface or facemesh)"),
+                    format!(
+                        "unknown family `{other}` (expected retinaface, blazeface or facemesh)"
+                    ),
                 ));
             }
         };
@@ -177,7 +187,7 @@ impl Descriptor {
         };
         d.tensor.mean = d.triple("mean")?;
         d.tensor.scale = d.triple("scale")?;
-        if d.tensor.scale.iter().any(|s| *s == 0.0) {
+        if d.tensor.scale.contains(&0.0) {
             return Err(d.error("scale", "a scale of 0 erases the image".into()));
         }
         d.size = d.parse_size()?;
@@ -210,15 +220,19 @@ impl Descriptor {
                 .map(|multiple| InputSize::Dynamic { multiple }),
             [wh] => wh.split_once('x').and_then(|(w, h)| {
                 let (w, h) = (w.parse::<usize>().ok()?, h.parse::<usize>().ok()?);
-                ((1..=8192).contains(&w) && (1..=8192).contains(&h))
-                    .then_some(InputSize::Fixed { width: w, height: h })
+                ((1..=8192).contains(&w) && (1..=8192).contains(&h)).then_some(InputSize::Fixed {
+                    width: w,
+                    height: h,
+                })
             }),
             _ => None,
         };
         size.ok_or_else(|| {
             self.error(
                 "size",
-                format!("`{value}` is not `<width>x<height>` (1..8192) or `dynamic <multiple>` (1..256)"),
+                format!(
+                    "`{value}` is not `<width>x<height>` (1..8192) or `dynamic <multiple>` (1..256)"
+                ),
             )
         })
     }
@@ -271,7 +285,9 @@ impl Descriptor {
                         w.parse::<f32>()
                             .ok()
                             .filter(|v| v.is_finite() && *v > 0.0)
-                            .ok_or_else(|| self.error(key, format!("`{w}` is not a positive number")))
+                            .ok_or_else(|| {
+                                self.error(key, format!("`{w}` is not a positive number"))
+                            })
                     })
                     .collect::<Result<Vec<f32>>>()
             })
@@ -288,7 +304,11 @@ impl Descriptor {
             .ok_or_else(|| {
                 self.error(
                     key,
-                    format!("`{value}` is not a whole number in {}..={}", range.start(), range.end()),
+                    format!(
+                        "`{value}` is not a whole number in {}..={}",
+                        range.start(),
+                        range.end()
+                    ),
                 )
             })
     }
@@ -329,7 +349,13 @@ mod tests {
     fn parses_a_complete_descriptor() {
         let d = Descriptor::parse(Path::new("x.descriptor"), GOOD).unwrap();
         assert_eq!(d.family, Family::FaceMesh);
-        assert_eq!(d.size, InputSize::Fixed { width: 192, height: 192 });
+        assert_eq!(
+            d.size,
+            InputSize::Fixed {
+                width: 192,
+                height: 192
+            }
+        );
         assert_eq!(d.outputs, ["landmarks", "face_flag"]);
         assert_eq!(d.integer("points", 1..=1000).unwrap(), 468);
         assert!((d.tensor.scale[2] - 1.0 / 255.0).abs() < 1e-6);
@@ -338,25 +364,46 @@ mod tests {
     #[test]
     fn errors_name_the_file_the_line_and_the_key() {
         let bad = GOOD.replace("size = 192x192", "size = big");
-        let e = Descriptor::parse(Path::new("m.descriptor"), &bad).unwrap_err().to_string();
-        assert!(e.contains("m.descriptor") && e.contains("line 6") && e.contains("size"), "{e}");
-        let e = Descriptor::parse(Path::new("m.descriptor"), &GOOD.replace("family = facemesh\n", ""))
+        let e = Descriptor::parse(Path::new("m.descriptor"), &bad)
             .unwrap_err()
             .to_string();
+        assert!(
+            e.contains("m.descriptor") && e.contains("line 6") && e.contains("size"),
+            "{e}"
+        );
+        let e = Descriptor::parse(
+            Path::new("m.descriptor"),
+            &GOOD.replace("family = facemesh\n", ""),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("`family` is missing"), "{e}");
         let e = Descriptor::parse(Path::new("m"), &format!("{GOOD}bogus = 1\n")).unwrap_err();
         assert!(e.to_string().contains("unknown key `bogus`"));
         let e = Descriptor::parse(Path::new("m"), &GOOD.replace("mean = 0", "mean = nan"));
         assert!(e.unwrap_err().to_string().contains("not a finite number"));
-        let e = Descriptor::parse(Path::new("m"), &GOOD.replace("scale = 0.00392157", "scale = 0"));
+        let e = Descriptor::parse(
+            Path::new("m"),
+            &GOOD.replace("scale = 0.00392157", "scale = 0"),
+        );
         assert!(e.unwrap_err().to_string().contains("erases"));
     }
 
     #[test]
     fn arbitrary_text_never_panics() {
         let samples = [
-            "", "=", "==", "family", "family=", "size = dynamic 0", "size = 0x0", "size = 99999x1",
-            "size = dynamic", "mean = 1 2", "\u{0}\u{ffff}=\u{1}", "family = facemesh\nfamily = x",
+            "",
+            "=",
+            "==",
+            "family",
+            "family=",
+            "size = dynamic 0",
+            "size = 0x0",
+            "size = 99999x1",
+            "size = dynamic",
+            "mean = 1 2",
+            "\u{0}\u{ffff}=\u{1}",
+            "family = facemesh\nfamily = x",
         ];
         for s in samples {
             let _ = Descriptor::parse(Path::new("fuzz"), s);

@@ -155,7 +155,12 @@ pub struct RotatedRect {
 impl RotatedRect {
     /// The square, rotated so that its x axis runs along `from → to`, that holds `points` with
     /// `scale` times their extent along the longer axis.
-    pub fn around_points(points: &[Point], from: Point, to: Point, scale: f32) -> Option<RotatedRect> {
+    pub fn around_points(
+        points: &[Point],
+        from: Point,
+        to: Point,
+        scale: f32,
+    ) -> Option<RotatedRect> {
         let angle = (to.y - from.y).atan2(to.x - from.x);
         let (sin, cos) = angle.sin_cos();
         let (mut umin, mut umax, mut vmin, mut vmax) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
@@ -211,7 +216,11 @@ mod tests {
 
     #[test]
     fn rect_around_points_is_centred_and_scaled() {
-        let pts = [Point::new(0.0, 0.0), Point::new(10.0, 0.0), Point::new(10.0, 20.0)];
+        let pts = [
+            Point::new(0.0, 0.0),
+            Point::new(10.0, 0.0),
+            Point::new(10.0, 20.0),
+        ];
         let r = RotatedRect::around_points(&pts, Point::new(0.0, 0.0), Point::new(1.0, 0.0), 1.5)
             .unwrap();
         assert!((r.centre.x - 5.0).abs() < 1e-5 && (r.centre.y - 10.0).abs() < 1e-5);

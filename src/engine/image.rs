@@ -113,7 +113,13 @@ impl<'a> ImageView<'a> {
     }
 
     /// A planar I420 frame: full-size Y and half-size U and V planes.
-    pub fn i420(width: usize, height: usize, y: Plane<'a>, u: Plane<'a>, v: Plane<'a>) -> Result<Self> {
+    pub fn i420(
+        width: usize,
+        height: usize,
+        y: Plane<'a>,
+        u: Plane<'a>,
+        v: Plane<'a>,
+    ) -> Result<Self> {
         Self::check_size(width, height)?;
         let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
         check_plane("Y plane", &y, width, height)?;
@@ -335,8 +341,19 @@ mod tests {
     fn grey_yuv_converts_to_grey_rgb() {
         let y = vec![126u8; 4 * 4];
         let uv = vec![128u8; 4 * 2];
-        let view = ImageView::nv12(4, 4, Plane { data: &y, stride: 4 }, Plane { data: &uv, stride: 4 })
-            .unwrap();
+        let view = ImageView::nv12(
+            4,
+            4,
+            Plane {
+                data: &y,
+                stride: 4,
+            },
+            Plane {
+                data: &uv,
+                stride: 4,
+            },
+        )
+        .unwrap();
         let [r, g, b] = view.rgb(3, 3);
         assert!((r - 128.0).abs() < 1.0 && (g - r).abs() < 1e-3 && (b - r).abs() < 1e-3);
     }

@@ -142,7 +142,11 @@ impl Engine {
         Ok(Engine {
             detector,
             landmarker,
-            reference: reference.points.iter().map(|p| p.map(|v| v as f64)).collect(),
+            reference: reference
+                .points
+                .iter()
+                .map(|p| p.map(|v| v as f64))
+                .collect(),
             weights,
             config,
             times: StageTimes::default(),
@@ -212,12 +216,20 @@ impl Engine {
     }
 
     /// Landmarks for each crop, re-cropped from the landmarks `refine_passes` times.
-    pub fn landmarks(&mut self, image: &ImageView, crops: Vec<RotatedRect>) -> Result<Vec<Landmarks>> {
+    pub fn landmarks(
+        &mut self,
+        image: &ImageView,
+        crops: Vec<RotatedRect>,
+    ) -> Result<Vec<Landmarks>> {
         let mut result = self.landmarker.run(image, &crops)?;
         for _ in 0..self.config.refine_passes {
             let next: Vec<RotatedRect> = result
                 .iter()
-                .map(|l| self.landmarker.crop_from_landmarks(&l.points).unwrap_or(l.crop))
+                .map(|l| {
+                    self.landmarker
+                        .crop_from_landmarks(&l.points)
+                        .unwrap_or(l.crop)
+                })
                 .collect();
             result = self.landmarker.run(image, &next)?;
         }
@@ -230,7 +242,12 @@ impl Engine {
         let fitted = rigid::fit(&self.reference, &observed, &self.weights);
         let (pose, rotation, scale, fit_error) = match fitted {
             Some(f) if f.pose().is_finite() => (f.pose(), f.rotation, f.scale, f.rms),
-            _ => (Pose::default(), Pose::default().to_rotation(), 0.0, f32::INFINITY),
+            _ => (
+                Pose::default(),
+                Pose::default().to_rotation(),
+                0.0,
+                f32::INFINITY,
+            ),
         };
         Face {
             bbox: d.bbox,

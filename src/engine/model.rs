@@ -77,7 +77,12 @@ impl Model {
     /// Compares the session's inputs and outputs with the descriptor.
     fn check_io(&mut self) -> Result<()> {
         let d = &self.descriptor;
-        let inputs: Vec<String> = self.session.inputs().iter().map(|i| i.name().to_string()).collect();
+        let inputs: Vec<String> = self
+            .session
+            .inputs()
+            .iter()
+            .map(|i| i.name().to_string())
+            .collect();
         let input = self
             .session
             .inputs()
@@ -141,10 +146,18 @@ impl Model {
             }
         }
         if shape[0] > 1 {
-            return Err(self.error(format!("input `{}` has batch {} (expected 1 or dynamic)", d.input, shape[0])));
+            return Err(self.error(format!(
+                "input `{}` has batch {} (expected 1 or dynamic)",
+                d.input, shape[0]
+            )));
         }
         self.dynamic_batch = shape[0] < 0;
-        let outputs: Vec<String> = self.session.outputs().iter().map(|o| o.name().to_string()).collect();
+        let outputs: Vec<String> = self
+            .session
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
         for name in &d.outputs {
             if !outputs.contains(name) {
                 return Err(self.error(format!(

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use once_cell::sync::OnceCell;
-use ort::ep::{self, ExecutionProvider as _};
 use ort::environment::Environment;
+use ort::ep::{self, ExecutionProvider as _};
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 
@@ -16,7 +16,8 @@ use super::error::{Error, Result};
 /// The library file name inside the wheel that set-up unpacks.
 pub const BUNDLED_LIBRARY_NAME: &str = "libonnxruntime.so.1.31.1";
 /// Where `make` puts ONNX Runtime (relative to the crate root at build time).
-pub const SETUP_LIBRARY_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/third_party/onnxruntime/lib");
+pub const SETUP_LIBRARY_DIR: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/third_party/onnxruntime/lib");
 /// Environment variable that names the library when no explicit path is given.
 pub const LIBRARY_ENV: &str = "ORT_DYLIB_PATH";
 /// Name searched on the system's library path as the last resort.
@@ -96,7 +97,10 @@ pub fn library_candidates(explicit: Option<&Path>) -> Vec<(PathBuf, &'static str
         return vec![(PathBuf::from(p), LIBRARY_ENV)];
     }
     vec![
-        (Path::new(SETUP_LIBRARY_DIR).join(BUNDLED_LIBRARY_NAME), "set-up folder"),
+        (
+            Path::new(SETUP_LIBRARY_DIR).join(BUNDLED_LIBRARY_NAME),
+            "set-up folder",
+        ),
         (PathBuf::from(SYSTEM_LIBRARY_NAME), "system library path"),
     ]
 }
@@ -150,13 +154,14 @@ pub fn environment(explicit: Option<&Path>) -> Result<(Environment, PathBuf)> {
         }
         match ort::init_from(path) {
             Ok(builder) => {
-                let environment = builder
-                    .with_name("facepose")
-                    .build()
-                    .map_err(|e| Error::Runtime {
-                        path: Some(path.clone()),
-                        message: format!("loaded, but creating the environment failed: {e}"),
-                    })?;
+                let environment =
+                    builder
+                        .with_name("facepose")
+                        .build()
+                        .map_err(|e| Error::Runtime {
+                            path: Some(path.clone()),
+                            message: format!("loaded, but creating the environment failed: {e}"),
+                        })?;
                 let loaded = Loaded {
                     environment: environment.clone(),
                     path: path.clone(),
@@ -252,7 +257,10 @@ pub fn load_session(path: &Path, options: &RuntimeOptions) -> Result<LoadedSessi
                 if !options.fallback {
                     return Err(model_error(
                         path,
-                        format!("execution provider {} unavailable: {reason}", provider.name()),
+                        format!(
+                            "execution provider {} unavailable: {reason}",
+                            provider.name()
+                        ),
                     ));
                 }
                 warnings.push(format!(
@@ -339,8 +347,14 @@ mod tests {
 
     #[test]
     fn provider_names_parse() {
-        assert_eq!("CUDA".parse::<ExecutionProvider>().unwrap(), ExecutionProvider::Cuda);
-        assert_eq!("trt".parse::<ExecutionProvider>().unwrap(), ExecutionProvider::TensorRt);
+        assert_eq!(
+            "CUDA".parse::<ExecutionProvider>().unwrap(),
+            ExecutionProvider::Cuda
+        );
+        assert_eq!(
+            "trt".parse::<ExecutionProvider>().unwrap(),
+            ExecutionProvider::TensorRt
+        );
         assert!("gpu".parse::<ExecutionProvider>().is_err());
     }
 }

@@ -20,7 +20,11 @@ pub struct BlazeFace {
 
 impl BlazeFace {
     pub fn from_descriptor(d: &Descriptor) -> Result<Self> {
-        let strides: Vec<usize> = d.numbers("strides")?.into_iter().map(|s| s as usize).collect();
+        let strides: Vec<usize> = d
+            .numbers("strides")?
+            .into_iter()
+            .map(|s| s as usize)
+            .collect();
         if strides.is_empty() || strides.iter().any(|s| !(1..=512).contains(s)) {
             return Err(d.error("strides", "expected whole numbers in 1..=512".into()));
         }
@@ -30,7 +34,10 @@ impl BlazeFace {
             return Err(d.error("size", "BlazeFace models have a fixed input size".into()));
         }
         if d.outputs.len() != 2 {
-            return Err(d.error("outputs", "expected two names: regressors, classificators".into()));
+            return Err(d.error(
+                "outputs",
+                "expected two names: regressors, classificators".into(),
+            ));
         }
         Ok(Self {
             strides,
@@ -54,7 +61,10 @@ impl BlazeFace {
             for i in 0..gh {
                 for j in 0..gw {
                     for _ in 0..repeats * self.anchors_per_cell {
-                        anchors.push(Point::new((j as f32 + 0.5) * stride as f32, (i as f32 + 0.5) * stride as f32));
+                        anchors.push(Point::new(
+                            (j as f32 + 0.5) * stride as f32,
+                            (i as f32 + 0.5) * stride as f32,
+                        ));
                     }
                 }
             }
@@ -105,29 +115,50 @@ mod tests {
 
     #[test]
     fn anchor_grids_match_both_published_layouts() {
-        let full = BlazeFace { strides: vec![4], anchors_per_cell: 1, keypoints: 6 };
+        let full = BlazeFace {
+            strides: vec![4],
+            anchors_per_cell: 1,
+            keypoints: 6,
+        };
         let a = full.anchors(192, 192);
         assert_eq!(a.len(), 2304);
         assert_eq!(a[1], Point::new(6.0, 2.0));
-        let short = BlazeFace { strides: vec![8, 16, 16, 16], anchors_per_cell: 2, keypoints: 6 };
+        let short = BlazeFace {
+            strides: vec![8, 16, 16, 16],
+            anchors_per_cell: 2,
+            keypoints: 6,
+        };
         assert_eq!(short.anchors(128, 128).len(), 896);
     }
 
     #[test]
     fn regressions_are_offsets_from_the_anchor_in_pixels() {
-        let d = BlazeFace { strides: vec![64], anchors_per_cell: 1, keypoints: 6 };
+        let d = BlazeFace {
+            strides: vec![64],
+            anchors_per_cell: 1,
+            keypoints: 6,
+        };
         let mut reg = vec![0.0; 4 * 16];
         let mut cls = vec![-10.0; 4];
         cls[3] = 3.0; // anchor (96, 96)
         reg[3 * 16..3 * 16 + 4].copy_from_slice(&[2.0, -4.0, 40.0, 50.0]);
         reg[3 * 16 + 4] = -10.0;
         let out = vec![
-            Output { shape: vec![1, 4, 16], data: &reg },
-            Output { shape: vec![1, 4, 1], data: &cls },
+            Output {
+                shape: vec![1, 4, 16],
+                data: &reg,
+            },
+            Output {
+                shape: vec![1, 4, 1],
+                data: &cls,
+            },
         ];
         let c = d.decode(Path::new("b"), &out, 128, 128, 0.5).unwrap();
         assert_eq!(c.len(), 1);
-        assert!((c[0].bbox.centre().x - 98.0).abs() < 1e-4 && (c[0].bbox.centre().y - 92.0).abs() < 1e-4);
+        assert!(
+            (c[0].bbox.centre().x - 98.0).abs() < 1e-4
+                && (c[0].bbox.centre().y - 92.0).abs() < 1e-4
+        );
         assert!((c[0].bbox.height() - 50.0).abs() < 1e-4);
         assert_eq!(c[0].keypoints[0], Point::new(86.0, 96.0));
         assert!((c[0].score - 0.9526).abs() < 1e-3);

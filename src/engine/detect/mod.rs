@@ -49,23 +49,33 @@ impl DetectConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         if !(32..=4096).contains(&self.input_size) {
-            return bad(format!("detector input size {} is outside 32..=4096", self.input_size));
+            return bad(format!(
+                "detector input size {} is outside 32..=4096",
+                self.input_size
+            ));
         }
         if !(0.0..=1.0).contains(&self.score_threshold) {
-            return bad(format!("detection threshold {} is outside 0..=1", self.score_threshold));
+            return bad(format!(
+                "detection threshold {} is outside 0..=1",
+                self.score_threshold
+            ));
         }
         if !(0.0..=1.0).contains(&self.nms_iou) {
             return bad(format!("NMS threshold {} is outside 0..=1", self.nms_iou));
         }
         if !(self.min_face_size >= 0.0 && self.min_face_size.is_finite()) {
-            return bad(format!("minimum face size {} is not ≥ 0", self.min_face_size));
+            return bad(format!(
+                "minimum face size {} is not ≥ 0",
+                self.min_face_size
+            ));
         }
         Ok(())
     }
 }
 
 /// Index of each key point in [`Detection::keypoints`].
-pub const KEYPOINT_NAMES: [&str; 5] = ["left-eye", "right-eye", "nose", "mouth-left", "mouth-right"];
+pub const KEYPOINT_NAMES: [&str; 5] =
+    ["left-eye", "right-eye", "nose", "mouth-left", "mouth-right"];
 
 /// One detected face in frame pixels. Key points, in order: the eye on the image's left, the eye on
 /// the image's right, the nose tip, the mouth corner on the image's left, the one on the right
@@ -102,7 +112,13 @@ pub(crate) struct Fit {
 }
 
 impl Fit {
-    pub fn new(frame_w: usize, frame_h: usize, size: InputSize, resize: Resize, long_side: usize) -> Fit {
+    pub fn new(
+        frame_w: usize,
+        frame_h: usize,
+        size: InputSize,
+        resize: Resize,
+        long_side: usize,
+    ) -> Fit {
         let (fw, fh) = (frame_w as f32, frame_h as f32);
         let (width, height, scale, rw, rh) = match size {
             InputSize::Fixed { width, height } => {
@@ -120,7 +136,9 @@ impl Fit {
         };
         let offset = match resize {
             Resize::Letterbox => Point::new(0.0, 0.0),
-            Resize::LetterboxCentre => Point::new((width as f32 - rw) * 0.5, (height as f32 - rh) * 0.5),
+            Resize::LetterboxCentre => {
+                Point::new((width as f32 - rw) * 0.5, (height as f32 - rh) * 0.5)
+            }
         };
         Fit {
             width,
@@ -131,7 +149,7 @@ impl Fit {
     }
 
     /// Tensor pixel → frame pixel.
-    pub fn to_frame(&self) -> Affine {
+    pub fn to_frame(self) -> Affine {
         let inv = 1.0 / self.scale;
         Affine::scale_translate(inv, -self.offset.x * inv, -self.offset.y * inv)
     }
@@ -139,7 +157,11 @@ impl Fit {
 
 impl Detector {
     /// Loads a detector model and its descriptor (default: beside the model).
-    pub fn load(path: &Path, descriptor: Option<&Path>, options: &RuntimeOptions) -> Result<Detector> {
+    pub fn load(
+        path: &Path,
+        descriptor: Option<&Path>,
+        options: &RuntimeOptions,
+    ) -> Result<Detector> {
         let model = Model::load(
             path,
             descriptor,
@@ -147,10 +169,16 @@ impl Detector {
             options,
         )?;
         let decoder = match model.descriptor.family {
-            Family::RetinaFace => Decoder::RetinaFace(retinaface::RetinaFace::from_descriptor(&model.descriptor)?),
-            Family::BlazeFace => Decoder::BlazeFace(blazeface::BlazeFace::from_descriptor(&model.descriptor)?),
+            Family::RetinaFace => {
+                Decoder::RetinaFace(retinaface::RetinaFace::from_descriptor(&model.descriptor)?)
+            }
+            Family::BlazeFace => {
+                Decoder::BlazeFace(blazeface::BlazeFace::from_descriptor(&model.descriptor)?)
+            }
             other => {
-                return Err(model.descriptor.error("family", format!("{} is not a detector", other.name())));
+                return Err(model
+                    .descriptor
+                    .error("family", format!("{} is not a detector", other.name())));
             }
         };
         Ok(Detector {
@@ -172,10 +200,23 @@ impl Detector {
     pub fn detect(&mut self, image: &ImageView, config: &DetectConfig) -> Result<Vec<Detection>> {
         config.validate()?;
         let d = &self.model.descriptor;
-        let fit = Fit::new(image.width(), image.height(), d.size, d.resize, config.input_size);
+        let fit = Fit::new(
+            image.width(),
+            image.height(),
+            d.size,
+            d.resize,
+            config.input_size,
+        );
         let to_frame = fit.to_frame();
         self.input.resize(fit.width * fit.height * 3, 0.0);
-        warp_into(image, &to_frame, fit.width, fit.height, &d.tensor, &mut self.input);
+        warp_into(
+            image,
+            &to_frame,
+            fit.width,
+            fit.height,
+            &d.tensor,
+            &mut self.input,
+        );
         let shape = match d.tensor.layout {
             super::image::Layout::Nhwc => [1, fit.height, fit.width, 3],
             super::image::Layout::Nchw => [1, 3, fit.height, fit.width],
@@ -183,10 +224,16 @@ impl Detector {
         let threshold = config.score_threshold;
         let decoder = &self.decoder;
         let path = self.model.path.clone();
-        let candidates = self.model.run(&self.input, shape, |outputs: &[Output]| match decoder {
-            Decoder::RetinaFace(r) => r.decode(&path, outputs, fit.width, fit.height, threshold),
-            Decoder::BlazeFace(b) => b.decode(&path, outputs, fit.width, fit.height, threshold),
-        })?;
+        let candidates =
+            self.model
+                .run(&self.input, shape, |outputs: &[Output]| match decoder {
+                    Decoder::RetinaFace(r) => {
+                        r.decode(&path, outputs, fit.width, fit.height, threshold)
+                    }
+                    Decoder::BlazeFace(b) => {
+                        b.decode(&path, outputs, fit.width, fit.height, threshold)
+                    }
+                })?;
         let weighted = matches!(self.decoder, Decoder::BlazeFace(_));
         Ok(finish(candidates, &to_frame, image, config, weighted))
     }
@@ -290,7 +337,13 @@ pub fn weighted_nms(mut candidates: Candidates, iou: f32) -> Candidates {
 }
 
 /// Checks that an output has `rows` rows of `cols` values (any leading ones).
-pub(crate) fn expect_rows(path: &Path, name: &str, output: &Output, rows: usize, cols: usize) -> Result<()> {
+pub(crate) fn expect_rows(
+    path: &Path,
+    name: &str,
+    output: &Output,
+    rows: usize,
+    cols: usize,
+) -> Result<()> {
     if output.data.len() != rows * cols {
         return Err(Error::Model {
             path: path.to_owned(),
@@ -319,7 +372,15 @@ mod tests {
 
     #[test]
     fn nms_keeps_the_best_of_each_overlapping_group() {
-        let kept = nms(vec![det(0.0, 0.6), det(1.0, 0.9), det(50.0, 0.7), det(f32::NAN, 1.0)], 0.4);
+        let kept = nms(
+            vec![
+                det(0.0, 0.6),
+                det(1.0, 0.9),
+                det(50.0, 0.7),
+                det(f32::NAN, 1.0),
+            ],
+            0.4,
+        );
         assert_eq!(kept.len(), 2);
         assert_eq!(kept[0].score, 0.9);
         assert_eq!(kept[1].bbox.x0, 50.0);
@@ -335,7 +396,13 @@ mod tests {
 
     #[test]
     fn dynamic_fit_scales_the_long_side_and_pads_to_the_multiple() {
-        let f = Fit::new(1920, 1080, InputSize::Dynamic { multiple: 32 }, Resize::Letterbox, 640);
+        let f = Fit::new(
+            1920,
+            1080,
+            InputSize::Dynamic { multiple: 32 },
+            Resize::Letterbox,
+            640,
+        );
         assert_eq!((f.width, f.height), (640, 384));
         assert!((f.scale - 1.0 / 3.0).abs() < 1e-6);
         let p = f.to_frame().apply(Point::new(320.0, 180.0));
@@ -344,7 +411,16 @@ mod tests {
 
     #[test]
     fn centred_fixed_fit_pads_both_sides() {
-        let f = Fit::new(200, 100, InputSize::Fixed { width: 128, height: 128 }, Resize::LetterboxCentre, 0);
+        let f = Fit::new(
+            200,
+            100,
+            InputSize::Fixed {
+                width: 128,
+                height: 128,
+            },
+            Resize::LetterboxCentre,
+            0,
+        );
         assert_eq!((f.width, f.height), (128, 128));
         assert!((f.offset.y - 32.0).abs() < 1e-4 && f.offset.x.abs() < 1e-4);
         let p = f.to_frame().apply(Point::new(64.0, 64.0));
@@ -354,10 +430,15 @@ mod tests {
     #[test]
     fn finish_clips_filters_and_limits() {
         let data = vec![0u8; 100 * 100 * 3];
-        let img = ImageView::packed(super::super::image::PixelFormat::Rgb, 100, 100, &data, 300).unwrap();
+        let img =
+            ImageView::packed(super::super::image::PixelFormat::Rgb, 100, 100, &data, 300).unwrap();
         let mut c = vec![det(95.0, 0.9), det(20.0, 0.8), det(40.0, 0.7)];
         c[0].bbox.x1 = 150.0;
-        let cfg = DetectConfig { max_faces: 2, min_face_size: 8.0, ..Default::default() };
+        let cfg = DetectConfig {
+            max_faces: 2,
+            min_face_size: 8.0,
+            ..Default::default()
+        };
         let out = finish(c, &Affine::IDENTITY, &img, &cfg, false);
         assert_eq!(out.len(), 2);
         // The first box was clipped to 5 px wide but is 10 px tall, so it stays.

@@ -52,7 +52,10 @@ impl RetinaFace {
         if min_sizes.len() != strides.len() || min_sizes.iter().any(Vec::is_empty) {
             return Err(d.error(
                 "min-sizes",
-                format!("expected {} non-empty groups separated by `;`, one per stride", strides.len()),
+                format!(
+                    "expected {} non-empty groups separated by `;`, one per stride",
+                    strides.len()
+                ),
             ));
         }
         let variances = match d.numbers("variances")?.as_slice() {
@@ -62,10 +65,15 @@ impl RetinaFace {
         let score = match d.optional("score").as_deref() {
             None | Some("probability") => Score::Probability,
             Some("logits") => Score::Logits,
-            Some(other) => return Err(d.error("score", format!("`{other}` is not probability or logits"))),
+            Some(other) => {
+                return Err(d.error("score", format!("`{other}` is not probability or logits")));
+            }
         };
         if d.outputs.len() != 3 {
-            return Err(d.error("outputs", "expected three names: boxes, scores, landmarks".into()));
+            return Err(d.error(
+                "outputs",
+                "expected three names: boxes, scores, landmarks".into(),
+            ));
         }
         Ok(Self {
             strides,
@@ -132,8 +140,9 @@ impl RetinaFace {
             let w = p.w * (l[2] * v1).clamp(-20.0, 20.0).exp();
             let h = p.h * (l[3] * v1).clamp(-20.0, 20.0).exp();
             let m = &marks[i * 10..i * 10 + 10];
-            let keypoints: [Point; 5] =
-                std::array::from_fn(|k| Point::new(p.cx + m[2 * k] * v0 * p.w, p.cy + m[2 * k + 1] * v0 * p.h));
+            let keypoints: [Point; 5] = std::array::from_fn(|k| {
+                Point::new(p.cx + m[2 * k] * v0 * p.w, p.cy + m[2 * k + 1] * v0 * p.h)
+            });
             out.push(Detection {
                 bbox: BBox::new(cx - w * 0.5, cy - h * 0.5, cx + w * 0.5, cy + h * 0.5),
                 score,
@@ -161,13 +170,40 @@ mod tests {
     fn prior_count_and_order_match_the_published_layout() {
         let p = decoder().priors(640, 640);
         assert_eq!(p.len(), 16800);
-        assert_eq!(p[0], Prior { cx: 4.0, cy: 4.0, w: 16.0, h: 16.0 });
-        assert_eq!(p[1], Prior { cx: 4.0, cy: 4.0, w: 32.0, h: 32.0 });
+        assert_eq!(
+            p[0],
+            Prior {
+                cx: 4.0,
+                cy: 4.0,
+                w: 16.0,
+                h: 16.0
+            }
+        );
+        assert_eq!(
+            p[1],
+            Prior {
+                cx: 4.0,
+                cy: 4.0,
+                w: 32.0,
+                h: 32.0
+            }
+        );
         assert_eq!(p[2].cx, 12.0);
         // First prior of the second level.
-        assert_eq!(p[80 * 80 * 2], Prior { cx: 8.0, cy: 8.0, w: 64.0, h: 64.0 });
+        assert_eq!(
+            p[80 * 80 * 2],
+            Prior {
+                cx: 8.0,
+                cy: 8.0,
+                w: 64.0,
+                h: 64.0
+            }
+        );
         // Sizes that are not multiples of the stride round up.
-        assert_eq!(decoder().priors(100, 36).len(), 13 * 5 * 2 + 7 * 3 * 2 + 4 * 2 * 2);
+        assert_eq!(
+            decoder().priors(100, 36).len(),
+            13 * 5 * 2 + 7 * 3 * 2 + 4 * 2 * 2
+        );
     }
 
     #[test]
@@ -183,9 +219,18 @@ mod tests {
         boxes[3 * 4 + 2] = (2.0f32).ln() / 0.2; // doubles the width
         marks[3 * 10 + 4] = -1.0; // nose x moves left by 3.2
         let out = vec![
-            Output { shape: vec![1, n as i64, 4], data: &boxes },
-            Output { shape: vec![1, n as i64, 2], data: &scores },
-            Output { shape: vec![1, n as i64, 10], data: &marks },
+            Output {
+                shape: vec![1, n as i64, 4],
+                data: &boxes,
+            },
+            Output {
+                shape: vec![1, n as i64, 2],
+                data: &scores,
+            },
+            Output {
+                shape: vec![1, n as i64, 10],
+                data: &marks,
+            },
         ];
         let c = d.decode(Path::new("m.onnx"), &out, 32, 32, 0.5).unwrap();
         assert_eq!(c.len(), 1);
@@ -200,11 +245,23 @@ mod tests {
         let d = decoder();
         let short = vec![0.0; 8];
         let out = vec![
-            Output { shape: vec![1, 2, 4], data: &short },
-            Output { shape: vec![1, 2, 4], data: &short },
-            Output { shape: vec![1, 2, 4], data: &short },
+            Output {
+                shape: vec![1, 2, 4],
+                data: &short,
+            },
+            Output {
+                shape: vec![1, 2, 4],
+                data: &short,
+            },
+            Output {
+                shape: vec![1, 2, 4],
+                data: &short,
+            },
         ];
-        let e = d.decode(Path::new("m.onnx"), &out, 64, 64, 0.5).unwrap_err().to_string();
+        let e = d
+            .decode(Path::new("m.onnx"), &out, 64, 64, 0.5)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("m.onnx") && e.contains("boxes"), "{e}");
     }
 
@@ -216,10 +273,23 @@ mod tests {
         let scores = vec![f32::NAN; n * 2];
         let marks = vec![f32::INFINITY; n * 10];
         let out = vec![
-            Output { shape: vec![], data: &boxes },
-            Output { shape: vec![], data: &scores },
-            Output { shape: vec![], data: &marks },
+            Output {
+                shape: vec![],
+                data: &boxes,
+            },
+            Output {
+                shape: vec![],
+                data: &scores,
+            },
+            Output {
+                shape: vec![],
+                data: &marks,
+            },
         ];
-        assert!(d.decode(Path::new("m"), &out, 32, 32, 0.5).unwrap().is_empty());
+        assert!(
+            d.decode(Path::new("m"), &out, 32, 32, 0.5)
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -36,7 +36,11 @@ pub struct Landmarker {
 
 impl Landmarker {
     /// Loads a landmark model and its descriptor (default: beside the model).
-    pub fn load(path: &Path, descriptor: Option<&Path>, options: &RuntimeOptions) -> Result<Landmarker> {
+    pub fn load(
+        path: &Path,
+        descriptor: Option<&Path>,
+        options: &RuntimeOptions,
+    ) -> Result<Landmarker> {
         let model = Model::load(path, descriptor, &[Family::FaceMesh], options)?;
         let d = &model.descriptor;
         let size = match d.size {
@@ -49,7 +53,9 @@ impl Landmarker {
             _ => return Err(d.error("crop-scale", "expected one number in 0.5..=4".into())),
         };
         let axis_points = match d.numbers("axis-points")?.as_slice() {
-            [a, b] if (*a as usize) < points && (*b as usize) < points && a != b => (*a as usize, *b as usize),
+            [a, b] if (*a as usize) < points && (*b as usize) < points && a != b => {
+                (*a as usize, *b as usize)
+            }
             _ => {
                 return Err(d.error(
                     "axis-points",
@@ -175,7 +181,11 @@ impl Landmarker {
                 let logit = flags[i].clamp(-80.0, 80.0);
                 Landmarks {
                     points,
-                    presence: if logit.is_nan() { 0.0 } else { 1.0 / (1.0 + (-logit).exp()) },
+                    presence: if logit.is_nan() {
+                        0.0
+                    } else {
+                        1.0 / (1.0 + (-logit).exp())
+                    },
                     crop: *crop,
                 }
             })

@@ -39,7 +39,10 @@ impl ReferenceFace {
                 .filter(|v| v.len() == 4 && v[3] >= 0.0)
                 .ok_or_else(|| Error::Data {
                     path: path.to_owned(),
-                    message: format!("line {}: expected `x y z weight` (finite, weight ≥ 0), found `{line}`", i + 1),
+                    message: format!(
+                        "line {}: expected `x y z weight` (finite, weight ≥ 0), found `{line}`",
+                        i + 1
+                    ),
                 })?;
             points.push([v[0], v[1], v[2]]);
             weights.push(v[3]);
@@ -72,7 +75,8 @@ mod tests {
 
     #[test]
     fn parses_points_and_rejects_bad_lines() {
-        let f = ReferenceFace::parse(Path::new("c.txt"), "# c\n0 0 0 1\n1 0 0 0\n0 1 0 0.5\n").unwrap();
+        let f =
+            ReferenceFace::parse(Path::new("c.txt"), "# c\n0 0 0 1\n1 0 0 0\n0 1 0 0.5\n").unwrap();
         assert_eq!(f.len(), 3);
         assert_eq!(f.weights, [1.0, 0.0, 0.5]);
         let e = ReferenceFace::parse(Path::new("c.txt"), "0 0 0 1\n1 0 nan 0\n").unwrap_err();

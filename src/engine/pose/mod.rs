@@ -51,9 +51,21 @@ impl Pose {
         let a = -self.pitch.to_radians();
         let b = -self.yaw.to_radians();
         let c = ROLL_SIGN * self.roll.to_radians();
-        let rx = [[1.0, 0.0, 0.0], [0.0, a.cos(), -a.sin()], [0.0, a.sin(), a.cos()]];
-        let ry = [[b.cos(), 0.0, b.sin()], [0.0, 1.0, 0.0], [-b.sin(), 0.0, b.cos()]];
-        let rz = [[c.cos(), -c.sin(), 0.0], [c.sin(), c.cos(), 0.0], [0.0, 0.0, 1.0]];
+        let rx = [
+            [1.0, 0.0, 0.0],
+            [0.0, a.cos(), -a.sin()],
+            [0.0, a.sin(), a.cos()],
+        ];
+        let ry = [
+            [b.cos(), 0.0, b.sin()],
+            [0.0, 1.0, 0.0],
+            [-b.sin(), 0.0, b.cos()],
+        ];
+        let rz = [
+            [c.cos(), -c.sin(), 0.0],
+            [c.sin(), c.cos(), 0.0],
+            [0.0, 0.0, 1.0],
+        ];
         mat_mul(&mat_mul(&rx, &ry), &rz)
     }
 
@@ -72,10 +84,20 @@ mod tests {
 
     #[test]
     fn angles_round_trip_through_the_rotation() {
-        for (yaw, pitch, roll) in [(0.0, 0.0, 0.0), (30.0, -10.0, 5.0), (-70.0, 25.0, -40.0), (10.0, 60.0, 80.0)] {
+        for (yaw, pitch, roll) in [
+            (0.0, 0.0, 0.0),
+            (30.0, -10.0, 5.0),
+            (-70.0, 25.0, -40.0),
+            (10.0, 60.0, 80.0),
+        ] {
             let p = Pose { yaw, pitch, roll };
             let q = Pose::from_rotation(&p.to_rotation());
-            assert!((p.yaw - q.yaw).abs() < 1e-3 && (p.pitch - q.pitch).abs() < 1e-3 && (p.roll - q.roll).abs() < 1e-3, "{p:?} {q:?}");
+            assert!(
+                (p.yaw - q.yaw).abs() < 1e-3
+                    && (p.pitch - q.pitch).abs() < 1e-3
+                    && (p.roll - q.roll).abs() < 1e-3,
+                "{p:?} {q:?}"
+            );
         }
     }
 
@@ -85,13 +107,29 @@ mod tests {
             let r = p.to_rotation();
             [r[0][2], r[1][2]]
         };
-        assert!(nose(Pose { yaw: 30.0, ..Default::default() })[0] < -0.4);
-        assert!(nose(Pose { pitch: 30.0, ..Default::default() })[1] > 0.4);
+        assert!(
+            nose(Pose {
+                yaw: 30.0,
+                ..Default::default()
+            })[0]
+                < -0.4
+        );
+        assert!(
+            nose(Pose {
+                pitch: 30.0,
+                ..Default::default()
+            })[1]
+                > 0.4
+        );
     }
 
     #[test]
     fn positive_roll_moves_the_top_of_the_face_to_the_image_right() {
-        let r = Pose { roll: 20.0, ..Default::default() }.to_rotation();
+        let r = Pose {
+            roll: 20.0,
+            ..Default::default()
+        }
+        .to_rotation();
         // The face's up vector (0, 1, 0) after rotation.
         assert!(r[0][1] > 0.3);
     }

@@ -30,48 +30,43 @@ pub fn to_camera_frame(p: &[f32; 3]) -> [f64; 3] {
 /// Fits `reference` to `observed` (both already in the camera frame) with `weights`. Returns `None`
 /// when the problem is degenerate (fewer than three weighted points, or non-finite input).
 pub fn fit(reference: &[[f64; 3]], observed: &[[f64; 3]], weights: &[f64]) -> Option<RigidFit> {
-    let n = reference.len().min(observed.len()).min(weights.len());
-    let mut total = 0.0;
-    let mut cr = [0.0f64; 3];
-    let mut co = [0.0f64; 3];
-    let mut used = 0;
-    for i in 0..n {
-        let w = weights[i];
-        if !(w > 0.0) || !reference[i].iter().chain(observed[i].iter()).all(|v| v.is_finite()) {
-            continue;
-        }
-        used += 1;
-        total += w;
-        for k in 0..3 {
-            cr[k] += w * reference[i][k];
-            co[k] += w * observed[i][k];
-        }
-    }
-    if used < 3 || total <= 0.0 {
+    // The usable correspondences: positive weight, finite coordinates.
+    let pairs: Vec<([f64; 3], [f64; 3], f64)> = reference
+        .iter()
+        .zip(observed)
+        .zip(weights)
+        .filter(|((r, o), w)| **w > 0.0 && r.iter().chain(o.iter()).all(|v| v.is_finite()))
+        .map(|((r, o), w)| (*r, *o, *w))
+        .collect();
+    if pairs.len() < 3 {
         return None;
     }
-    for k in 0..3 {
-        cr[k] /= total;
-        co[k] /= total;
+    let total: f64 = pairs.iter().map(|p| p.2).sum();
+    let mut cr = [0.0f64; 3];
+    let mut co = [0.0f64; 3];
+    for (r, o, w) in &pairs {
+        for k in 0..3 {
+            cr[k] += w * r[k] / total;
+            co[k] += w * o[k] / total;
+        }
     }
     // Cross-covariance s[a][b] = Σ w · ref_a · obs_b over centred points.
     let mut s = [[0.0f64; 3]; 3];
     let mut ref_norm = 0.0;
-    for i in 0..n {
-        let w = weights[i];
-        if !(w > 0.0) || !reference[i].iter().chain(observed[i].iter()).all(|v| v.is_finite()) {
-            continue;
-        }
-        let r = [reference[i][0] - cr[0], reference[i][1] - cr[1], reference[i][2] - cr[2]];
-        let o = [observed[i][0] - co[0], observed[i][1] - co[1], observed[i][2] - co[2]];
+    let mut obs_norm = 0.0;
+    for (r, o, w) in &pairs {
+        let r = [r[0] - cr[0], r[1] - cr[1], r[2] - cr[2]];
+        let o = [o[0] - co[0], o[1] - co[1], o[2] - co[2]];
         for a in 0..3 {
             for b in 0..3 {
                 s[a][b] += w * r[a] * o[b];
             }
         }
         ref_norm += w * (r[0] * r[0] + r[1] * r[1] + r[2] * r[2]);
+        obs_norm += w * (o[0] * o[0] + o[1] * o[1] + o[2] * o[2]);
     }
-    if !(ref_norm > 0.0) {
+    // Either cloud collapsed to a point: no rotation can be told.
+    if !(ref_norm > 0.0 && obs_norm > 1e-12 * ref_norm) {
         return None;
     }
     let [[sxx, sxy, sxz], [syx, syy, syz], [szx, szy, szz]] = s;
@@ -95,19 +90,20 @@ pub fn fit(reference: &[[f64; 3]], observed: &[[f64; 3]], weights: &[f64]) -> Op
         return None;
     }
     let rc = mat_vec(&r, cr);
-    let t = [co[0] - scale * rc[0], co[1] - scale * rc[1], co[2] - scale * rc[2]];
-    let mut err = 0.0;
-    for i in 0..n {
-        let w = weights[i];
-        if !(w > 0.0) || !reference[i].iter().chain(observed[i].iter()).all(|v| v.is_finite()) {
-            continue;
-        }
-        let p = mat_vec(&r, reference[i]);
-        for k in 0..3 {
-            let d = scale * p[k] + t[k] - observed[i][k];
-            err += w * d * d;
-        }
-    }
+    let t = [
+        co[0] - scale * rc[0],
+        co[1] - scale * rc[1],
+        co[2] - scale * rc[2],
+    ];
+    let err: f64 = pairs
+        .iter()
+        .map(|(rp, o, w)| {
+            let p = mat_vec(&r, *rp);
+            w * (0..3)
+                .map(|k| (scale * p[k] + t[k] - o[k]).powi(2))
+                .sum::<f64>()
+        })
+        .sum();
     let rotation: Rotation = std::array::from_fn(|i| std::array::from_fn(|j| r[i][j] as f32));
     Some(RigidFit {
         rotation,
@@ -124,9 +120,21 @@ fn mat_vec(r: &[[f64; 3]; 3], v: [f64; 3]) -> [f64; 3] {
 fn quaternion_to_rotation(q: [f64; 4]) -> [[f64; 3]; 3] {
     let [w, x, y, z] = q;
     [
-        [1.0 - 2.0 * (y * y + z * z), 2.0 * (x * y - z * w), 2.0 * (x * z + y * w)],
-        [2.0 * (x * y + z * w), 1.0 - 2.0 * (x * x + z * z), 2.0 * (y * z - x * w)],
-        [2.0 * (x * z - y * w), 2.0 * (y * z + x * w), 1.0 - 2.0 * (x * x + y * y)],
+        [
+            1.0 - 2.0 * (y * y + z * z),
+            2.0 * (x * y - z * w),
+            2.0 * (x * z + y * w),
+        ],
+        [
+            2.0 * (x * y + z * w),
+            1.0 - 2.0 * (x * x + z * z),
+            2.0 * (y * z - x * w),
+        ],
+        [
+            2.0 * (x * z - y * w),
+            2.0 * (y * z + x * w),
+            1.0 - 2.0 * (x * x + y * y),
+        ],
     ]
 }
 
@@ -140,7 +148,11 @@ fn largest_eigenvector(mut a: [[f64; 4]; 4]) -> Option<[f64; 4]> {
         row[i] = 1.0;
     }
     for _sweep in 0..50 {
-        let off: f64 = (0..4).flat_map(|i| (0..4).map(move |j| (i, j))).filter(|(i, j)| i != j).map(|(i, j)| a[i][j] * a[i][j]).sum();
+        let off: f64 = (0..4)
+            .flat_map(|i| (0..4).map(move |j| (i, j)))
+            .filter(|(i, j)| i != j)
+            .map(|(i, j)| a[i][j] * a[i][j])
+            .sum();
         if off < 1e-24 {
             break;
         }
@@ -151,19 +163,16 @@ fn largest_eigenvector(mut a: [[f64; 4]; 4]) -> Option<[f64; 4]> {
                 }
                 let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
                 let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
                 let c = 1.0 / (t * t + 1.0).sqrt();
                 let s = t * c;
-                for k in 0..4 {
-                    let (akp, akq) = (a[k][p], a[k][q]);
-                    a[k][p] = c * akp - s * akq;
-                    a[k][q] = s * akp + c * akq;
+                for row in a.iter_mut() {
+                    let (akp, akq) = (row[p], row[q]);
+                    row[p] = c * akp - s * akq;
+                    row[q] = s * akp + c * akq;
                 }
-                for k in 0..4 {
-                    let (apk, aqk) = (a[p][k], a[q][k]);
-                    a[p][k] = c * apk - s * aqk;
-                    a[q][k] = s * apk + c * aqk;
-                }
+                let (row_p, row_q) = (a[p], a[q]);
+                a[p] = std::array::from_fn(|k| c * row_p[k] - s * row_q[k]);
+                a[q] = std::array::from_fn(|k| s * row_p[k] + c * row_q[k]);
                 for row in v.iter_mut() {
                     let (vkp, vkq) = (row[p], row[q]);
                     row[p] = c * vkp - s * vkq;
@@ -195,19 +204,29 @@ mod tests {
 
     #[test]
     fn recovers_a_known_similarity_transform() {
-        let truth = Pose { yaw: 35.0, pitch: -20.0, roll: 12.0 };
+        let truth = Pose {
+            yaw: 35.0,
+            pitch: -20.0,
+            roll: 12.0,
+        };
         let r = truth.to_rotation();
         let reference = cloud();
         let observed: Vec<[f64; 3]> = reference
             .iter()
             .map(|p| {
-                let q: [f64; 3] = std::array::from_fn(|i| (0..3).map(|k| r[i][k] as f64 * p[k]).sum());
+                let q: [f64; 3] =
+                    std::array::from_fn(|i| (0..3).map(|k| r[i][k] as f64 * p[k]).sum());
                 [2.5 * q[0] + 10.0, 2.5 * q[1] - 4.0, 2.5 * q[2] + 1.0]
             })
             .collect();
         let f = fit(&reference, &observed, &[1.0; 6]).unwrap();
         let p = f.pose();
-        assert!((p.yaw - 35.0).abs() < 1e-3 && (p.pitch + 20.0).abs() < 1e-3 && (p.roll - 12.0).abs() < 1e-3, "{p:?}");
+        assert!(
+            (p.yaw - 35.0).abs() < 1e-3
+                && (p.pitch + 20.0).abs() < 1e-3
+                && (p.roll - 12.0).abs() < 1e-3,
+            "{p:?}"
+        );
         assert!((f.scale - 2.5).abs() < 1e-4);
         assert!((f.translation[0] - 10.0).abs() < 1e-3);
         assert!(f.rms < 1e-4);
@@ -224,7 +243,6 @@ mod tests {
         let mut nan = reference.clone();
         nan.iter_mut().for_each(|p| p[0] = f64::NAN);
         assert!(fit(&reference, &nan, &[1.0; 6]).is_none());
-        assert!(fit(&reference, &vec![[1.0, 1.0, 1.0]; 6], &[1.0; 6]).is_none());
+        assert!(fit(&reference, &[[1.0, 1.0, 1.0]; 6], &[1.0; 6]).is_none());
     }
 }
-

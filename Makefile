@@ -1,0 +1,47 @@
+# gst-plugin-facepose: every command does its own set-up (system packages, ONNX Runtime, models),
+# idempotently; a second run only checks.
+
+CARGO ?= cargo
+INPUT ?=
+LABELS ?= ../shared/data/aflw2000/labels.csv
+
+.PHONY: all setup system ort models build demo test lint eval clean
+
+all: build
+
+system:
+	@bash scripts/setup-system.sh
+
+ort: system
+	@bash scripts/fetch-ort.sh
+
+models: system
+	@bash models/build.sh
+
+setup: system ort models
+
+build: setup
+	$(CARGO) build --release --all-targets
+
+# Runs the engine on the public-domain sample pictures (or INPUT=path) and writes annotated
+# pictures to out/.
+demo: build
+	$(CARGO) run --release --quiet --example demo -- --out out $(INPUT)
+
+# Every test: unit tests, engine tests on real pictures, bad-input tests and the AFLW2000
+# regression guard (which needs ../shared; under CI=true it fails without it).
+test: setup
+	$(CARGO) test --all-targets
+	$(CARGO) test --doc
+
+lint: setup
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+# Head-pose accuracy on the labelled AFLW2000-3D images (1969 with |angles| <= 99 deg).
+eval: build
+	$(CARGO) run --release --quiet --example evaluate -- $(LABELS) --out out/eval
+
+clean:
+	$(CARGO) clean
+	rm -rf out
