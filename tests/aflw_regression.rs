@@ -20,8 +20,9 @@ const EVERY: usize = 10;
 /// Lowest accepted detection rate.
 const MIN_DETECTION_RATE: f64 = 0.99;
 /// Highest accepted mean of the yaw, pitch and roll MAE, in degrees: the figure measured when
-/// this guard was set (see the test output) plus 0.7°.
-const MAX_MAE_MEAN: f64 = 0.0;
+/// this guard was set (6.10°: yaw 7.80, pitch 6.29, roll 4.22, at commit a501e9c on the CPU) plus
+/// 0.7°. Lower it when the engine improves.
+const MAX_MAE_MEAN: f64 = 6.8;
 
 struct Row {
     file: String,

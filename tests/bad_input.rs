@@ -72,9 +72,10 @@ fn assert_mentions(text: &str, words: &[&str], case: &str) {
 
 /// The default configuration with the detector replaced.
 fn with_detector(model: &Path) -> EngineConfig {
-    let mut config = EngineConfig::default();
-    config.detector_model = model.to_owned();
-    config
+    EngineConfig {
+        detector_model: model.to_owned(),
+        ..EngineConfig::default()
+    }
 }
 
 #[test]
@@ -154,8 +155,10 @@ fn a_model_with_the_wrong_input_shape_is_named() {
 fn a_descriptor_of_the_wrong_family_is_named() {
     let m = models();
     let descriptor = m.join("blazeface_full.descriptor");
-    let mut config = EngineConfig::default();
-    config.landmark_descriptor = Some(descriptor.clone());
+    let config = EngineConfig {
+        landmark_descriptor: Some(descriptor.clone()),
+        ..EngineConfig::default()
+    };
     let case = "FaceMesh model with the BlazeFace descriptor";
     let text = load_error(config, case);
     assert_mentions(
@@ -182,8 +185,10 @@ fn edited_descriptor(
     let edited = edit(&original);
     assert_ne!(edited, original, "the edit changed nothing");
     write(&descriptor, edited.as_bytes());
-    let mut config = EngineConfig::default();
-    config.detector_descriptor = Some(descriptor.clone());
+    let config = EngineConfig {
+        detector_descriptor: Some(descriptor.clone()),
+        ..EngineConfig::default()
+    };
     (config, descriptor, dir)
 }
 
@@ -234,8 +239,10 @@ fn a_missing_reference_face_is_named() {
     let _ = models();
     let dir = Scratch::new("canonical");
     let path = dir.join("canonical_face.txt");
-    let mut config = EngineConfig::default();
-    config.reference_face = path.clone();
+    let config = EngineConfig {
+        reference_face: path.clone(),
+        ..EngineConfig::default()
+    };
     let text = load_error(config, "missing reference face");
     assert_mentions(
         &text,

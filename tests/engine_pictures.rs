@@ -159,51 +159,71 @@ fn roll_follows_an_in_plane_rotation() {
     }
 }
 
-/// How far yaw may miss the negation, and pitch may move, in a mirror image. The landmark model is
-/// not exactly mirror-symmetric: fed two exactly mirrored crops of the sample pictures it gives
-/// poses whose yaw and pitch differ from the mirrored pose by up to about 2.5° (roll by under 1°),
-/// so 2° would fail on the model rather than on the engine.
-const MIRROR_YAW_PITCH_TOLERANCE: f32 = 3.0;
+/// How far the mirror image's yaw may miss the negation of the original's, and its pitch the
+/// original pitch. The landmark model is not mirror-symmetric (TensorFlow "SAME" padding of its
+/// stride-2 convolutions pads one side; the ONNX copy matches the TFLite original, see
+/// models/convert/ort_verify.py): on two exactly mirrored crops of a sample picture, the fitted
+/// yaw misses the negation by up to about 4° and pitch moves by up to about 2.6°, while roll stays
+/// within 1°. Tolerances of 2° would fail on the model rather than on the engine; a sign or
+/// left/right mix-up in the engine shows far beyond these.
+const MIRROR_YAW_TOLERANCE: f32 = 5.0;
+const MIRROR_PITCH_TOLERANCE: f32 = 3.5;
+const MIRROR_ROLL_TOLERANCE: f32 = 2.0;
 
 #[test]
 fn a_mirror_image_negates_yaw_and_roll() {
     let mut engine = engine();
     for (name, picture) in pictures() {
         let faces = run(&mut engine, &picture.view(), &name);
-        let face = single(&faces, &name);
-        let what = format!("{name} mirrored");
-        let mirrored = picture.mirrored();
-        let mirror_faces = run(&mut engine, &mirrored.view(), &what);
-        let m = single(&mirror_faces, &what);
-        println!("{name}: {} | mirrored: {}", pose_text(face), pose_text(m));
-        let (p, q) = (face.pose, m.pose);
-        assert!(
-            (q.yaw + p.yaw).abs() <= MIRROR_YAW_PITCH_TOLERANCE,
-            "{what}: yaw {:+.2} is not the negation of {:+.2} (± {MIRROR_YAW_PITCH_TOLERANCE}°)",
-            q.yaw,
-            p.yaw
-        );
-        assert!(
-            angle_diff(q.roll, -p.roll).abs() <= 2.0,
-            "{what}: roll {:+.2} is not the negation of {:+.2} (± 2°)",
-            q.roll,
-            p.roll
-        );
-        assert!(
-            (q.pitch - p.pitch).abs() <= MIRROR_YAW_PITCH_TOLERANCE,
-            "{what}: pitch {:+.2} differs from {:+.2} by more than {MIRROR_YAW_PITCH_TOLERANCE}°",
-            q.pitch,
-            p.pitch
-        );
-        // The box mirrors too.
-        let w = picture.width as f32;
-        assert!(
-            (m.bbox.x0 - (w - face.bbox.x1)).abs() <= 4.0
-                && (m.bbox.x1 - (w - face.bbox.x0)).abs() <= 4.0,
-            "{what}: box {:?} is not the mirror of {:?}",
-            m.bbox,
-            face.bbox
-        );
+        let c = single(&faces, &name).bbox.centre();
+        // Upright, and turned 30° clockwise so that roll is large and its negation is a real test.
+        let turned = picture.rotated(30.0, (c.x, c.y)).0;
+        for (what, original) in [
+            (name.clone(), &picture),
+            (format!("{name} turned 30°"), &turned),
+        ] {
+            let faces = run(&mut engine, &original.view(), &what);
+            let face = single(&faces, &what);
+            let what_m = format!("{what}, mirrored");
+            let mirrored = original.mirrored();
+            let mirror_faces = run(&mut engine, &mirrored.view(), &what_m);
+            let m = single(&mirror_faces, &what_m);
+            println!("{what}: {} | mirrored: {}", pose_text(face), pose_text(m));
+            let (p, q) = (face.pose, m.pose);
+            assert!(
+                (q.yaw + p.yaw).abs() <= MIRROR_YAW_TOLERANCE,
+                "{what_m}: yaw {:+.2} is not the negation of {:+.2} (± {MIRROR_YAW_TOLERANCE}°)",
+                q.yaw,
+                p.yaw
+            );
+            assert!(
+                angle_diff(q.roll, -p.roll).abs() <= MIRROR_ROLL_TOLERANCE,
+                "{what_m}: roll {:+.2} is not the negation of {:+.2} (± {MIRROR_ROLL_TOLERANCE}°)",
+                q.roll,
+                p.roll
+            );
+            assert!(
+                (q.pitch - p.pitch).abs() <= MIRROR_PITCH_TOLERANCE,
+                "{what_m}: pitch {:+.2} differs from {:+.2} by more than {MIRROR_PITCH_TOLERANCE}°",
+                q.pitch,
+                p.pitch
+            );
+            // The box mirrors too (within 5% of its width: boxes of turned faces are loose).
+            let w = original.width as f32;
+            let tolerance = (0.05 * face.bbox.width()).max(4.0);
+            let corners = [
+                (m.bbox.x0, w - face.bbox.x1),
+                (m.bbox.x1, w - face.bbox.x0),
+                (m.bbox.y0, face.bbox.y0),
+                (m.bbox.y1, face.bbox.y1),
+            ];
+            assert!(
+                corners.iter().all(|(a, b)| (a - b).abs() <= tolerance),
+                "{what_m}: box {:?} is not the mirror of {:?} (± {tolerance:.1} px)",
+                m.bbox,
+                face.bbox
+            );
+        }
     }
 }
 
@@ -312,9 +332,9 @@ fn chroma(p: &Picture, cx: usize, cy: usize) -> (u8, u8) {
 fn luma_plane(p: &Picture) -> PaddedPlane {
     let mut y_plane = PaddedPlane::new(p.width, p.height, 3);
     for y in 0..p.height {
-        let row = y_plane.row(y);
-        for x in 0..p.width {
-            row[x] = luma(&p.data[(y * p.width + x) * 3..][..3]);
+        let source = &p.data[y * p.width * 3..(y + 1) * p.width * 3];
+        for (dst, px) in y_plane.row(y).iter_mut().zip(source.chunks_exact(3)) {
+            *dst = luma(px);
         }
     }
     y_plane
