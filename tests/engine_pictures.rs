@@ -160,14 +160,13 @@ fn roll_follows_an_in_plane_rotation() {
 }
 
 /// How far the mirror image's yaw may miss the negation of the original's, and its pitch the
-/// original pitch. The landmark model is not mirror-symmetric (TensorFlow "SAME" padding of its
-/// stride-2 convolutions pads one side; the ONNX copy matches the TFLite original, see
-/// models/convert/ort_verify.py): on two exactly mirrored crops of a sample picture, the fitted
-/// yaw misses the negation by up to about 4° and pitch moves by up to about 2.6°, while roll stays
-/// within 1°. Tolerances of 2° would fail on the model rather than on the engine; a sign or
-/// left/right mix-up in the engine shows far beyond these.
-const MIRROR_YAW_TOLERANCE: f32 = 5.0;
-const MIRROR_PITCH_TOLERANCE: f32 = 3.5;
+/// original pitch. The landmark model on its own is not mirror-symmetric (about 4° of yaw on a
+/// sample picture); the engine averages each face with a pass on its mirrored crop, which brings
+/// the upright pictures within 2°. The pictures turned 30° keep a little more (measured 1.96° of
+/// yaw), so they get 3°.
+const MIRROR_YAW_TOLERANCE: f32 = 2.0;
+const MIRROR_YAW_TOLERANCE_TURNED: f32 = 3.0;
+const MIRROR_PITCH_TOLERANCE: f32 = 2.0;
 const MIRROR_ROLL_TOLERANCE: f32 = 2.0;
 
 #[test]
@@ -190,9 +189,14 @@ fn a_mirror_image_negates_yaw_and_roll() {
             let m = single(&mirror_faces, &what_m);
             println!("{what}: {} | mirrored: {}", pose_text(face), pose_text(m));
             let (p, q) = (face.pose, m.pose);
+            let yaw_tolerance = if what == name {
+                MIRROR_YAW_TOLERANCE
+            } else {
+                MIRROR_YAW_TOLERANCE_TURNED
+            };
             assert!(
-                (q.yaw + p.yaw).abs() <= MIRROR_YAW_TOLERANCE,
-                "{what_m}: yaw {:+.2} is not the negation of {:+.2} (± {MIRROR_YAW_TOLERANCE}°)",
+                (q.yaw + p.yaw).abs() <= yaw_tolerance,
+                "{what_m}: yaw {:+.2} is not the negation of {:+.2} (± {yaw_tolerance}°)",
                 q.yaw,
                 p.yaw
             );

@@ -66,6 +66,9 @@ pub struct EngineConfig {
     /// Procrustes basis, 33 points) instead of all points equally. Off by default: equal weights
     /// measured better on AFLW2000.
     pub reference_weights: bool,
+    /// Average the last landmark pass with a pass on the mirrored crop (cancels the landmark
+    /// model's left-right bias; one more landmark inference per face).
+    pub mirror_average: bool,
 }
 
 impl EngineConfig {
@@ -81,6 +84,7 @@ impl EngineConfig {
             detect: DetectConfig::default(),
             refine_passes: DEFAULT_REFINE_PASSES,
             reference_weights: false,
+            mirror_average: true,
         }
     }
 }
@@ -105,6 +109,9 @@ pub struct Engine {
     landmarker: Landmarker,
     reference: Vec<[f64; 3]>,
     weights: Vec<f64>,
+    /// For each reference point, the index of its left-right mirror point (empty if the reference
+    /// face is not symmetric enough to tell).
+    mirror: Vec<usize>,
     config: EngineConfig,
     times: StageTimes,
 }
@@ -139,7 +146,9 @@ impl Engine {
         if !config.reference_weights || weights.iter().filter(|w| **w > 0.0).count() < 3 {
             weights = vec![1.0; reference.len()];
         }
+        let mirror = mirror_pairs(&reference.points);
         Ok(Engine {
+            mirror,
             detector,
             landmarker,
             reference: reference
@@ -215,15 +224,30 @@ impl Engine {
         Ok(faces)
     }
 
-    /// Landmarks for each crop, re-cropped from the landmarks `refine_passes` times.
+    /// Landmarks for each crop, re-cropped from the landmarks `refine_passes` times; with
+    /// `mirror_average`, the last pass also runs on the mirrored crop and averages the two.
     pub fn landmarks(
         &mut self,
         image: &ImageView,
         crops: Vec<RotatedRect>,
     ) -> Result<Vec<Landmarks>> {
-        let mut result = self.landmarker.run(image, &crops)?;
-        for _ in 0..self.config.refine_passes {
-            let next: Vec<RotatedRect> = result
+        let mut crops = crops;
+        let passes = self.config.refine_passes + 1;
+        for pass in 0..passes {
+            let last = pass + 1 == passes;
+            if last && self.config.mirror_average && !self.mirror.is_empty() {
+                let (plain, mirrored) = self.landmarker.run_with_mirror(image, &crops)?;
+                return Ok(plain
+                    .into_iter()
+                    .zip(mirrored)
+                    .map(|(p, m)| average_with_mirror(p, &m, &self.mirror))
+                    .collect());
+            }
+            let result = self.landmarker.run(image, &crops)?;
+            if last {
+                return Ok(result);
+            }
+            crops = result
                 .iter()
                 .map(|l| {
                     self.landmarker
@@ -231,9 +255,8 @@ impl Engine {
                         .unwrap_or(l.crop)
                 })
                 .collect();
-            result = self.landmarker.run(image, &next)?;
         }
-        Ok(result)
+        Ok(Vec::new())
     }
 
     /// Fits the reference face to one face's landmarks.
@@ -260,5 +283,93 @@ impl Engine {
             scale,
             fit_error,
         }
+    }
+}
+
+/// For each point, its mirror across the reference face's x = 0 plane: the nearest point to
+/// (-x, y, z). Empty when some point has no mirror within 2 % of the face's width, or when the
+/// pairing is not an involution.
+pub fn mirror_pairs(points: &[[f32; 3]]) -> Vec<usize> {
+    let width = points.iter().map(|p| p[0]).fold(f32::MIN, f32::max)
+        - points.iter().map(|p| p[0]).fold(f32::MAX, f32::min);
+    let tolerance = (0.02 * width).powi(2);
+    let mut pairs = Vec::with_capacity(points.len());
+    for p in points {
+        let target = [-p[0], p[1], p[2]];
+        let best = points
+            .iter()
+            .enumerate()
+            .map(|(j, q)| (j, (0..3).map(|k| (q[k] - target[k]).powi(2)).sum::<f32>()))
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        match best {
+            Some((j, d)) if d <= tolerance => pairs.push(j),
+            _ => return Vec::new(),
+        }
+    }
+    let involution = pairs.iter().enumerate().all(|(i, &j)| pairs[j] == i);
+    if involution { pairs } else { Vec::new() }
+}
+
+/// Averages landmarks with those found on the mirrored crop (whose point `i` is the mirror point
+/// of `i`), and the two presence scores.
+fn average_with_mirror(plain: Landmarks, mirrored: &Landmarks, pairs: &[usize]) -> Landmarks {
+    let points = plain
+        .points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let q = mirrored.points[pairs[i]];
+            [
+                (p[0] + q[0]) * 0.5,
+                (p[1] + q[1]) * 0.5,
+                (p[2] + q[2]) * 0.5,
+            ]
+        })
+        .collect();
+    Landmarks {
+        points,
+        presence: (plain.presence + mirrored.presence) * 0.5,
+        crop: plain.crop,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_pairs_match_symmetric_points_and_refuse_asymmetric_sets() {
+        let pts = [
+            [0.0, 1.0, 0.0],
+            [-2.0, 0.0, 1.0],
+            [2.0, 0.0, 1.0],
+            [-1.0, -1.0, 0.5],
+            [1.0, -1.0, 0.5],
+        ];
+        assert_eq!(mirror_pairs(&pts), [0, 2, 1, 4, 3]);
+        let lopsided = [[0.0, 1.0, 0.0], [-2.0, 0.0, 1.0], [1.0, 0.0, 1.0]];
+        assert!(mirror_pairs(&lopsided).is_empty());
+    }
+
+    #[test]
+    fn averaging_with_the_mirror_pass_uses_the_mirror_index() {
+        let crop = RotatedRect {
+            centre: geometry::Point::new(0.0, 0.0),
+            side: 1.0,
+            angle: 0.0,
+        };
+        let plain = Landmarks {
+            points: vec![[0.0, 0.0, 0.0], [10.0, 0.0, 2.0]],
+            presence: 1.0,
+            crop,
+        };
+        let mirrored = Landmarks {
+            points: vec![[12.0, 2.0, 4.0], [2.0, 0.0, 0.0]],
+            presence: 0.5,
+            crop,
+        };
+        let avg = average_with_mirror(plain, &mirrored, &[1, 0]);
+        assert_eq!(avg.points, vec![[1.0, 0.0, 0.0], [11.0, 1.0, 3.0]]);
+        assert_eq!(avg.presence, 0.75);
     }
 }

@@ -120,27 +120,70 @@ impl Landmarker {
 
     /// Runs the model on every crop, in one batch when the model allows it.
     pub fn run(&mut self, image: &ImageView, crops: &[RotatedRect]) -> Result<Vec<Landmarks>> {
+        self.run_flagged(image, crops, &vec![false; crops.len()])
+    }
+
+    /// Runs the model on every crop and on its mirror image, in one batch when the model allows
+    /// it. The mirrored results are mapped back to the frame but keep the model's point order:
+    /// point `i` of a mirrored result describes the face's mirror point of `i`.
+    pub fn run_with_mirror(
+        &mut self,
+        image: &ImageView,
+        crops: &[RotatedRect],
+    ) -> Result<(Vec<Landmarks>, Vec<Landmarks>)> {
+        let all: Vec<RotatedRect> = crops.iter().chain(crops.iter()).copied().collect();
+        let flags: Vec<bool> = (0..all.len()).map(|i| i >= crops.len()).collect();
+        let mut out = self.run_flagged(image, &all, &flags)?;
+        let mirrored = out.split_off(crops.len());
+        Ok((out, mirrored))
+    }
+
+    fn run_flagged(
+        &mut self,
+        image: &ImageView,
+        crops: &[RotatedRect],
+        mirrored: &[bool],
+    ) -> Result<Vec<Landmarks>> {
         if crops.is_empty() {
             return Ok(Vec::new());
         }
         if self.model.dynamic_batch {
-            self.run_batch(image, crops)
+            self.run_batch(image, crops, mirrored)
         } else {
             let mut out = Vec::with_capacity(crops.len());
-            for c in crops {
-                out.extend(self.run_batch(image, std::slice::from_ref(c))?);
+            for (c, m) in crops.iter().zip(mirrored) {
+                out.extend(self.run_batch(
+                    image,
+                    std::slice::from_ref(c),
+                    std::slice::from_ref(m),
+                )?);
             }
             Ok(out)
         }
     }
 
-    fn run_batch(&mut self, image: &ImageView, crops: &[RotatedRect]) -> Result<Vec<Landmarks>> {
+    fn run_batch(
+        &mut self,
+        image: &ImageView,
+        crops: &[RotatedRect],
+        mirrored: &[bool],
+    ) -> Result<Vec<Landmarks>> {
         let (size, n) = (self.size, crops.len());
         let per = size * size * 3;
         self.input.resize(per * n, 0.0);
         let format = self.model.descriptor.tensor;
-        for (crop, chunk) in crops.iter().zip(self.input.chunks_mut(per)) {
-            let map = Affine::from_rotated_rect(crop, size as f32);
+        for ((crop, &flip), chunk) in crops.iter().zip(mirrored).zip(self.input.chunks_mut(per)) {
+            let mut map = Affine::from_rotated_rect(crop, size as f32);
+            if flip {
+                // Tensor column u samples the crop's column size - u.
+                map = Affine {
+                    a: -map.a,
+                    c: -map.c,
+                    tx: map.tx + map.a * size as f32,
+                    ty: map.ty + map.c * size as f32,
+                    ..map
+                };
+            }
             warp_into(image, &map, size, size, &format, chunk);
         }
         let shape = match format.layout {
@@ -170,11 +213,13 @@ impl Landmarker {
             .enumerate()
             .map(|(i, crop)| {
                 let map = Affine::from_rotated_rect(crop, size as f32);
+                let flip = mirrored[i];
                 let z_scale = crop.side * scale;
                 let points = coords[i * points * 3..(i + 1) * points * 3]
                     .chunks_exact(3)
                     .map(|c| {
-                        let p = map.apply(Point::new(c[0], c[1]));
+                        let u = if flip { size as f32 - c[0] } else { c[0] };
+                        let p = map.apply(Point::new(u, c[1]));
                         [p.x, p.y, c[2] * z_scale]
                     })
                     .collect();
