@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Runs the engine on pictures and prints every face; writes an annotated PNG per picture.
 //!
-//! `cargo run --release --example demo -- [--out DIR] [PICTURE ...]`
-//! Without pictures it uses the public-domain samples that `make models` extracts.
+//! `cargo run --release --example demo -- [--out DIR] [--repeat N] [--input-size N] [PICTURE ...]`
+//! Without pictures it uses the public-domain samples that `make models` extracts. `--repeat N`
+//! processes each picture N more times and prints the median time of each stage.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -17,6 +18,8 @@ use support::Picture;
 fn main() -> ExitCode {
     let mut out_dir = PathBuf::from("out");
     let mut inputs = Vec::new();
+    let mut repeat = 0usize;
+    let mut input_size = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -27,8 +30,18 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             },
+            "--repeat" | "--input-size" => {
+                match args.next().and_then(|v| v.parse::<usize>().ok()) {
+                    Some(n) if a == "--repeat" => repeat = n,
+                    Some(n) => input_size = Some(n),
+                    None => {
+                        eprintln!("{a} needs a whole number");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
             "-h" | "--help" => {
-                println!("usage: demo [--out DIR] [PICTURE ...]");
+                println!("usage: demo [--out DIR] [--repeat N] [--input-size N] [PICTURE ...]");
                 return ExitCode::SUCCESS;
             }
             _ => inputs.push(PathBuf::from(a)),
@@ -37,7 +50,7 @@ fn main() -> ExitCode {
     if inputs.is_empty() {
         inputs = support::sample_pictures();
     }
-    match run(&inputs, &out_dir) {
+    match run(&inputs, &out_dir, repeat, input_size) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -46,8 +59,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(inputs: &[PathBuf], out_dir: &std::path::Path) -> Result<(), String> {
-    let config = support::config()?;
+fn run(
+    inputs: &[PathBuf],
+    out_dir: &std::path::Path,
+    repeat: usize,
+    input_size: Option<usize>,
+) -> Result<(), String> {
+    let mut config = support::config()?;
+    if let Some(n) = input_size {
+        config.detect.input_size = n;
+    }
     let mut engine = Engine::new(config).map_err(|e| e.to_string())?;
     for w in engine.warnings() {
         eprintln!("warning: {w}");
@@ -81,6 +102,32 @@ fn run(inputs: &[PathBuf], out_dir: &std::path::Path) -> Result<(), String> {
                 f.pose.yaw,
                 f.pose.pitch,
                 f.pose.roll
+            );
+        }
+        if repeat > 0 {
+            let mut times = Vec::with_capacity(repeat);
+            for _ in 0..repeat {
+                let start = std::time::Instant::now();
+                engine.process(&picture.view()).map_err(|e| e.to_string())?;
+                let t = engine.stage_times();
+                times.push([
+                    t.detect,
+                    t.landmarks,
+                    t.pose,
+                    start.elapsed().as_secs_f64() * 1e3,
+                ]);
+            }
+            let median = |k: usize| {
+                let mut v: Vec<f64> = times.iter().map(|t| t[k]).collect();
+                v.sort_by(|a, b| a.total_cmp(b));
+                v[v.len() / 2]
+            };
+            println!(
+                "  median of {repeat}: detect {:.1} ms, landmarks {:.1} ms, pose {:.2} ms, total {:.1} ms",
+                median(0),
+                median(1),
+                median(2),
+                median(3)
             );
         }
         let (w, h) = (picture.width, picture.height);
