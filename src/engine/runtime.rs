@@ -142,13 +142,18 @@ pub fn environment(explicit: Option<&Path>) -> Result<(Environment, PathBuf)> {
     for (path, origin) in &candidates {
         let is_bare_name = path.components().count() == 1 && *origin == "system library path";
         if !is_bare_name && !path.exists() {
-            failures.push(format!("{} ({origin}): no such file", path.display()));
+            failures.push((
+                path,
+                origin,
+                format!("no such file; expected the ONNX Runtime shared library ({BUNDLED_LIBRARY_NAME})"),
+            ));
             continue;
         }
         if path.is_dir() {
-            failures.push(format!(
-                "{} ({origin}): is a folder, expected the library file ({BUNDLED_LIBRARY_NAME})",
-                path.display()
+            failures.push((
+                path,
+                origin,
+                format!("is a folder; expected the library file ({BUNDLED_LIBRARY_NAME})"),
             ));
             continue;
         }
@@ -169,22 +174,31 @@ pub fn environment(explicit: Option<&Path>) -> Result<(Environment, PathBuf)> {
                 let _ = ENVIRONMENT.set(loaded);
                 return Ok((environment, path.clone()));
             }
-            Err(e) => failures.push(format!(
-                "{} ({origin}): {e}; expected ONNX Runtime ≥ 1.24 (the set-up installs 1.31.1)",
-                path.display()
+            Err(e) => failures.push((
+                path,
+                origin,
+                format!(
+                    "cannot be loaded as ONNX Runtime ({e}); expected the ONNX Runtime shared library, \
+                     version 1.24 or newer (the set-up installs 1.31.1)"
+                ),
             )),
         }
     }
-    let (path, message) = if candidates.len() == 1 {
-        (Some(candidates[0].0.clone()), failures.join("; "))
-    } else {
-        (
-            None,
-            format!(
-                "not found; tried {}. Run `make setup` or set {LIBRARY_ENV}",
-                failures.join("; ")
-            ),
-        )
+    let (path, message) = match failures.as_slice() {
+        [(path, origin, why)] => (Some((*path).clone()), format!("({origin}) {why}")),
+        _ => {
+            let tried: Vec<String> = failures
+                .iter()
+                .map(|(p, origin, why)| format!("{} ({origin}): {why}", p.display()))
+                .collect();
+            (
+                None,
+                format!(
+                    "not found; tried {}. Run `make setup` or set {LIBRARY_ENV}",
+                    tried.join("; ")
+                ),
+            )
+        }
     };
     Err(Error::Runtime { path, message })
 }
