@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use gstfacepose::engine::geometry::BBox;
-use gstfacepose::engine::{Engine, Face};
+use gstfacepose::engine::Engine;
 use support::Picture;
 
 struct Options {
@@ -136,19 +136,6 @@ fn read_labels(path: &Path, all: bool) -> Result<Vec<Row>, String> {
     Ok(rows)
 }
 
-/// The detected face that belongs to the labelled one: the best overlap with the labelled
-/// landmark box, accepted when the overlap is real or the labelled centre lies inside.
-fn matching_face<'a>(faces: &'a [Face], gt: &BBox) -> Option<&'a Face> {
-    let c = gt.centre();
-    faces
-        .iter()
-        .filter(|f| {
-            f.bbox.iou(gt) >= 0.25
-                || (c.x >= f.bbox.x0 && c.x <= f.bbox.x1 && c.y >= f.bbox.y0 && c.y <= f.bbox.y1)
-        })
-        .max_by(|a, b| a.bbox.iou(gt).total_cmp(&b.bbox.iou(gt)))
-}
-
 struct Result_ {
     row: usize,
     pred: Option<[f32; 3]>,
@@ -209,7 +196,7 @@ fn run() -> Result<(), String> {
             .process(&picture.view())
             .map_err(|e| format!("{}: {e}", row.file))?;
         let ms = t.elapsed().as_secs_f64() * 1e3;
-        let face = matching_face(&faces, &row.gt_box);
+        let face = support::matching_face(&faces, &row.gt_box);
         results.push(Result_ {
             row: i,
             pred: face.map(|f| [f.pose.yaw, f.pose.pitch, f.pose.roll]),

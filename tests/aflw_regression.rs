@@ -10,7 +10,7 @@ mod support;
 use std::path::Path;
 
 use gstfacepose::engine::geometry::BBox;
-use gstfacepose::engine::{Engine, Face};
+use gstfacepose::engine::Engine;
 use support::Picture;
 
 /// Images in the guard set.
@@ -111,20 +111,6 @@ fn guard_set(rows: Vec<Row>) -> Vec<Row> {
         .collect()
 }
 
-/// The detected face that belongs to the labelled one (as `matching_face` in examples/evaluate.rs):
-/// the best overlap with the labelled landmark box, accepted when the overlap is real or the
-/// labelled centre lies inside.
-fn matching_face<'a>(faces: &'a [Face], gt: &BBox) -> Option<&'a Face> {
-    let c = gt.centre();
-    faces
-        .iter()
-        .filter(|f| {
-            f.bbox.iou(gt) >= 0.25
-                || (c.x >= f.bbox.x0 && c.x <= f.bbox.x1 && c.y >= f.bbox.y0 && c.y <= f.bbox.y1)
-        })
-        .max_by(|a, b| a.bbox.iou(gt).total_cmp(&b.bbox.iou(gt)))
-}
-
 #[test]
 fn head_pose_error_on_200_aflw2000_images_stays_within_the_guard() {
     let Some(labels) = support::shared_or_skip(
@@ -156,7 +142,7 @@ fn head_pose_error_on_200_aflw2000_images_stays_within_the_guard() {
         let faces = engine
             .process(&picture.view())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        match matching_face(&faces, &row.gt_box) {
+        match support::matching_face(&faces, &row.gt_box) {
             Some(f) => {
                 let pred = [f.pose.yaw, f.pose.pitch, f.pose.roll];
                 let mut sum = 0.0;

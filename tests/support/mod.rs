@@ -5,7 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use gstfacepose::engine::{self, EngineConfig, ImageView, PixelFormat};
+use gstfacepose::engine::geometry::BBox;
+use gstfacepose::engine::{self, EngineConfig, Face, ImageView, PixelFormat};
 
 /// A decoded RGB picture.
 pub struct Picture {
@@ -231,4 +232,15 @@ impl Picture {
 pub fn angle_diff(a: f32, b: f32) -> f32 {
     let d = (a - b).rem_euclid(360.0);
     if d > 180.0 { d - 360.0 } else { d }
+}
+
+/// The detected face that belongs to a labelled one (AFLW2000's box of the 68 landmarks): the
+/// best overlap with the labelled box, accepted when the overlap is real or the labelled centre
+/// lies inside the detection.
+pub fn matching_face<'a>(faces: &'a [Face], gt: &BBox) -> Option<&'a Face> {
+    let c = gt.centre();
+    faces
+        .iter()
+        .filter(|f| f.bbox.iou(gt) >= 0.25 || f.bbox.contains(c))
+        .max_by(|a, b| a.bbox.iou(gt).total_cmp(&b.bbox.iou(gt)))
 }
