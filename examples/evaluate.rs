@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use gstfacepose::engine::geometry::BBox;
 use gstfacepose::engine::Engine;
+use gstfacepose::engine::geometry::BBox;
 use support::Picture;
 
 struct Options {

@@ -13,16 +13,17 @@
 use gst::glib;
 
 pub mod engine;
+mod faceposeestimator;
+pub mod json;
+pub mod meta;
 pub mod overlay;
+pub mod video;
 
-/// Name of the per-frame custom meta that carries every face.
-pub const FACEPOSE_META_NAME: &str = "FacePoseMeta";
+pub use faceposeestimator::{ExecutionProvider, FacePoseEstimator};
 
-fn plugin_init(_plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    if !gst::meta::CustomMeta::is_registered(FACEPOSE_META_NAME) {
-        gst::meta::CustomMeta::register(FACEPOSE_META_NAME, &[]);
-    }
-    Ok(())
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    meta::register();
+    faceposeestimator::register(plugin)
 }
 
 gst::plugin_define!(

@@ -1,10 +1,59 @@
 // SPDX-License-Identifier: MPL-2.0
-//! Drawing faces into packed RGB-family frames: the box, the landmarks and the three pose axes from
-//! the nose tip (x red, y green, z blue). Line widths follow the frame size so the drawing stays
-//! legible from small to large frames.
+//! Drawing faces into frames: the box, the landmarks and the three pose axes from the nose tip
+//! (x red, y green, z blue), in packed RGB-family frames and in I420 and NV12. Line widths follow
+//! the frame size so the drawing stays legible from small to large frames.
+
+use gst_video::{VideoFormat, VideoFrameExt, VideoFrameRef};
 
 use crate::engine::face::Face;
 use crate::engine::geometry::Point;
+
+/// Something pixels can be set in.
+pub trait Canvas {
+    fn width(&self) -> usize;
+    fn height(&self) -> usize;
+    /// Sets pixel (x, y), which the caller keeps inside the canvas.
+    fn set(&mut self, x: usize, y: usize, rgb: [u8; 3]);
+
+    fn put(&mut self, x: i64, y: i64, rgb: [u8; 3]) {
+        if x >= 0 && y >= 0 && (x as usize) < self.width() && (y as usize) < self.height() {
+            self.set(x as usize, y as usize, rgb);
+        }
+    }
+
+    /// A filled disc of radius `r`.
+    fn dot(&mut self, c: Point, r: f32, rgb: [u8; 3]) {
+        if !(c.x.is_finite() && c.y.is_finite()) {
+            return;
+        }
+        let ri = r.ceil() as i64;
+        let (cx, cy) = (c.x.round() as i64, c.y.round() as i64);
+        for dy in -ri..=ri {
+            for dx in -ri..=ri {
+                if ((dx * dx + dy * dy) as f32) <= r * r + 0.5 {
+                    self.put(cx + dx, cy + dy, rgb);
+                }
+            }
+        }
+    }
+
+    /// A line `width` pixels wide.
+    fn line(&mut self, a: Point, b: Point, width: f32, rgb: [u8; 3]) {
+        if !(a.x.is_finite() && a.y.is_finite() && b.x.is_finite() && b.y.is_finite()) {
+            return;
+        }
+        let len = ((b.x - a.x).powi(2) + (b.y - a.y).powi(2)).sqrt();
+        let steps = (len.ceil() as usize).clamp(1, 20_000);
+        for i in 0..=steps {
+            let t = i as f32 / steps as f32;
+            self.dot(
+                Point::new(a.x + (b.x - a.x) * t, a.y + (b.y - a.y) * t),
+                width * 0.5,
+                rgb,
+            );
+        }
+    }
+}
 
 /// A packed 8-bit frame with 3 or 4 bytes per pixel.
 pub struct RgbCanvas<'a> {
@@ -40,45 +89,153 @@ impl<'a> RgbCanvas<'a> {
             order: if bgr { [2, 1, 0] } else { [0, 1, 2] },
         })
     }
+}
 
-    fn put(&mut self, x: i64, y: i64, rgb: [u8; 3]) {
-        if x < 0 || y < 0 || x as usize >= self.width || y as usize >= self.height {
-            return;
-        }
-        let p = y as usize * self.stride + x as usize * self.bpp;
+impl Canvas for RgbCanvas<'_> {
+    fn width(&self) -> usize {
+        self.width
+    }
+
+    fn height(&self) -> usize {
+        self.height
+    }
+
+    fn set(&mut self, x: usize, y: usize, rgb: [u8; 3]) {
+        let p = y * self.stride + x * self.bpp;
         for (offset, value) in self.order.iter().zip(rgb) {
             self.data[p + offset] = value;
         }
     }
+}
 
-    /// A filled disc of radius `r`.
-    pub fn dot(&mut self, c: Point, r: f32, rgb: [u8; 3]) {
-        let ri = r.ceil() as i64;
-        let (cx, cy) = (c.x.round() as i64, c.y.round() as i64);
-        for dy in -ri..=ri {
-            for dx in -ri..=ri {
-                if ((dx * dx + dy * dy) as f32) <= r * r + 0.5 {
-                    self.put(cx + dx, cy + dy, rgb);
+/// An 8-bit YUV 4:2:0 frame, planar (I420) or semi-planar (NV12), BT.601 limited range.
+pub struct YuvCanvas<'a> {
+    luma: &'a mut [u8],
+    luma_stride: usize,
+    /// I420: the U plane (and `v` holds V); NV12: the interleaved UV plane (and `v` is None).
+    u: &'a mut [u8],
+    u_stride: usize,
+    v: Option<(&'a mut [u8], usize)>,
+    width: usize,
+    height: usize,
+}
+
+impl<'a> YuvCanvas<'a> {
+    pub fn i420(
+        width: usize,
+        height: usize,
+        y: (&'a mut [u8], usize),
+        u: (&'a mut [u8], usize),
+        v: (&'a mut [u8], usize),
+    ) -> Self {
+        Self {
+            luma: y.0,
+            luma_stride: y.1,
+            u: u.0,
+            u_stride: u.1,
+            v: Some(v),
+            width,
+            height,
+        }
+    }
+
+    pub fn nv12(
+        width: usize,
+        height: usize,
+        y: (&'a mut [u8], usize),
+        uv: (&'a mut [u8], usize),
+    ) -> Self {
+        Self {
+            luma: y.0,
+            luma_stride: y.1,
+            u: uv.0,
+            u_stride: uv.1,
+            v: None,
+            width,
+            height,
+        }
+    }
+}
+
+impl Canvas for YuvCanvas<'_> {
+    fn width(&self) -> usize {
+        self.width
+    }
+
+    fn height(&self) -> usize {
+        self.height
+    }
+
+    fn set(&mut self, x: usize, y: usize, rgb: [u8; 3]) {
+        let [r, g, b] = rgb.map(|c| c as f32);
+        let luma = 16.0 + 0.257 * r + 0.504 * g + 0.098 * b;
+        let cb = 128.0 - 0.148 * r - 0.291 * g + 0.439 * b;
+        let cr = 128.0 + 0.439 * r - 0.368 * g - 0.071 * b;
+        let byte = |v: f32| v.round().clamp(0.0, 255.0) as u8;
+        if let Some(p) = self.luma.get_mut(y * self.luma_stride + x) {
+            *p = byte(luma);
+        }
+        let (cx, cy) = (x / 2, y / 2);
+        match self.v.as_mut() {
+            Some((v, v_stride)) => {
+                if let Some(p) = self.u.get_mut(cy * self.u_stride + cx) {
+                    *p = byte(cb);
+                }
+                if let Some(p) = v.get_mut(cy * *v_stride + cx) {
+                    *p = byte(cr);
+                }
+            }
+            None => {
+                let i = cy * self.u_stride + cx * 2;
+                if i + 1 < self.u.len() {
+                    self.u[i] = byte(cb);
+                    self.u[i + 1] = byte(cr);
                 }
             }
         }
     }
+}
 
-    /// A line `width` pixels wide.
-    pub fn line(&mut self, a: Point, b: Point, width: f32, rgb: [u8; 3]) {
-        if !(a.x.is_finite() && a.y.is_finite() && b.x.is_finite() && b.y.is_finite()) {
-            return;
+/// Draws the faces into a mapped frame of any accepted format; false if the format is not one.
+pub fn draw_on_frame(frame: &mut VideoFrameRef<&mut gst::BufferRef>, faces: &[Face]) -> bool {
+    let (w, h) = (frame.width() as usize, frame.height() as usize);
+    let format = frame.format();
+    let strides: Vec<usize> = frame
+        .plane_stride()
+        .iter()
+        .map(|s| (*s).max(0) as usize)
+        .collect();
+    let packed = match format {
+        VideoFormat::Rgb => Some((3, false)),
+        VideoFormat::Bgr => Some((3, true)),
+        VideoFormat::Rgba | VideoFormat::Rgbx => Some((4, false)),
+        VideoFormat::Bgra | VideoFormat::Bgrx => Some((4, true)),
+        _ => None,
+    };
+    if let Some((bpp, bgr)) = packed {
+        let Ok(data) = frame.plane_data_mut(0) else {
+            return false;
+        };
+        let Some(mut canvas) = RgbCanvas::new(data, w, h, strides[0], bpp, bgr) else {
+            return false;
+        };
+        draw_faces(&mut canvas, faces);
+        return true;
+    }
+    let mut planes = frame.planes_data_mut();
+    match (format, planes.as_mut_slice()) {
+        (VideoFormat::I420, [y, u, v, ..]) => {
+            let mut canvas =
+                YuvCanvas::i420(w, h, (y, strides[0]), (u, strides[1]), (v, strides[2]));
+            draw_faces(&mut canvas, faces);
+            true
         }
-        let len = ((b.x - a.x).powi(2) + (b.y - a.y).powi(2)).sqrt();
-        let steps = (len.ceil() as usize).clamp(1, 20_000);
-        for i in 0..=steps {
-            let t = i as f32 / steps as f32;
-            self.dot(
-                Point::new(a.x + (b.x - a.x) * t, a.y + (b.y - a.y) * t),
-                width * 0.5,
-                rgb,
-            );
+        (VideoFormat::Nv12, [y, uv, ..]) => {
+            let mut canvas = YuvCanvas::nv12(w, h, (y, strides[0]), (uv, strides[1]));
+            draw_faces(&mut canvas, faces);
+            true
         }
+        _ => false,
     }
 }
 
@@ -87,8 +244,8 @@ const LANDMARK_COLOUR: [u8; 3] = [255, 255, 255];
 const AXIS_COLOURS: [[u8; 3]; 3] = [[255, 40, 40], [40, 255, 40], [60, 120, 255]];
 
 /// Draws every face. Sizes scale with the frame's shorter side (2 px lines at 720p).
-pub fn draw_faces(canvas: &mut RgbCanvas, faces: &[Face]) {
-    let unit = (canvas.width.min(canvas.height) as f32 / 360.0).max(1.0);
+pub fn draw_faces(canvas: &mut impl Canvas, faces: &[Face]) {
+    let unit = (canvas.width().min(canvas.height()) as f32 / 360.0).max(1.0);
     for face in faces {
         let b = face.bbox;
         let corners = [

@@ -9,8 +9,8 @@ mod support;
 
 use std::path::Path;
 
-use gstfacepose::engine::geometry::BBox;
 use gstfacepose::engine::Engine;
+use gstfacepose::engine::geometry::BBox;
 use support::Picture;
 
 /// Images in the guard set.

@@ -1,0 +1,541 @@
+// SPDX-License-Identifier: MPL-2.0
+//! # faceposeestimator
+//!
+//! Finds faces in raw video, their 468 landmarks and their head pose (yaw, pitch, roll in degrees),
+//! and attaches them to each buffer: one `GstVideoRegionOfInterestMeta` per face (roi type `face`,
+//! parameters `detection` and `head-pose`) and one `FacePoseMeta` custom meta per frame. It can
+//! also post a `facepose` element message per frame, write JSON Lines, and draw an overlay.
+//!
+//! ```text
+//! gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! videoconvert ! faceposeestimator draw=true ! videoconvert ! autovideosink
+//! ```
+//!
+//! This file is GObject glue only: the work happens in `crate::engine`, `crate::meta`,
+//! `crate::overlay` and `crate::json`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{LazyLock, Mutex};
+use std::time::Instant;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::prelude::*;
+use gst_video::{VideoFrameRef, VideoInfo};
+
+use super::ExecutionProvider;
+use crate::engine::{self, DetectConfig, Engine, EngineConfig, Error as EngineError};
+use crate::{json, meta, overlay, video};
+
+const DEFAULT_EXECUTION_PROVIDER: ExecutionProvider = ExecutionProvider::Auto;
+const DEFAULT_DEVICE_ID: i32 = 0;
+const DEFAULT_DETECTION_THRESHOLD: f32 = engine::detect::DEFAULT_SCORE_THRESHOLD;
+const DEFAULT_NMS_THRESHOLD: f32 = engine::detect::DEFAULT_NMS_IOU;
+const DEFAULT_DETECTOR_INPUT_SIZE: u32 = engine::detect::DEFAULT_INPUT_SIZE as u32;
+const DEFAULT_MAX_FACES: u32 = engine::detect::DEFAULT_MAX_FACES as u32;
+const DEFAULT_MIN_FACE_SIZE: u32 = 0;
+const DEFAULT_DRAW: bool = false;
+const DEFAULT_POST_MESSAGES: bool = false;
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "faceposeestimator",
+        gst::DebugColorFlags::empty(),
+        Some("Face detection, landmarks and head pose"),
+    )
+});
+
+#[derive(Debug, Clone)]
+struct Settings {
+    detector_model: Option<String>,
+    landmark_model: Option<String>,
+    ort_library: Option<String>,
+    execution_provider: ExecutionProvider,
+    device_id: i32,
+    detection_threshold: f32,
+    nms_threshold: f32,
+    detector_input_size: u32,
+    max_faces: u32,
+    min_face_size: u32,
+    draw: bool,
+    post_messages: bool,
+    json_location: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            detector_model: None,
+            landmark_model: None,
+            ort_library: None,
+            execution_provider: DEFAULT_EXECUTION_PROVIDER,
+            device_id: DEFAULT_DEVICE_ID,
+            detection_threshold: DEFAULT_DETECTION_THRESHOLD,
+            nms_threshold: DEFAULT_NMS_THRESHOLD,
+            detector_input_size: DEFAULT_DETECTOR_INPUT_SIZE,
+            max_faces: DEFAULT_MAX_FACES,
+            min_face_size: DEFAULT_MIN_FACE_SIZE,
+            draw: DEFAULT_DRAW,
+            post_messages: DEFAULT_POST_MESSAGES,
+            json_location: None,
+        }
+    }
+}
+
+impl Settings {
+    fn detect_config(&self) -> DetectConfig {
+        DetectConfig {
+            input_size: self.detector_input_size as usize,
+            score_threshold: self.detection_threshold,
+            nms_iou: self.nms_threshold,
+            max_faces: self.max_faces as usize,
+            min_face_size: self.min_face_size as f32,
+        }
+    }
+
+    fn engine_config(&self) -> EngineConfig {
+        let dir = engine::default_model_dir();
+        let mut c = EngineConfig::with_model_dir(&dir);
+        if let Some(p) = &self.detector_model {
+            c.detector_model = PathBuf::from(p);
+        }
+        if let Some(p) = &self.landmark_model {
+            c.landmark_model = PathBuf::from(p);
+        }
+        c.runtime.library = self.ort_library.as_ref().map(PathBuf::from);
+        c.runtime.provider = self.execution_provider.into();
+        c.runtime.device_id = self.device_id;
+        c.detect = self.detect_config();
+        c
+    }
+}
+
+struct State {
+    engine: Engine,
+    info: Option<VideoInfo>,
+    json: Option<Box<dyn Write + Send>>,
+    detector: String,
+    landmarker: String,
+    warned_draw: bool,
+}
+
+#[derive(Default)]
+pub struct FacePoseEstimator {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+}
+
+impl FacePoseEstimator {
+    fn flush_json(&self, state: &mut State) {
+        if let Some(out) = state.json.as_mut()
+            && let Err(e) = out.flush()
+        {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Write,
+                ("Cannot flush the JSON output: {e}")
+            );
+        }
+    }
+
+    fn post_faces(&self, buffer: &gst::BufferRef, faces: &[engine::Face], width: u32, height: u32) {
+        let segment = self.obj().segment();
+        let pts = buffer.pts();
+        let (stream_time, running_time) = match segment.downcast_ref::<gst::ClockTime>() {
+            Some(s) => (s.to_stream_time(pts), s.to_running_time(pts)),
+            None => (None, None),
+        };
+        let s = gst::Structure::builder("facepose")
+            .field("timestamp", pts)
+            .field("stream-time", stream_time)
+            .field("running-time", running_time)
+            .field("duration", buffer.duration())
+            .field("faces", meta::faces_array(faces, width, height))
+            .build();
+        let _ = self
+            .obj()
+            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for FacePoseEstimator {
+    const NAME: &'static str = "GstFacePoseEstimator";
+    type Type = super::FacePoseEstimator;
+    type ParentType = gst_base::BaseTransform;
+}
+
+impl ObjectImpl for FacePoseEstimator {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("detector-model")
+                    .nick("Detector model")
+                    .blurb("Face detector ONNX file, with its .descriptor beside it (default: retinaface_mbv2.onnx in FACEPOSE_MODEL_DIR, else the build's models folder)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("landmark-model")
+                    .nick("Landmark model")
+                    .blurb("Face landmark ONNX file, with its .descriptor beside it (default: face_landmark.onnx in FACEPOSE_MODEL_DIR, else the build's models folder)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("ort-library")
+                    .nick("ONNX Runtime library")
+                    .blurb("Path of libonnxruntime.so (default: ORT_DYLIB_PATH, then the set-up folder, then the system)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("execution-provider", DEFAULT_EXECUTION_PROVIDER)
+                    .nick("Execution provider")
+                    .blurb("Hardware that runs the models; unavailable accelerators fall back to the CPU with a warning")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecInt::builder("device-id")
+                    .nick("Device id")
+                    .blurb("GPU index for CUDA and TensorRT")
+                    .minimum(0)
+                    .maximum(64)
+                    .default_value(DEFAULT_DEVICE_ID)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecFloat::builder("detection-threshold")
+                    .nick("Detection threshold")
+                    .blurb("Lowest detector score kept")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_DETECTION_THRESHOLD)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecFloat::builder("nms-threshold")
+                    .nick("NMS threshold")
+                    .blurb("Overlap (IoU) above which the weaker of two detections is dropped")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_NMS_THRESHOLD)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("detector-input-size")
+                    .nick("Detector input size")
+                    .blurb("Long side in pixels of the detector input (models with a dynamic size); smaller is faster, larger finds smaller faces")
+                    .minimum(32)
+                    .maximum(4096)
+                    .default_value(DEFAULT_DETECTOR_INPUT_SIZE)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-faces")
+                    .nick("Maximum faces")
+                    .blurb("Most faces reported per frame, best first")
+                    .minimum(1)
+                    .maximum(256)
+                    .default_value(DEFAULT_MAX_FACES)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("min-face-size")
+                    .nick("Minimum face size")
+                    .blurb("Faces whose box is smaller than this many pixels on its longer side are dropped")
+                    .maximum(8192)
+                    .default_value(DEFAULT_MIN_FACE_SIZE)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("draw")
+                    .nick("Draw")
+                    .blurb("Draw boxes, landmarks and pose axes into the video")
+                    .default_value(DEFAULT_DRAW)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("post-messages")
+                    .nick("Post messages")
+                    .blurb("Post a 'facepose' element message per frame")
+                    .default_value(DEFAULT_POST_MESSAGES)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("json-location")
+                    .nick("JSON location")
+                    .blurb("Write one JSON object per frame to this file ('-' for standard output)")
+                    .mutable_ready()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings.lock().unwrap();
+        let string = || {
+            value
+                .get::<Option<String>>()
+                .expect("type checked upstream")
+                .filter(|v| !v.is_empty())
+        };
+        match pspec.name() {
+            "detector-model" => s.detector_model = string(),
+            "landmark-model" => s.landmark_model = string(),
+            "ort-library" => s.ort_library = string(),
+            "execution-provider" => {
+                s.execution_provider = value.get().expect("type checked upstream")
+            }
+            "device-id" => s.device_id = value.get().expect("type checked upstream"),
+            "detection-threshold" => {
+                s.detection_threshold = value.get().expect("type checked upstream")
+            }
+            "nms-threshold" => s.nms_threshold = value.get().expect("type checked upstream"),
+            "detector-input-size" => {
+                s.detector_input_size = value.get().expect("type checked upstream")
+            }
+            "max-faces" => s.max_faces = value.get().expect("type checked upstream"),
+            "min-face-size" => s.min_face_size = value.get().expect("type checked upstream"),
+            "draw" => s.draw = value.get().expect("type checked upstream"),
+            "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
+            "json-location" => s.json_location = string(),
+            _ => unimplemented!(),
+        }
+        gst::info!(CAT, imp = self, "{} set", pspec.name());
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "detector-model" => s.detector_model.to_value(),
+            "landmark-model" => s.landmark_model.to_value(),
+            "ort-library" => s.ort_library.to_value(),
+            "execution-provider" => s.execution_provider.to_value(),
+            "device-id" => s.device_id.to_value(),
+            "detection-threshold" => s.detection_threshold.to_value(),
+            "nms-threshold" => s.nms_threshold.to_value(),
+            "detector-input-size" => s.detector_input_size.to_value(),
+            "max-faces" => s.max_faces.to_value(),
+            "min-face-size" => s.min_face_size.to_value(),
+            "draw" => s.draw.to_value(),
+            "post-messages" => s.post_messages.to_value(),
+            "json-location" => s.json_location.to_value(),
+            _ => unimplemented!(),
+        }
+    }
+}
+
+impl GstObjectImpl for FacePoseEstimator {}
+
+impl ElementImpl for FacePoseEstimator {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Face pose estimator",
+                "Filter/Analyzer/Video",
+                "Finds faces, their landmarks and head pose (yaw, pitch, roll) and attaches them as metadata",
+                "gst-plugin-facepose developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst_video::VideoCapsBuilder::new()
+                .format_list(video::FORMATS)
+                .build();
+            vec![
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+}
+
+fn start_error(e: &EngineError) -> gst::ErrorMessage {
+    match e {
+        EngineError::Runtime { .. } => gst::error_msg!(gst::LibraryError::Init, ("{e}")),
+        EngineError::Config(_) => gst::error_msg!(gst::LibraryError::Settings, ("{e}")),
+        _ => gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")),
+    }
+}
+
+impl BaseTransformImpl for FacePoseEstimator {
+    const MODE: gst_base::subclass::BaseTransformMode =
+        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = true;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self.settings.lock().unwrap().clone();
+        let config = settings.engine_config();
+        let engine = Engine::new(config.clone()).map_err(|e| start_error(&e))?;
+        for w in engine.warnings() {
+            gst::element_imp_warning!(self, gst::LibraryError::Init, ("{w}"));
+        }
+        let json: Option<Box<dyn Write + Send>> = match settings.json_location.as_deref() {
+            None => None,
+            Some("-") => Some(Box::new(std::io::stdout())),
+            Some(path) => {
+                let file = std::fs::File::create(path).map_err(|e| {
+                    gst::error_msg!(
+                        gst::ResourceError::OpenWrite,
+                        ("Cannot create the JSON file {path}: {e}")
+                    )
+                })?;
+                Some(Box::new(std::io::BufWriter::new(file)))
+            }
+        };
+        let name = |p: &std::path::Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        gst::info!(
+            CAT,
+            imp = self,
+            "Loaded {} and {} on {}",
+            config.detector_model.display(),
+            config.landmark_model.display(),
+            engine.provider()
+        );
+        *self.state.lock().unwrap() = Some(State {
+            detector: name(&config.detector_model),
+            landmarker: name(&config.landmark_model),
+            engine,
+            info: None,
+            json,
+            warned_draw: false,
+        });
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        if let Some(mut state) = self.state.lock().unwrap().take() {
+            self.flush_json(&mut state);
+        }
+        Ok(())
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::Eos(_) = event.view()
+            && let Some(state) = self.state.lock().unwrap().as_mut()
+        {
+            self.flush_json(state);
+        }
+        self.parent_sink_event(event)
+    }
+
+    fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        let info = VideoInfo::from_caps(incaps)
+            .map_err(|_| gst::loggable_error!(CAT, "Cannot read video caps {incaps}"))?;
+        if video::pixel_format(info.format()).is_none() {
+            return Err(gst::loggable_error!(CAT, "Unsupported format in {incaps}"));
+        }
+        gst::debug!(CAT, imp = self, "Configured for {incaps}");
+        if let Some(state) = self.state.lock().unwrap().as_mut() {
+            state.info = Some(info);
+        }
+        Ok(())
+    }
+
+    fn transform_ip(
+        &self,
+        buffer: &mut gst::BufferRef,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let settings = self.settings.lock().unwrap().clone();
+        let mut guard = self.state.lock().unwrap();
+        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        let info = state.info.clone().ok_or_else(|| {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ("No caps before the first buffer")
+            );
+            gst::FlowError::NotNegotiated
+        })?;
+        let (width, height) = (info.width(), info.height());
+        state
+            .engine
+            .set_detect_config(settings.detect_config())
+            .map_err(|e| {
+                gst::element_imp_error!(self, gst::LibraryError::Settings, ("{e}"));
+                gst::FlowError::Error
+            })?;
+
+        let started = Instant::now();
+        let faces = {
+            let frame = VideoFrameRef::from_buffer_ref_readable(buffer, &info).map_err(|_| {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Failed,
+                    ("Cannot map the buffer for reading")
+                );
+                gst::FlowError::Error
+            })?;
+            let view = video::image_view(&frame).map_err(|e| {
+                gst::element_imp_error!(self, gst::StreamError::Format, ("Bad frame: {e}"));
+                gst::FlowError::Error
+            })?;
+            state.engine.process(&view).map_err(|e| {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("{e}"));
+                gst::FlowError::Error
+            })?
+        };
+        let inference_ms = started.elapsed().as_secs_f64() * 1e3;
+        gst::log!(
+            CAT,
+            imp = self,
+            "{} face(s) in {inference_ms:.1} ms",
+            faces.len()
+        );
+
+        meta::add_roi_metas(buffer, &faces, width, height);
+        meta::add_frame_meta(
+            buffer,
+            &faces,
+            &meta::FrameInfo {
+                width,
+                height,
+                detector: &state.detector,
+                landmarker: &state.landmarker,
+                provider: state.engine.provider(),
+                inference_ms,
+            },
+        );
+        if let Some(out) = state.json.as_mut() {
+            let line = json::frame_line(buffer.pts().map(|t| t.nseconds()), width, height, &faces);
+            if let Err(e) = writeln!(out, "{line}") {
+                gst::element_imp_error!(
+                    self,
+                    gst::ResourceError::Write,
+                    ("Cannot write JSON: {e}")
+                );
+                return Err(gst::FlowError::Error);
+            }
+        }
+        if settings.draw && !faces.is_empty() {
+            let mut frame =
+                VideoFrameRef::from_buffer_ref_writable(buffer, &info).map_err(|_| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::CoreError::Failed,
+                        ("Cannot map the buffer for drawing")
+                    );
+                    gst::FlowError::Error
+                })?;
+            if !overlay::draw_on_frame(&mut frame, &faces) && !state.warned_draw {
+                state.warned_draw = true;
+                gst::warning!(CAT, imp = self, "Cannot draw on {:?}", info.format());
+            }
+        }
+        drop(guard);
+        if settings.post_messages {
+            self.post_faces(buffer, &faces, width, height);
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+}

@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The `faceposeestimator` element.
+
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+
+glib::wrapper! {
+    pub struct FacePoseEstimator(ObjectSubclass<imp::FacePoseEstimator>)
+        @extends gst_base::BaseTransform, gst::Element, gst::Object;
+}
+
+/// Which hardware runs the models (the `execution-provider` property).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstFacePoseExecutionProvider")]
+pub enum ExecutionProvider {
+    #[default]
+    #[enum_value(
+        name = "The best available: TensorRT, CUDA, then the CPU",
+        nick = "auto"
+    )]
+    Auto = 0,
+    #[enum_value(name = "CPU", nick = "cpu")]
+    Cpu = 1,
+    #[enum_value(name = "CUDA", nick = "cuda")]
+    Cuda = 2,
+    #[enum_value(name = "TensorRT", nick = "tensorrt")]
+    TensorRt = 3,
+}
+
+impl From<ExecutionProvider> for crate::engine::ExecutionProvider {
+    fn from(p: ExecutionProvider) -> Self {
+        match p {
+            ExecutionProvider::Auto => Self::Auto,
+            ExecutionProvider::Cpu => Self::Cpu,
+            ExecutionProvider::Cuda => Self::Cuda,
+            ExecutionProvider::TensorRt => Self::TensorRt,
+        }
+    }
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    gst::Element::register(
+        Some(plugin),
+        "faceposeestimator",
+        gst::Rank::NONE,
+        FacePoseEstimator::static_type(),
+    )
+}

@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The metadata contract: faces as `GstVideoRegionOfInterestMeta` (one per face, with `detection`
+//! and `head-pose` parameters), as one per-frame custom meta `FacePoseMeta`, and as the `facepose`
+//! element message. Coordinates in structures are normalised to 0..1 of the frame; angles are in
+//! degrees (see `engine::pose`).
+
+use gst::glib;
+use gst::prelude::*;
+
+use crate::engine::Face;
+
+/// Name of the per-frame custom meta.
+pub const FRAME_META: &str = "FacePoseMeta";
+/// ROI type of every face.
+pub const ROI_TYPE: &str = "face";
+
+/// Registers the custom meta once per process. Its structure holds only normalised coordinates,
+/// so it survives every transform (scaling, conversion, copies) unchanged.
+pub fn register() {
+    if !gst::meta::CustomMeta::is_registered(FRAME_META) {
+        gst::meta::CustomMeta::register_with_transform(
+            FRAME_META,
+            &[],
+            |dest, meta, _src, _kind| match gst::meta::CustomMeta::add(dest, FRAME_META) {
+                Ok(mut copy) => {
+                    copy_fields(meta.structure(), copy.mut_structure());
+                    true
+                }
+                Err(_) => false,
+            },
+        );
+    }
+}
+
+fn copy_fields(from: &gst::StructureRef, to: &mut gst::StructureRef) {
+    for (name, value) in from.iter() {
+        to.set_value(name, value.clone());
+    }
+}
+
+fn normalised(v: f32, size: u32) -> f64 {
+    (v as f64 / size.max(1) as f64).clamp(0.0, 1.0)
+}
+
+fn finite(v: f32) -> f64 {
+    if v.is_finite() { v as f64 } else { 0.0 }
+}
+
+/// One face as a structure named `face` (normalised box and landmarks, angles in degrees).
+pub fn face_structure(face: &Face, width: u32, height: u32) -> gst::Structure {
+    let landmarks: Vec<glib::SendValue> = face
+        .landmarks
+        .iter()
+        .flat_map(|p| {
+            [
+                normalised(p[0], width),
+                normalised(p[1], height),
+                finite(p[2]) / width.max(1) as f64,
+            ]
+        })
+        .map(|v| v.to_send_value())
+        .collect();
+    gst::Structure::builder("face")
+        .field("x_min", normalised(face.bbox.x0, width))
+        .field("y_min", normalised(face.bbox.y0, height))
+        .field("x_max", normalised(face.bbox.x1, width))
+        .field("y_max", normalised(face.bbox.y1, height))
+        .field("confidence", finite(face.score))
+        .field("presence", finite(face.presence))
+        .field("yaw", finite(face.pose.yaw))
+        .field("pitch", finite(face.pose.pitch))
+        .field("roll", finite(face.pose.roll))
+        .field("keypoints", keypoints(face, width, height))
+        .field("landmark-count", face.landmarks.len() as u32)
+        .field("landmarks", gst::Array::from_values(landmarks))
+        .build()
+}
+
+fn keypoints(face: &Face, width: u32, height: u32) -> gst::Array {
+    gst::Array::new(
+        face.keypoints
+            .iter()
+            .flat_map(|k| [normalised(k.x, width), normalised(k.y, height)]),
+    )
+}
+
+/// Every face of a frame as an array of `face` structures.
+pub fn faces_array(faces: &[Face], width: u32, height: u32) -> gst::Array {
+    gst::Array::from_values(
+        faces
+            .iter()
+            .map(|f| face_structure(f, width, height).to_send_value()),
+    )
+}
+
+/// Adds one ROI meta per face, with the `detection` and `head-pose` parameters.
+pub fn add_roi_metas(buffer: &mut gst::BufferRef, faces: &[Face], width: u32, height: u32) {
+    for (i, f) in faces.iter().enumerate() {
+        let b = f.bbox.clamp_to(width as f32, height as f32);
+        let x = b.x0.max(0.0).round() as u32;
+        let y = b.y0.max(0.0).round() as u32;
+        let w = (b.x1.round() as u32).saturating_sub(x);
+        let h = (b.y1.round() as u32).saturating_sub(y);
+        let mut meta = gst_video::VideoRegionOfInterestMeta::add(buffer, ROI_TYPE, (x, y, w, h));
+        meta.set_id(i as i32);
+        meta.add_param(
+            gst::Structure::builder("detection")
+                .field("confidence", finite(f.score))
+                .field("x_min", normalised(f.bbox.x0, width))
+                .field("y_min", normalised(f.bbox.y0, height))
+                .field("x_max", normalised(f.bbox.x1, width))
+                .field("y_max", normalised(f.bbox.y1, height))
+                .field("label", "face")
+                .build(),
+        );
+        meta.add_param(
+            gst::Structure::builder("head-pose")
+                .field("yaw", finite(f.pose.yaw))
+                .field("pitch", finite(f.pose.pitch))
+                .field("roll", finite(f.pose.roll))
+                .field("presence", finite(f.presence))
+                .field("keypoints", keypoints(f, width, height))
+                .field("landmark-count", f.landmarks.len() as u32)
+                .build(),
+        );
+    }
+}
+
+/// What the per-frame meta says about how the faces were found.
+pub struct FrameInfo<'a> {
+    pub width: u32,
+    pub height: u32,
+    pub detector: &'a str,
+    pub landmarker: &'a str,
+    pub provider: &'a str,
+    pub inference_ms: f64,
+}
+
+/// Adds the per-frame `FacePoseMeta` (present with zero faces too).
+pub fn add_frame_meta(buffer: &mut gst::BufferRef, faces: &[Face], info: &FrameInfo) {
+    let structure = gst::Structure::builder("facepose")
+        .field("width", info.width)
+        .field("height", info.height)
+        .field("detector", info.detector)
+        .field("landmarker", info.landmarker)
+        .field("execution-provider", info.provider)
+        .field("inference-ms", info.inference_ms)
+        .field("face-count", faces.len() as u32)
+        .field("faces", faces_array(faces, info.width, info.height))
+        .build();
+    if let Ok(mut meta) = gst::meta::CustomMeta::add(buffer, FRAME_META) {
+        copy_fields(&structure, meta.mut_structure());
+    }
+}
+
+/// The per-frame structure of a buffer, if the element attached one.
+pub fn frame_structure(buffer: &gst::BufferRef) -> Option<gst::Structure> {
+    gst::meta::CustomMeta::from_buffer(buffer, FRAME_META)
+        .ok()
+        .map(|m| m.structure().to_owned())
+}

@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The faceposeestimator element: properties, the metadata contract, overlay, JSON Lines and
+//! start-up failures, with the real models.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::sync::Once;
+
+use gst::glib;
+use gst::prelude::*;
+use gst_video::VideoRegionOfInterestMeta;
+use gst_video::prelude::*;
+use gstfacepose::engine::Engine;
+
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstfacepose::plugin_register_static().expect("registering the facepose plugin");
+    });
+}
+
+/// The astronaut as one RGB buffer with its caps.
+fn astronaut() -> (gst::Buffer, gst::Caps, support::Picture) {
+    let picture =
+        support::Picture::load(&support::sample_pictures()[0]).expect("run `make models`");
+    let info = gst_video::VideoInfo::builder(
+        gst_video::VideoFormat::Rgb,
+        picture.width as u32,
+        picture.height as u32,
+    )
+    .fps(gst::Fraction::new(30, 1))
+    .build()
+    .unwrap();
+    let mut buffer = gst::Buffer::with_size(info.size()).unwrap();
+    {
+        let b = buffer.get_mut().unwrap();
+        b.set_pts(gst::ClockTime::ZERO);
+        let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(b, &info).unwrap();
+        let stride = frame.plane_stride()[0] as usize;
+        let data = frame.plane_data_mut(0).unwrap();
+        for y in 0..picture.height {
+            let row = &picture.data[y * picture.width * 3..(y + 1) * picture.width * 3];
+            data[y * stride..y * stride + row.len()].copy_from_slice(row);
+        }
+    }
+    (buffer, info.to_caps().unwrap(), picture)
+}
+
+fn harness(properties: &[(&str, glib::Value)]) -> gst_check::Harness {
+    let mut builder = gst::ElementFactory::make("faceposeestimator");
+    for (k, v) in properties {
+        builder = builder.property(k, v.clone());
+    }
+    let element = builder.build().unwrap();
+    gst_check::Harness::with_element(&element, Some("sink"), Some("src"))
+}
+
+#[test]
+fn properties_have_their_defaults_and_round_trip() {
+    init();
+    let e = gst::ElementFactory::make("faceposeestimator")
+        .build()
+        .unwrap();
+    assert_eq!(e.property::<f32>("detection-threshold"), 0.5);
+    assert_eq!(e.property::<f32>("nms-threshold"), 0.4);
+    assert_eq!(e.property::<u32>("detector-input-size"), 640);
+    assert_eq!(e.property::<u32>("max-faces"), 16);
+    assert!(!e.property::<bool>("draw"));
+    assert_eq!(e.property::<Option<String>>("detector-model"), None);
+    e.set_property("detection-threshold", 0.7f32);
+    e.set_property("detector-input-size", 320u32);
+    e.set_property("draw", true);
+    e.set_property("detector-model", "/x/y.onnx");
+    e.set_property_from_str("execution-provider", "cuda");
+    assert_eq!(e.property::<f32>("detection-threshold"), 0.7);
+    assert_eq!(e.property::<u32>("detector-input-size"), 320);
+    assert!(e.property::<bool>("draw"));
+    assert_eq!(
+        e.property::<Option<String>>("detector-model").as_deref(),
+        Some("/x/y.onnx")
+    );
+    assert_eq!(
+        e.property::<gstfacepose::ExecutionProvider>("execution-provider"),
+        gstfacepose::ExecutionProvider::Cuda
+    );
+}
+
+#[test]
+fn metas_carry_the_face_and_its_pose_as_the_engine_sees_it() {
+    init();
+    let (buffer, caps, picture) = astronaut();
+    let expected = Engine::new(support::config().unwrap())
+        .unwrap()
+        .process(&picture.view())
+        .unwrap();
+    assert_eq!(expected.len(), 1);
+    let mut h = harness(&[]);
+    h.set_src_caps(caps);
+    let out = h.push_and_pull(buffer).unwrap();
+
+    let rois: Vec<_> = out.iter_meta::<VideoRegionOfInterestMeta>().collect();
+    assert_eq!(rois.len(), 1);
+    let roi = &rois[0];
+    assert_eq!(roi.roi_type(), "face");
+    let (x, y, w, hgt) = roi.rect();
+    let b = expected[0].bbox;
+    assert!(
+        (x as f32 - b.x0).abs() <= 1.0 && (y as f32 - b.y0).abs() <= 1.0,
+        "{:?} vs {b:?}",
+        roi.rect()
+    );
+    assert!((w as f32 - b.width()).abs() <= 2.0 && (hgt as f32 - b.height()).abs() <= 2.0);
+    let det = roi.param("detection").expect("detection param");
+    assert!(det.get::<f64>("confidence").unwrap() > 0.9);
+    let x_min = det.get::<f64>("x_min").unwrap();
+    assert!((x_min - b.x0 as f64 / picture.width as f64).abs() < 1e-3);
+    let pose = roi.param("head-pose").expect("head-pose param");
+    let yaw = pose.get::<f64>("yaw").unwrap();
+    assert!(
+        (yaw - expected[0].pose.yaw as f64).abs() < 0.5,
+        "yaw {yaw} vs {:?}",
+        expected[0].pose
+    );
+    assert!((pose.get::<f64>("roll").unwrap() - expected[0].pose.roll as f64).abs() < 0.5);
+    assert_eq!(pose.get::<u32>("landmark-count").unwrap(), 468);
+    assert_eq!(pose.get::<gst::Array>("keypoints").unwrap().len(), 10);
+
+    let frame = gstfacepose::meta::frame_structure(&out).expect("FacePoseMeta on the buffer");
+    assert_eq!(frame.get::<u32>("face-count").unwrap(), 1);
+    assert_eq!(
+        frame.get::<String>("detector").unwrap(),
+        "retinaface_mbv2.onnx"
+    );
+    let faces = frame.get::<gst::Array>("faces").unwrap();
+    let face = faces.as_slice()[0].get::<gst::Structure>().unwrap();
+    assert_eq!(face.get::<gst::Array>("landmarks").unwrap().len(), 468 * 3);
+    assert!((face.get::<f64>("pitch").unwrap() - expected[0].pose.pitch as f64).abs() < 0.5);
+}
+
+#[test]
+fn draw_false_leaves_pixels_untouched_and_draw_true_changes_them() {
+    init();
+    let (buffer, caps, _) = astronaut();
+    let original = buffer.map_readable().unwrap().to_vec();
+    let mut plain = harness(&[]);
+    plain.set_src_caps(caps.clone());
+    let out = plain.push_and_pull(buffer.copy()).unwrap();
+    assert_eq!(out.map_readable().unwrap().as_slice(), original.as_slice());
+    let mut drawn = harness(&[("draw", true.to_value())]);
+    drawn.set_src_caps(caps);
+    let out = drawn.push_and_pull(buffer).unwrap();
+    let changed = out
+        .map_readable()
+        .unwrap()
+        .iter()
+        .zip(&original)
+        .filter(|(a, b)| a != b)
+        .count();
+    assert!(changed > 1000, "only {changed} bytes changed");
+}
+
+fn run_pipeline(description: &str) -> Vec<gst::Message> {
+    let pipeline = gst::parse::launch(description).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let mut messages = Vec::new();
+    if pipeline.set_state(gst::State::Playing).is_ok() {
+        for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
+            let done = matches!(
+                msg.view(),
+                gst::MessageView::Eos(_) | gst::MessageView::Error(_)
+            );
+            messages.push(msg);
+            if done {
+                break;
+            }
+        }
+    } else {
+        // The state change failed: the reason is on the bus.
+        messages.extend(
+            bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error]),
+        );
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    messages
+}
+
+#[test]
+fn test_pattern_gives_frames_without_faces_messages_and_json_lines() {
+    init();
+    let dir = std::env::temp_dir().join(format!("facepose-element-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("faces.jsonl");
+    let messages = run_pipeline(&format!(
+        "videotestsrc num-buffers=4 ! video/x-raw,format=I420,width=320,height=240 ! \
+         faceposeestimator post-messages=true json-location={} ! fakesink",
+        json.display()
+    ));
+    assert!(
+        messages
+            .iter()
+            .any(|m| matches!(m.view(), gst::MessageView::Eos(_))),
+        "{messages:?}"
+    );
+    let facepose: Vec<_> = messages
+        .iter()
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Element(e) => e
+                .structure()
+                .filter(|s| s.name() == "facepose")
+                .map(|s| s.to_owned()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(facepose.len(), 4);
+    assert_eq!(facepose[0].get::<gst::Array>("faces").unwrap().len(), 0);
+    assert!(
+        facepose[1]
+            .get::<Option<gst::ClockTime>>("running-time")
+            .unwrap()
+            .is_some()
+    );
+    let text = std::fs::read_to_string(&json).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[0].starts_with("{\"pts\":0,\"width\":320,\"height\":240,\"faces\":[]}"),
+        "{}",
+        lines[0]
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_missing_model_fails_the_state_change_with_the_path_on_the_bus() {
+    init();
+    let missing = Path::new("/nonexistent/facepose/detector.onnx");
+    let messages = run_pipeline(&format!(
+        "videotestsrc num-buffers=2 ! faceposeestimator detector-model={} ! fakesink",
+        missing.display()
+    ));
+    let error = messages
+        .iter()
+        .find_map(|m| match m.view() {
+            gst::MessageView::Error(e) => Some(e.error().to_string()),
+            _ => None,
+        })
+        .expect("an error on the bus");
+    assert!(
+        error.contains("/nonexistent/facepose/detector.onnx"),
+        "{error}"
+    );
+}
