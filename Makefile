@@ -5,7 +5,7 @@ CARGO ?= cargo
 INPUT ?=
 LABELS ?= ../shared/data/aflw2000/labels.csv
 
-.PHONY: all setup system ort models build demo test lint eval clean
+.PHONY: all setup system ort models build demo demo-engine test lint eval clean
 
 all: build
 
@@ -23,10 +23,14 @@ setup: system ort models
 build: setup
 	$(CARGO) build --release --all-targets
 
-# Runs the engine on the public-domain sample pictures (or INPUT=path) and writes annotated
-# pictures to out/.
+# Runs the element in gst-launch-1.0 on the public-domain sample pictures (or INPUT=picture or
+# video) and writes the annotated output and JSON Lines to out/.
 demo: build
-	$(CARGO) run --release --quiet --example demo -- --out out $(INPUT)
+	@bash scripts/demo.sh $(INPUT)
+
+# The engine alone (no GStreamer) on the same pictures, with per-stage timings.
+demo-engine: build
+	$(CARGO) run --release --quiet --example demo -- --out out/engine $(INPUT)
 
 # Every test: unit tests, engine tests on real pictures, bad-input tests and the AFLW2000
 # regression guard (which needs ../shared; under CI=true it fails without it).

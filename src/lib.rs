@@ -14,6 +14,7 @@ use gst::glib;
 
 pub mod engine;
 mod faceposeestimator;
+mod font;
 pub mod json;
 pub mod meta;
 pub mod overlay;

@@ -261,6 +261,7 @@ pub fn draw_faces(canvas: &mut impl Canvas, faces: &[Face]) {
         for p in &face.landmarks {
             canvas.dot(Point::new(p[0], p[1]), r, LANDMARK_COLOUR);
         }
+        label(canvas, face, unit);
         let origin = nose(face);
         let length = b.width().max(b.height()) * 0.5;
         for (axis, colour) in AXIS_COLOURS.iter().enumerate() {
@@ -269,6 +270,53 @@ pub fn draw_faces(canvas: &mut impl Canvas, faces: &[Face]) {
             let tip = Point::new(origin.x + dx * length, origin.y + dy * length);
             canvas.line(origin, tip, unit * 1.5, *colour);
         }
+    }
+}
+
+const LABEL_TEXT: [u8; 3] = [255, 255, 255];
+const LABEL_BACKGROUND: [u8; 3] = [0, 0, 0];
+
+/// Three lines, "yaw +12.3", "pitch -4.0", "roll +1.5", white on black beside the box (right,
+/// or left when there is no room). Font pixels grow with the face (one per 40 pixels of box
+/// height) up to 1.25 `unit`s, so crowds stay readable and large faces get large text.
+fn label(canvas: &mut impl Canvas, face: &Face, unit: f32) {
+    use crate::font::{CELL_H, CELL_W};
+    let p = face.pose;
+    let lines = [
+        format!("yaw {:+.1}", p.yaw),
+        format!("pitch {:+.1}", p.pitch),
+        format!("roll {:+.1}", p.roll),
+    ];
+    let b = face.bbox;
+    let cap = (unit * 1.25).round().max(1.0);
+    let scale = (b.height() / 40.0).round().clamp(1.0, cap) as usize;
+    let columns = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let (w, h) = ((columns * CELL_W + 2) * scale, lines.len() * CELL_H * scale);
+    let gap = 2 * scale;
+    let x0 = if b.x1 + (gap + w) as f32 <= canvas.width() as f32 {
+        b.x1.max(0.0) as usize + gap
+    } else {
+        (b.x0 - (gap + w) as f32).max(0.0) as usize
+    };
+    let y0 = (b.y0.max(0.0) as usize).min(canvas.height().saturating_sub(h));
+    for y in y0..(y0 + h).min(canvas.height()) {
+        for x in x0..(x0 + w).min(canvas.width()) {
+            canvas.set(x, y, LABEL_BACKGROUND);
+        }
+    }
+    for (i, line) in lines.iter().enumerate() {
+        let top = y0 + i * CELL_H * scale;
+        crate::font::render(line, |fx, fy| {
+            for dy in 0..scale {
+                for dx in 0..scale {
+                    canvas.put(
+                        (x0 + scale + fx * scale + dx) as i64,
+                        (top + fy * scale + dy) as i64,
+                        LABEL_TEXT,
+                    );
+                }
+            }
+        });
     }
 }
 
