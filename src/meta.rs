@@ -15,21 +15,73 @@ pub const FRAME_META: &str = "FacePoseMeta";
 pub const ROI_TYPE: &str = "face";
 
 /// Registers the custom meta once per process. Its structure holds only normalised coordinates,
-/// so it survives every transform (scaling, conversion, copies) unchanged.
+/// so it survives every transform (scaling, conversion, copies) unchanged. GStreamer 1.22 drops
+/// the parameters of ROI metas when it copies or scales them (videoconvert, videoscale); since
+/// the frame meta is transformed after the ROI metas it follows, its transform puts the
+/// `detection` and `head-pose` parameters back on the destination's face ROIs.
 pub fn register() {
     if !gst::meta::CustomMeta::is_registered(FRAME_META) {
         gst::meta::CustomMeta::register_with_transform(
             FRAME_META,
             &[],
-            |dest, meta, _src, _kind| match gst::meta::CustomMeta::add(dest, FRAME_META) {
-                Ok(mut copy) => {
-                    copy_fields(meta.structure(), copy.mut_structure());
-                    true
+            |dest, meta, _src, _kind| {
+                match gst::meta::CustomMeta::add(dest, FRAME_META) {
+                    Ok(mut copy) => copy_fields(meta.structure(), copy.mut_structure()),
+                    Err(_) => return false,
                 }
-                Err(_) => false,
+                if let Ok(faces) = meta.structure().get::<gst::Array>("faces") {
+                    restore_roi_params(dest, &faces);
+                }
+                true
             },
         );
     }
+}
+
+/// Gives face ROIs without parameters the parameters of their face (the ROI id is the face's
+/// index in the frame meta).
+fn restore_roi_params(buffer: &mut gst::BufferRef, faces: &gst::Array) {
+    for mut roi in buffer.iter_meta_mut::<gst_video::VideoRegionOfInterestMeta>() {
+        if roi.roi_type() != ROI_TYPE || roi.params().next().is_some() {
+            continue;
+        }
+        let face = usize::try_from(roi.id())
+            .ok()
+            .and_then(|i| faces.as_slice().get(i))
+            .and_then(|v| v.get::<gst::Structure>().ok());
+        if let Some(face) = face {
+            for p in roi_params(&face) {
+                roi.add_param(p);
+            }
+        }
+    }
+}
+
+/// The `detection` and `head-pose` parameters of a face ROI, from the face's structure.
+fn roi_params(face: &gst::StructureRef) -> [gst::Structure; 2] {
+    let f = |name: &str| face.get::<f64>(name).unwrap_or(0.0);
+    let detection = gst::Structure::builder("detection")
+        .field("confidence", f("confidence"))
+        .field("x_min", f("x_min"))
+        .field("y_min", f("y_min"))
+        .field("x_max", f("x_max"))
+        .field("y_max", f("y_max"))
+        .field("label", "face")
+        .build();
+    let mut pose = gst::Structure::builder("head-pose")
+        .field("yaw", f("yaw"))
+        .field("pitch", f("pitch"))
+        .field("roll", f("roll"))
+        .field("presence", f("presence"))
+        .field(
+            "landmark-count",
+            face.get::<u32>("landmark-count").unwrap_or(0),
+        )
+        .build();
+    if let Ok(k) = face.get::<gst::Array>("keypoints") {
+        pose.set("keypoints", k);
+    }
+    [detection, pose]
 }
 
 fn copy_fields(from: &gst::StructureRef, to: &mut gst::StructureRef) {
@@ -93,7 +145,8 @@ pub fn faces_array(faces: &[Face], width: u32, height: u32) -> gst::Array {
     )
 }
 
-/// Adds one ROI meta per face, with the `detection` and `head-pose` parameters.
+/// Adds one ROI meta per face (id = the face's index), with the `detection` and `head-pose`
+/// parameters.
 pub fn add_roi_metas(buffer: &mut gst::BufferRef, faces: &[Face], width: u32, height: u32) {
     for (i, f) in faces.iter().enumerate() {
         let b = f.bbox.clamp_to(width as f32, height as f32);
@@ -103,26 +156,9 @@ pub fn add_roi_metas(buffer: &mut gst::BufferRef, faces: &[Face], width: u32, he
         let h = (b.y1.round() as u32).saturating_sub(y);
         let mut meta = gst_video::VideoRegionOfInterestMeta::add(buffer, ROI_TYPE, (x, y, w, h));
         meta.set_id(i as i32);
-        meta.add_param(
-            gst::Structure::builder("detection")
-                .field("confidence", finite(f.score))
-                .field("x_min", normalised(f.bbox.x0, width))
-                .field("y_min", normalised(f.bbox.y0, height))
-                .field("x_max", normalised(f.bbox.x1, width))
-                .field("y_max", normalised(f.bbox.y1, height))
-                .field("label", "face")
-                .build(),
-        );
-        meta.add_param(
-            gst::Structure::builder("head-pose")
-                .field("yaw", finite(f.pose.yaw))
-                .field("pitch", finite(f.pose.pitch))
-                .field("roll", finite(f.pose.roll))
-                .field("presence", finite(f.presence))
-                .field("keypoints", keypoints(f, width, height))
-                .field("landmark-count", f.landmarks.len() as u32)
-                .build(),
-        );
+        for p in roi_params(&face_structure(f, width, height)) {
+            meta.add_param(p);
+        }
     }
 }
 

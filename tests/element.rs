@@ -253,3 +253,66 @@ fn a_missing_model_fails_the_state_change_with_the_path_on_the_bus() {
         "{error}"
     );
 }
+
+/// Runs the astronaut through `faceposeestimator ! <chain> ! appsink` and returns the first buffer.
+fn through(chain: &str) -> gst::Buffer {
+    let picture = &support::sample_pictures()[0];
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location={} ! pngdec ! imagefreeze num-buffers=2 ! videoconvert ! \
+         faceposeestimator ! {chain} ! appsink name=sink sync=false",
+        picture.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let sample = sink
+        .try_pull_sample(gst::ClockTime::from_seconds(60))
+        .expect("a buffer through the chain");
+    pipeline.set_state(gst::State::Null).unwrap();
+    sample.buffer_owned().unwrap()
+}
+
+#[test]
+fn metas_survive_queue_and_videoconvert_whole() {
+    init();
+    let buffer = through("queue ! videoconvert ! video/x-raw,format=I420 ! queue");
+    let rois: Vec<_> = buffer.iter_meta::<VideoRegionOfInterestMeta>().collect();
+    assert_eq!(rois.len(), 1, "the ROI meta did not survive");
+    assert!(rois[0].param("detection").is_some() && rois[0].param("head-pose").is_some());
+    let frame = gstfacepose::meta::frame_structure(&buffer).expect("FacePoseMeta survived");
+    assert_eq!(frame.get::<u32>("face-count").unwrap(), 1);
+}
+
+#[test]
+fn videoscale_rescales_the_roi_box_and_keeps_the_frame_meta() {
+    init();
+    let buffer = through("videoscale ! video/x-raw,width=256,height=256");
+    let rois: Vec<_> = buffer.iter_meta::<VideoRegionOfInterestMeta>().collect();
+    assert_eq!(rois.len(), 1, "the ROI meta did not survive");
+    // The 512×512 picture was scaled to 256×256: the box (179, 59)-(270, 179) halves.
+    let (x, y, w, h) = rois[0].rect();
+    assert!(
+        (85..=95).contains(&x) && (25..=35).contains(&y),
+        "{:?}",
+        rois[0].rect()
+    );
+    assert!(
+        (40..=52).contains(&w) && (54..=66).contains(&h),
+        "{:?}",
+        rois[0].rect()
+    );
+    // GStreamer 1.22's scale transform drops ROI parameters; the frame meta's transform puts them
+    // back.
+    let pose = rois[0].param("head-pose").expect("head-pose restored");
+    assert!(pose.get::<f64>("yaw").unwrap().abs() < 15.0);
+    let frame = gstfacepose::meta::frame_structure(&buffer).expect("FacePoseMeta survived");
+    let faces = frame.get::<gst::Array>("faces").unwrap();
+    let face = faces.as_slice()[0].get::<gst::Structure>().unwrap();
+    assert!((face.get::<f64>("x_min").unwrap() - 179.0 / 512.0).abs() < 0.01);
+}
