@@ -12,6 +12,11 @@ packages=(
     gstreamer1.0-plugins-good
     gstreamer1.0-plugins-bad
     gstreamer1.0-libav
+    gstreamer1.0-plugins-ugly
+    python3-gi
+    python3-gst-1.0
+    gir1.2-gst-plugins-base-1.0
+    gir1.2-gst-rtsp-server-1.0
     python3-venv
     fonts-dejavu-core
 )

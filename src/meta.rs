@@ -174,7 +174,8 @@ pub struct FrameInfo<'a> {
 
 /// Adds the per-frame `FacePoseMeta` (present with zero faces too).
 pub fn add_frame_meta(buffer: &mut gst::BufferRef, faces: &[Face], info: &FrameInfo) {
-    let structure = gst::Structure::builder("facepose")
+    // Only the fields count: a custom meta's structure carries the meta's name.
+    let structure = gst::Structure::builder(FRAME_META)
         .field("width", info.width)
         .field("height", info.height)
         .field("detector", info.detector)

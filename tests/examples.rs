@@ -1,0 +1,288 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The metadata readers in `examples/`: `read_metas.py` (PyGObject, with the built plugin) prints
+//! the same faces and angles as `read_metas.rs` (included here as a module) reads in-process,
+//! and the built `read_metas` example runs.
+
+#[path = "support/mod.rs"]
+mod support;
+
+#[path = "../examples/read_metas.rs"]
+#[allow(dead_code)]
+mod read_metas;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use read_metas::FrameReport;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+/// Largest allowed difference between the Python and the Rust reading, in degrees.
+const ANGLE_TOLERANCE: f64 = 0.01;
+
+fn project() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `<target>/<profile>`: this test binary lives in its `deps` folder.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// A folder holding only the plugin built with this test, for GST_PLUGIN_PATH. Cargo writes the
+/// cdylib to `<target>/<profile>/deps` and copies it up to `<target>/<profile>` only when the
+/// library itself is built (`cargo build`), not when tests are, so the newer of the two is
+/// copied to `<target>/<profile>/facepose-test-plugin/` (a stable path, so the GStreamer
+/// registry updates its entry rather than growing).
+fn plugin_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let profile = profile_dir();
+        let built = [
+            profile.join("deps/libgstfacepose.so"),
+            profile.join("libgstfacepose.so"),
+        ];
+        let newest = built
+            .iter()
+            .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+            .max_by_key(|(t, _)| *t)
+            .map(|(_, p)| p)
+            .unwrap_or_else(|| {
+                panic!("no libgstfacepose.so in {}: cargo build", profile.display())
+            });
+        let dir = profile.join("facepose-test-plugin");
+        std::fs::create_dir_all(&dir).unwrap();
+        let partial = dir.join(format!(".libgstfacepose.so.{}", std::process::id()));
+        std::fs::copy(newest, &partial)
+            .unwrap_or_else(|e| panic!("copying {}: {e}", newest.display()));
+        std::fs::rename(&partial, dir.join("libgstfacepose.so")).unwrap();
+        dir
+    })
+    .clone()
+}
+
+/// A Python interpreter that imports Gst and GstVideo through gi; panics naming the Debian
+/// packages otherwise. FACEPOSE_PYTHON overrides the choice.
+fn python() -> PathBuf {
+    let code = "import gi\ngi.require_version('Gst', '1.0')\ngi.require_version('GstVideo', '1.0')\nfrom gi.repository import Gst, GstVideo\n";
+    let candidates: Vec<PathBuf> = match std::env::var_os("FACEPOSE_PYTHON") {
+        Some(p) => vec![p.into()],
+        // Debian's python3-gi is for the system interpreter; `python3` may be a venv or pyenv.
+        None => vec!["/usr/bin/python3".into(), "python3".into()],
+    };
+    for py in &candidates {
+        let ok = Command::new(py)
+            .args(["-c", code])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return py.clone();
+        }
+    }
+    panic!(
+        "no Python among {candidates:?} imports gi with Gst and GstVideo: apt-get install -y \
+         python3-gi python3-gst-1.0 gir1.2-gst-plugins-base-1.0 (scripts/setup-system.sh \
+         installs them)"
+    );
+}
+
+/// Runs a command to its end, killing it after `timeout`; returns (success, stdout, stderr).
+fn run_bounded(cmd: &mut Command, timeout: Duration) -> (bool, String, String) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let reader = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().unwrap()));
+    let err = reader(Box::new(child.stderr.take().unwrap()));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    match status {
+        Some(s) => (s.success(), out, err),
+        None => panic!("{cmd:?} did not finish within {timeout:?}\n{out}\n{err}"),
+    }
+}
+
+/// The numbers (or `None` for null) that follow `"key": ` in a JSON line, in order.
+fn values(line: &str, key: &str) -> Vec<Option<f64>> {
+    let pattern = format!("\"{key}\": ");
+    line.match_indices(&pattern)
+        .map(|(i, _)| {
+            let rest = &line[i + pattern.len()..];
+            let end = rest.find([',', '}', ']']).unwrap_or(rest.len());
+            match rest[..end].trim() {
+                "null" => None,
+                v => Some(
+                    v.parse::<f64>()
+                        .unwrap_or_else(|e| panic!("{key}: {v:?}: {e} in {line}")),
+                ),
+            }
+        })
+        .collect()
+}
+
+/// Runs `examples/read_metas.py` (with `--pipeline` when given) and returns its JSON lines.
+fn python_lines(pipeline: Option<&str>) -> Vec<String> {
+    let mut cmd = Command::new(python());
+    cmd.arg(project().join("examples/read_metas.py"))
+        .args(["--timeout", &TIMEOUT.as_secs().to_string()])
+        .env("GST_PLUGIN_PATH", plugin_dir());
+    if let Some(p) = pipeline {
+        cmd.args(["--pipeline", p]);
+    }
+    let (ok, out, err) = run_bounded(&mut cmd, TIMEOUT + Duration::from_secs(10));
+    assert!(ok, "read_metas.py failed:\n{out}\n{err}");
+    out.lines().map(str::to_owned).collect()
+}
+
+/// Checks the Python lines against the Rust reading of the same pipeline.
+fn compare(python: &[String], rust: &[FrameReport], expected_frames: usize) {
+    assert_eq!(rust.len(), expected_frames, "Rust frames");
+    assert_eq!(python.len(), expected_frames, "Python lines:\n{python:#?}");
+    for (line, frame) in python.iter().zip(rust) {
+        let info = frame.info.as_ref().expect("a FacePoseMeta on every buffer");
+        // The two readings of the Rust side agree: ROI metas and FacePoseMeta.
+        assert_eq!(info.face_count as usize, frame.faces.len());
+        for (roi, meta) in frame.faces.iter().zip(&info.faces) {
+            assert_eq!(
+                [roi.yaw, roi.pitch, roi.roll],
+                [meta.yaw, meta.pitch, meta.roll]
+            );
+            assert_eq!(roi.bbox, meta.bbox);
+        }
+        assert!(!frame.faces.is_empty(), "no face in frame {}", frame.index);
+
+        assert_eq!(values(line, "frame"), [Some(frame.index as f64)], "{line}");
+        assert_eq!(
+            values(line, "face_count"),
+            [Some(info.face_count as f64)],
+            "{line}"
+        );
+        assert_eq!(
+            values(line, "pts"),
+            [frame.pts.map(|t| t.nseconds() as f64)],
+            "{line}"
+        );
+        let ids = values(line, "id");
+        assert_eq!(ids.len(), frame.faces.len(), "{line}");
+        for (k, f) in frame.faces.iter().enumerate() {
+            assert_eq!(ids[k], Some(f.id as f64), "{line}");
+            for (key, rust_value) in [("yaw", f.yaw), ("pitch", f.pitch), ("roll", f.roll)] {
+                let py = values(line, key)[k].unwrap_or(f64::NAN);
+                assert!(
+                    (py - rust_value).abs() <= ANGLE_TOLERANCE,
+                    "frame {} face {k} {key}: Python {py}, Rust {rust_value}",
+                    frame.index
+                );
+            }
+            for (key, rust_value) in ["x_min", "y_min", "x_max", "y_max"].iter().zip(f.bbox) {
+                let py = values(line, key)[k].unwrap_or(f64::NAN);
+                assert!(
+                    (py - rust_value).abs() <= 1e-6,
+                    "frame {} face {k} {key}: Python {py}, Rust {rust_value}",
+                    frame.index
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn python_reader_matches_the_rust_reader_on_the_default_pipeline() {
+    let started = Instant::now();
+    let rust = read_metas::collect(&read_metas::default_pipeline(), Some(TIMEOUT))
+        .expect("the Rust reader");
+    let python = python_lines(None);
+    compare(&python, &rust, 5);
+    eprintln!(
+        "default pipeline: {} frames, yaw {:+.2} pitch {:+.2} roll {:+.2}, {:.1} s",
+        rust.len(),
+        rust[0].faces[0].yaw,
+        rust[0].faces[0].pitch,
+        rust[0].faces[0].roll,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn python_reader_matches_the_rust_reader_on_a_given_pipeline() {
+    let picture = &support::sample_pictures()[1];
+    assert!(
+        picture.exists(),
+        "{} is missing: run `make models`",
+        picture.display()
+    );
+    // NV12 exercises the element's YUV path; both readers get the same frames.
+    let description = format!(
+        "filesrc location=\"{}\" ! jpegdec ! imagefreeze num-buffers=2 ! videoconvert ! video/x-raw,format=NV12 ! faceposeestimator ! appsink name=sink sync=false",
+        picture.display()
+    );
+    let rust = read_metas::collect(&description, Some(TIMEOUT)).expect("the Rust reader");
+    let python = python_lines(Some(&description));
+    compare(&python, &rust, 2);
+}
+
+#[test]
+fn python_reader_reports_frames_without_the_element() {
+    let python = python_lines(Some(
+        "videotestsrc num-buffers=2 ! appsink name=sink sync=false",
+    ));
+    assert_eq!(python.len(), 2, "{python:#?}");
+    for line in &python {
+        assert_eq!(values(line, "face_count"), [None], "{line}");
+        assert!(line.ends_with("\"faces\": []}"), "{line}");
+    }
+}
+
+#[test]
+fn rust_reader_rejects_a_pipeline_without_an_appsink() {
+    let e = read_metas::collect("videotestsrc num-buffers=1 ! fakesink", Some(TIMEOUT))
+        .expect_err("no appsink");
+    assert!(e.contains("appsink named sink"), "{e}");
+}
+
+/// The built example binary runs, when it is there and newer than its source: plain `cargo test`
+/// and `cargo build --examples` build it; `cargo test --all-targets` builds only its test-harness
+/// variant, and the in-process tests above cover the same code.
+#[test]
+fn built_rust_example_prints_faces() {
+    let exe = profile_dir().join("examples/read_metas");
+    let modified = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
+    let source = project().join("examples/read_metas.rs");
+    if modified(&exe).is_none_or(|built| Some(built) < modified(&source)) {
+        eprintln!(
+            "SKIPPED: {} is missing or older than its source (cargo build --examples builds it)",
+            exe.display()
+        );
+        return;
+    }
+    let (ok, out, err) = run_bounded(&mut Command::new(&exe), TIMEOUT);
+    assert!(ok, "{}:\n{out}\n{err}", exe.display());
+    assert_eq!(out.matches("roi  face 0:").count(), 5, "{out}");
+    assert_eq!(out.matches("meta face 0:").count(), 5, "{out}");
+    assert!(out.trim_end().ends_with("5 buffer(s)"), "{out}");
+}
