@@ -316,3 +316,30 @@ fn videoscale_rescales_the_roi_box_and_keeps_the_frame_meta() {
     let face = faces.as_slice()[0].get::<gst::Structure>().unwrap();
     assert!((face.get::<f64>("x_min").unwrap() - 179.0 / 512.0).abs() < 0.01);
 }
+
+#[test]
+fn a_broken_model_fails_the_state_change_with_the_path_on_the_bus() {
+    init();
+    let dir = std::env::temp_dir().join(format!("facepose-broken-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("broken.onnx");
+    std::fs::write(&model, b"this is not an onnx model").unwrap();
+    let descriptor = gstfacepose::engine::default_model_dir().join("retinaface_mbv2.descriptor");
+    std::fs::copy(descriptor, dir.join("broken.descriptor")).unwrap();
+    let messages = run_pipeline(&format!(
+        "videotestsrc num-buffers=2 ! faceposeestimator detector-model={} ! fakesink",
+        model.display()
+    ));
+    std::fs::remove_dir_all(&dir).ok();
+    let error = messages
+        .iter()
+        .find_map(|m| match m.view() {
+            gst::MessageView::Error(e) => Some(e.error().to_string()),
+            _ => None,
+        })
+        .expect("an error on the bus");
+    assert!(
+        error.contains("broken.onnx") && error.contains("not an ONNX model"),
+        "{error}"
+    );
+}
