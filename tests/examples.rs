@@ -13,7 +13,6 @@ mod read_metas;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use read_metas::FrameReport;
@@ -30,38 +29,6 @@ fn project() -> &'static Path {
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().parent().unwrap().to_path_buf()
-}
-
-/// A folder holding only the plugin built with this test, for GST_PLUGIN_PATH. Cargo writes the
-/// cdylib to `<target>/<profile>/deps` and copies it up to `<target>/<profile>` only when the
-/// library itself is built (`cargo build`), not when tests are, so the newer of the two is
-/// copied to `<target>/<profile>/facepose-test-plugin/` (a stable path, so the GStreamer
-/// registry updates its entry rather than growing).
-fn plugin_dir() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let profile = profile_dir();
-        let built = [
-            profile.join("deps/libgstfacepose.so"),
-            profile.join("libgstfacepose.so"),
-        ];
-        let newest = built
-            .iter()
-            .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
-            .max_by_key(|(t, _)| *t)
-            .map(|(_, p)| p)
-            .unwrap_or_else(|| {
-                panic!("no libgstfacepose.so in {}: cargo build", profile.display())
-            });
-        let dir = profile.join("facepose-test-plugin");
-        std::fs::create_dir_all(&dir).unwrap();
-        let partial = dir.join(format!(".libgstfacepose.so.{}", std::process::id()));
-        std::fs::copy(newest, &partial)
-            .unwrap_or_else(|e| panic!("copying {}: {e}", newest.display()));
-        std::fs::rename(&partial, dir.join("libgstfacepose.so")).unwrap();
-        dir
-    })
-    .clone()
 }
 
 /// A Python interpreter that imports Gst and GstVideo through gi; panics naming the Debian
@@ -150,7 +117,7 @@ fn python_lines(pipeline: Option<&str>) -> Vec<String> {
     let mut cmd = Command::new(python());
     cmd.arg(project().join("examples/read_metas.py"))
         .args(["--timeout", &TIMEOUT.as_secs().to_string()])
-        .env("GST_PLUGIN_PATH", plugin_dir());
+        .env("GST_PLUGIN_PATH", support::test_plugin_dir());
     if let Some(p) = pipeline {
         cmd.args(["--pipeline", p]);
     }

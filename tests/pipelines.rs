@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Once, OnceLock, mpsc};
+use std::sync::{Arc, Once, mpsc};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
@@ -398,40 +398,6 @@ fn every_pipeline_file_runs_with_test_sources() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// A folder holding only the plugin built with this test, for GST_PLUGIN_PATH. Cargo writes the
-/// cdylib to `<target>/<profile>/deps` and copies it up to `<target>/<profile>` only when the
-/// library itself is built (`cargo build`), not when tests are, so the newer of the two is
-/// copied to `<target>/<profile>/facepose-test-plugin/` (a stable path, so the GStreamer
-/// registry updates its entry rather than growing).
-fn plugin_dir() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        // This test binary lives in `<target>/<profile>/deps`.
-        let exe = std::env::current_exe().unwrap();
-        let profile = exe.parent().unwrap().parent().unwrap().to_path_buf();
-        let built = [
-            profile.join("deps/libgstfacepose.so"),
-            profile.join("libgstfacepose.so"),
-        ];
-        let newest = built
-            .iter()
-            .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
-            .max_by_key(|(t, _)| *t)
-            .map(|(_, p)| p)
-            .unwrap_or_else(|| {
-                panic!("no libgstfacepose.so in {}: cargo build", profile.display())
-            });
-        let dir = profile.join("facepose-test-plugin");
-        std::fs::create_dir_all(&dir).unwrap();
-        let partial = dir.join(format!(".libgstfacepose.so.{}", std::process::id()));
-        std::fs::copy(newest, &partial)
-            .unwrap_or_else(|e| panic!("copying {}: {e}", newest.display()));
-        std::fs::rename(&partial, dir.join("libgstfacepose.so")).unwrap();
-        dir
-    })
-    .clone()
-}
-
 /// A Python interpreter that can import the given GObject introspection namespaces; panics
 /// naming the Debian packages otherwise. FACEPOSE_PYTHON overrides the choice.
 fn python_with(namespaces: &[(&str, &str)]) -> PathBuf {
@@ -517,7 +483,7 @@ fn rtsp_serve_script_serves_frames_a_client_can_analyse() {
     let mut child = Command::new(&python)
         .arg(project().join("pipelines/rtsp-serve.py"))
         .args(["--address", "127.0.0.1", "--port", &port.to_string()])
-        .env("GST_PLUGIN_PATH", plugin_dir())
+        .env("GST_PLUGIN_PATH", support::test_plugin_dir())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

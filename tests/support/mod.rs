@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use gstfacepose::engine::geometry::BBox;
 use gstfacepose::engine::{self, EngineConfig, Face, ImageView, PixelFormat};
@@ -243,4 +244,38 @@ pub fn matching_face<'a>(faces: &'a [Face], gt: &BBox) -> Option<&'a Face> {
         .iter()
         .filter(|f| f.bbox.iou(gt) >= 0.25 || f.bbox.contains(c))
         .max_by(|a, b| a.bbox.iou(gt).total_cmp(&b.bbox.iou(gt)))
+}
+
+/// A folder holding only the plugin built with this test, for GST_PLUGIN_PATH. Cargo writes the
+/// cdylib to `<target>/<profile>/deps` and copies it up to `<target>/<profile>` only when the
+/// library itself is built (`cargo build`), not when tests are, so the newer of the two is
+/// copied to `<target>/<profile>/facepose-test-plugin/` (a stable path, so the GStreamer
+/// registry updates its entry rather than growing).
+pub fn test_plugin_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // This test binary lives in `<target>/<profile>/deps`.
+        let exe = std::env::current_exe().unwrap();
+        let profile = exe.parent().unwrap().parent().unwrap().to_path_buf();
+        let built = [
+            profile.join("deps/libgstfacepose.so"),
+            profile.join("libgstfacepose.so"),
+        ];
+        let newest = built
+            .iter()
+            .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+            .max_by_key(|(t, _)| *t)
+            .map(|(_, p)| p)
+            .unwrap_or_else(|| {
+                panic!("no libgstfacepose.so in {}: cargo build", profile.display())
+            });
+        let dir = profile.join("facepose-test-plugin");
+        std::fs::create_dir_all(&dir).unwrap();
+        let partial = dir.join(format!(".libgstfacepose.so.{}", std::process::id()));
+        std::fs::copy(newest, &partial)
+            .unwrap_or_else(|e| panic!("copying {}: {e}", newest.display()));
+        std::fs::rename(&partial, dir.join("libgstfacepose.so")).unwrap();
+        dir
+    })
+    .clone()
 }
