@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use gstfacepose::engine::Engine;
 use gstfacepose::engine::geometry::BBox;
+use gstfacepose::engine::{Engine, EngineConfig, PoseMethod};
 use support::Picture;
 
 struct Options {
@@ -30,7 +30,12 @@ struct Options {
     input_size: Option<usize>,
     refine: Option<usize>,
     detector: Option<PathBuf>,
+    detector_descriptor: Option<PathBuf>,
+    landmarker: Option<PathBuf>,
+    landmark_descriptor: Option<PathBuf>,
+    pose_method: PoseMethod,
     threads: Option<usize>,
+    matrix: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -43,7 +48,12 @@ fn parse_args() -> Result<Options, String> {
         input_size: None,
         refine: None,
         detector: None,
+        detector_descriptor: None,
+        landmarker: None,
+        landmark_descriptor: None,
+        pose_method: PoseMethod::Rigid,
         threads: None,
+        matrix: false,
     };
     let mut args = std::env::args().skip(1);
     let number = |name: &str, v: Option<String>| -> Result<usize, String> {
@@ -63,6 +73,29 @@ fn parse_args() -> Result<Options, String> {
             "--detector" => {
                 o.detector = Some(PathBuf::from(args.next().ok_or("--detector needs a path")?))
             }
+            "--detector-descriptor" => {
+                o.detector_descriptor = Some(PathBuf::from(
+                    args.next().ok_or("--detector-descriptor needs a path")?,
+                ))
+            }
+            "--landmarker" => {
+                o.landmarker = Some(PathBuf::from(
+                    args.next().ok_or("--landmarker needs a path")?,
+                ))
+            }
+            "--landmark-descriptor" => {
+                o.landmark_descriptor = Some(PathBuf::from(
+                    args.next().ok_or("--landmark-descriptor needs a path")?,
+                ))
+            }
+            "--pose-method" => {
+                o.pose_method = match args.next().as_deref() {
+                    Some("rigid") => PoseMethod::Rigid,
+                    Some("seed-linear") => PoseMethod::SeedLinear,
+                    _ => return Err("--pose-method needs rigid or seed-linear".into()),
+                }
+            }
+            "--matrix" => o.matrix = true,
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             _ => o.labels = PathBuf::from(a),
         }
@@ -183,9 +216,18 @@ fn run() -> Result<(), String> {
     if let Some(d) = &o.detector {
         config.detector_model = d.clone();
     }
-    let mut engine = Engine::new(config).map_err(|e| e.to_string())?;
+    config.detector_descriptor = o.detector_descriptor.clone();
+    if let Some(l) = &o.landmarker {
+        config.landmark_model = l.clone();
+    }
+    config.landmark_descriptor = o.landmark_descriptor.clone();
+    config.pose_method = o.pose_method;
     std::fs::create_dir_all(&o.out)
         .map_err(|e| format!("cannot create {}: {e}", o.out.display()))?;
+    if o.matrix {
+        return matrix(&config, &rows, base);
+    }
+    let mut engine = Engine::new(config).map_err(|e| e.to_string())?;
 
     let mut results = Vec::with_capacity(rows.len());
     let start = Instant::now();
@@ -384,5 +426,101 @@ fn plot_errors(path: &Path, points: &[(f32, f32)]) -> Result<(), String> {
         .draw()
         .map_err(e)?;
     root.present().map_err(e)?;
+    Ok(())
+}
+
+/// Every detector × landmarker × pose method available: detection rate, MAE per axis and mean,
+/// and milliseconds per image, as a Markdown table.
+fn matrix(base_config: &EngineConfig, rows: &[Row], base: &Path) -> Result<(), String> {
+    let models = gstfacepose::engine::default_model_dir();
+    let shared = support::shared_dir().join("models");
+    let detectors = [
+        (
+            "RetinaFace MobileNetV2",
+            models.join("retinaface_mbv2.onnx"),
+            None,
+        ),
+        (
+            "BlazeFace full range",
+            models.join("blazeface_full.onnx"),
+            None,
+        ),
+        (
+            "RetinaFace MobileNet-0.25 (seed)",
+            shared.join("retinaface_mnet025/FaceDetector.onnx"),
+            Some(models.join("retinaface_mnet025.descriptor")),
+        ),
+    ];
+    let landmarkers = [
+        (
+            "FaceMesh 468",
+            models.join("face_landmark.onnx"),
+            None,
+            vec![PoseMethod::Rigid],
+        ),
+        (
+            "PFLD 98 (seed)",
+            shared.join("pfld_98/PFLD_GhostOne_112_1_opt_sim.onnx"),
+            Some(models.join("pfld_98.descriptor")),
+            vec![PoseMethod::Rigid, PoseMethod::SeedLinear],
+        ),
+    ];
+    let pictures: Vec<Picture> = rows
+        .iter()
+        .map(|r| Picture::load(&base.join(&r.file)))
+        .collect::<Result<_, _>>()?;
+    println!("images: {}", rows.len());
+    println!("| detector | landmarks | pose | detected | yaw | pitch | roll | mean | ms/image |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (dname, dpath, ddesc) in &detectors {
+        for (lname, lpath, ldesc, methods) in &landmarkers {
+            for method in methods {
+                let mut config = base_config.clone();
+                config.detector_model = dpath.clone();
+                config.detector_descriptor = ddesc.clone();
+                config.landmark_model = lpath.clone();
+                config.landmark_descriptor = ldesc.clone();
+                config.pose_method = *method;
+                let mut engine = match Engine::new(config) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        println!(
+                            "| {dname} | {lname} | {} | not available: {e} | | | | | |",
+                            method.name()
+                        );
+                        continue;
+                    }
+                };
+                let mut abs = [0.0f64; 3];
+                let mut detected = 0usize;
+                let mut times = Vec::with_capacity(rows.len());
+                for (row, picture) in rows.iter().zip(&pictures) {
+                    let t = Instant::now();
+                    let faces = engine
+                        .process(&picture.view())
+                        .map_err(|e| format!("{}: {e}", row.file))?;
+                    times.push(t.elapsed().as_secs_f64() * 1e3);
+                    if let Some(f) = support::matching_face(&faces, &row.gt_box) {
+                        detected += 1;
+                        let p = [f.pose.yaw, f.pose.pitch, f.pose.roll];
+                        for k in 0..3 {
+                            abs[k] += (p[k] - row.truth[k]).abs() as f64;
+                        }
+                    }
+                }
+                let m = abs.map(|v| v / detected.max(1) as f64);
+                println!(
+                    "| {dname} | {lname} | {} | {:.1}% | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
+                    method.name(),
+                    100.0 * detected as f64 / rows.len().max(1) as f64,
+                    m[0],
+                    m[1],
+                    m[2],
+                    (m[0] + m[1] + m[2]) / 3.0,
+                    median(&mut times)
+                );
+            }
+        }
+    }
     Ok(())
 }

@@ -20,7 +20,7 @@ pub mod meta;
 pub mod overlay;
 pub mod video;
 
-pub use faceposeestimator::{ExecutionProvider, FacePoseEstimator};
+pub use faceposeestimator::{ExecutionProvider, FacePoseEstimator, PoseMethod};
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();

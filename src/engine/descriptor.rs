@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! # comment
-//! family = retinaface          # retinaface | blazeface | facemesh
+//! family = retinaface          # retinaface | blazeface | facemesh | pfld
 //! input = input                # name of the image input
 //! layout = nhwc                # nhwc | nchw
 //! colour = rgb                 # rgb | bgr
@@ -28,6 +28,8 @@ pub enum Family {
     RetinaFace,
     BlazeFace,
     FaceMesh,
+    /// PFLD-style 2-D landmarks (e.g. the 98 WFLW points), coordinates in 0..1 of the crop.
+    Pfld,
 }
 
 impl Family {
@@ -36,6 +38,7 @@ impl Family {
             Family::RetinaFace => "retinaface",
             Family::BlazeFace => "blazeface",
             Family::FaceMesh => "facemesh",
+            Family::Pfld => "pfld",
         }
     }
 
@@ -165,11 +168,12 @@ impl Descriptor {
             "retinaface" => Family::RetinaFace,
             "blazeface" => Family::BlazeFace,
             "facemesh" => Family::FaceMesh,
+            "pfld" => Family::Pfld,
             other => {
                 return Err(d.error(
                     "family",
                     format!(
-                        "unknown family `{other}` (expected retinaface, blazeface or facemesh)"
+                        "unknown family `{other}` (expected retinaface, blazeface, facemesh or pfld)"
                     ),
                 ));
             }

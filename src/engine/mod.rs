@@ -24,12 +24,13 @@ pub use error::{Error, Result};
 pub use face::Face;
 pub use image::{ImageView, PixelFormat, Plane, YuvMatrix};
 pub use landmark::{Landmarker, Landmarks};
-pub use pose::Pose;
+pub use pose::{Pose, PoseMethod};
 pub use runtime::{ExecutionProvider, RuntimeOptions};
 
 use geometry::RotatedRect;
-use pose::canonical::ReferenceFace;
+use pose::canonical::{ReferenceFace, WFLW_TO_CANONICAL};
 use pose::rigid;
+use pose::seed;
 
 /// Environment variable naming the folder of default models.
 pub const MODEL_DIR_ENV: &str = "FACEPOSE_MODEL_DIR";
@@ -69,6 +70,7 @@ pub struct EngineConfig {
     /// Average the last landmark pass with a pass on the mirrored crop (cancels the landmark
     /// model's left-right bias; one more landmark inference per face).
     pub mirror_average: bool,
+    pub pose_method: PoseMethod,
 }
 
 impl EngineConfig {
@@ -85,6 +87,7 @@ impl EngineConfig {
             refine_passes: DEFAULT_REFINE_PASSES,
             reference_weights: false,
             mirror_average: true,
+            pose_method: PoseMethod::Rigid,
         }
     }
 }
@@ -107,8 +110,12 @@ pub struct StageTimes {
 pub struct Engine {
     detector: Detector,
     landmarker: Landmarker,
+    /// The landmark index each reference point corresponds to.
+    indices: Vec<usize>,
     reference: Vec<[f64; 3]>,
     weights: Vec<f64>,
+    /// Whether the landmarks carry depth (FaceMesh); without it the rigid fit uses x and y only.
+    depth: bool,
     /// For each reference point, the index of its left-right mirror point (empty if the reference
     /// face is not symmetric enough to tell).
     mirror: Vec<usize>,
@@ -131,32 +138,62 @@ impl Engine {
             &config.runtime,
         )?;
         let reference = ReferenceFace::load(&config.reference_face)?;
-        if reference.len() != landmarker.point_count() {
+        let count = landmarker.point_count();
+        let (indices, points, mut weights): (Vec<usize>, Vec<[f32; 3]>, Vec<f32>) = if reference
+            .len()
+            == count
+        {
+            (
+                (0..count).collect(),
+                reference.points.clone(),
+                reference.weights.clone(),
+            )
+        } else if count == seed::POINTS && reference.len() == 468 {
+            WFLW_TO_CANONICAL
+                .iter()
+                .map(|&(w, c)| (w, reference.points[c], 1.0))
+                .fold(
+                    (Vec::new(), Vec::new(), Vec::new()),
+                    |mut acc, (i, p, w)| {
+                        acc.0.push(i);
+                        acc.1.push(p);
+                        acc.2.push(w);
+                        acc
+                    },
+                )
+        } else {
             return Err(Error::Data {
                 path: reference.path.clone(),
                 message: format!(
-                    "holds {} points but the landmark model {} gives {}",
+                    "holds {} points, and there is no correspondence for the {count} landmarks of {} \
+                     (supported: the same count, or 98 WFLW points with the 468-point canonical face)",
                     reference.len(),
                     config.landmark_model.display(),
-                    landmarker.point_count()
                 ),
             });
+        };
+        if config.pose_method == PoseMethod::SeedLinear && count != seed::POINTS {
+            return Err(Error::Config(format!(
+                "pose method seed-linear needs 98-point WFLW landmarks, but {} gives {count}",
+                config.landmark_model.display()
+            )));
         }
-        let mut weights: Vec<f64> = reference.weights.iter().map(|&w| w as f64).collect();
         if !config.reference_weights || weights.iter().filter(|w| **w > 0.0).count() < 3 {
-            weights = vec![1.0; reference.len()];
+            weights = vec![1.0; points.len()];
         }
-        let mirror = mirror_pairs(&reference.points);
+        let mirror = if landmarker.refines() {
+            mirror_pairs(&points)
+        } else {
+            Vec::new()
+        };
         Ok(Engine {
             mirror,
+            depth: landmarker.family() == descriptor::Family::FaceMesh,
             detector,
             landmarker,
-            reference: reference
-                .points
-                .iter()
-                .map(|p| p.map(|v| v as f64))
-                .collect(),
-            weights,
+            indices,
+            reference: points.iter().map(|p| p.map(|v| v as f64)).collect(),
+            weights: weights.iter().map(|&w| w as f64).collect(),
             config,
             times: StageTimes::default(),
         })
@@ -232,10 +269,18 @@ impl Engine {
         crops: Vec<RotatedRect>,
     ) -> Result<Vec<Landmarks>> {
         let mut crops = crops;
-        let passes = self.config.refine_passes + 1;
+        let passes = if self.landmarker.refines() {
+            self.config.refine_passes + 1
+        } else {
+            1
+        };
         for pass in 0..passes {
             let last = pass + 1 == passes;
-            if last && self.config.mirror_average && !self.mirror.is_empty() {
+            if last
+                && self.config.mirror_average
+                && self.landmarker.refines()
+                && !self.mirror.is_empty()
+            {
                 let (plain, mirrored) = self.landmarker.run_with_mirror(image, &crops)?;
                 return Ok(plain
                     .into_iter()
@@ -259,10 +304,31 @@ impl Engine {
         Ok(Vec::new())
     }
 
-    /// Fits the reference face to one face's landmarks.
+    /// One face's pose from its landmarks, by the configured method.
     fn solve(&self, d: &Detection, l: Landmarks) -> Face {
-        let observed: Vec<[f64; 3]> = l.points.iter().map(rigid::to_camera_frame).collect();
-        let fitted = rigid::fit(&self.reference, &observed, &self.weights);
+        let fitted = match self.config.pose_method {
+            PoseMethod::SeedLinear => seed::pose(&l.points, &l.crop).map(|p| rigid::RigidFit {
+                rotation: p.to_rotation(),
+                scale: 0.0,
+                translation: [0.0; 3],
+                rms: 0.0,
+            }),
+            PoseMethod::Rigid => {
+                let observed: Option<Vec<[f64; 3]>> = self
+                    .indices
+                    .iter()
+                    .map(|&i| l.points.get(i).map(rigid::to_camera_frame))
+                    .collect();
+                observed.and_then(|observed| {
+                    let f = rigid::fit(&self.reference, &observed, &self.weights)?;
+                    Some(if self.depth {
+                        f
+                    } else {
+                        rigid::refine_2d(&self.reference, &observed, &self.weights, &f, 30)
+                    })
+                })
+            }
+        };
         let (pose, rotation, scale, fit_error) = match fitted {
             Some(f) if f.pose().is_finite() => (f.pose(), f.rotation, f.scale, f.rms),
             _ => (

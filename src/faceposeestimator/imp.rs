@@ -25,11 +25,12 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::{VideoFrameRef, VideoInfo};
 
-use super::ExecutionProvider;
+use super::{ExecutionProvider, PoseMethod};
 use crate::engine::{self, DetectConfig, Engine, EngineConfig, Error as EngineError};
 use crate::{json, meta, overlay, video};
 
 const DEFAULT_EXECUTION_PROVIDER: ExecutionProvider = ExecutionProvider::Auto;
+const DEFAULT_POSE_METHOD: PoseMethod = PoseMethod::Rigid;
 const DEFAULT_DEVICE_ID: i32 = 0;
 const DEFAULT_DETECTION_THRESHOLD: f32 = engine::detect::DEFAULT_SCORE_THRESHOLD;
 const DEFAULT_NMS_THRESHOLD: f32 = engine::detect::DEFAULT_NMS_IOU;
@@ -50,7 +51,10 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 #[derive(Debug, Clone)]
 struct Settings {
     detector_model: Option<String>,
+    detector_descriptor: Option<String>,
     landmark_model: Option<String>,
+    landmark_descriptor: Option<String>,
+    pose_method: PoseMethod,
     ort_library: Option<String>,
     execution_provider: ExecutionProvider,
     device_id: i32,
@@ -68,7 +72,10 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             detector_model: None,
+            detector_descriptor: None,
             landmark_model: None,
+            landmark_descriptor: None,
+            pose_method: DEFAULT_POSE_METHOD,
             ort_library: None,
             execution_provider: DEFAULT_EXECUTION_PROVIDER,
             device_id: DEFAULT_DEVICE_ID,
@@ -104,6 +111,9 @@ impl Settings {
         if let Some(p) = &self.landmark_model {
             c.landmark_model = PathBuf::from(p);
         }
+        c.detector_descriptor = self.detector_descriptor.as_ref().map(PathBuf::from);
+        c.landmark_descriptor = self.landmark_descriptor.as_ref().map(PathBuf::from);
+        c.pose_method = self.pose_method.into();
         c.runtime.library = self.ort_library.as_ref().map(PathBuf::from);
         c.runtime.provider = self.execution_provider.into();
         c.runtime.device_id = self.device_id;
@@ -179,6 +189,21 @@ impl ObjectImpl for FacePoseEstimator {
                 glib::ParamSpecString::builder("landmark-model")
                     .nick("Landmark model")
                     .blurb("Face landmark ONNX file, with its .descriptor beside it (default: face_landmark.onnx in FACEPOSE_MODEL_DIR, else the build's models folder)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("detector-descriptor")
+                    .nick("Detector descriptor")
+                    .blurb("Descriptor of the detector model (default: the model's path with the extension .descriptor)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("landmark-descriptor")
+                    .nick("Landmark descriptor")
+                    .blurb("Descriptor of the landmark model (default: the model's path with the extension .descriptor)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("pose-method", DEFAULT_POSE_METHOD)
+                    .nick("Pose method")
+                    .blurb("How yaw, pitch and roll are computed from the landmarks")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("ort-library")
@@ -271,6 +296,9 @@ impl ObjectImpl for FacePoseEstimator {
         match pspec.name() {
             "detector-model" => s.detector_model = string(),
             "landmark-model" => s.landmark_model = string(),
+            "detector-descriptor" => s.detector_descriptor = string(),
+            "landmark-descriptor" => s.landmark_descriptor = string(),
+            "pose-method" => s.pose_method = value.get().expect("type checked upstream"),
             "ort-library" => s.ort_library = string(),
             "execution-provider" => {
                 s.execution_provider = value.get().expect("type checked upstream")
@@ -298,6 +326,9 @@ impl ObjectImpl for FacePoseEstimator {
         match pspec.name() {
             "detector-model" => s.detector_model.to_value(),
             "landmark-model" => s.landmark_model.to_value(),
+            "detector-descriptor" => s.detector_descriptor.to_value(),
+            "landmark-descriptor" => s.landmark_descriptor.to_value(),
+            "pose-method" => s.pose_method.to_value(),
             "ort-library" => s.ort_library.to_value(),
             "execution-provider" => s.execution_provider.to_value(),
             "device-id" => s.device_id.to_value(),

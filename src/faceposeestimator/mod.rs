@@ -41,8 +41,36 @@ impl From<ExecutionProvider> for crate::engine::ExecutionProvider {
     }
 }
 
+/// How angles are computed from landmarks (the `pose-method` property).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstFacePosePoseMethod")]
+pub enum PoseMethod {
+    #[default]
+    #[enum_value(
+        name = "Rigid fit of a 3-D reference face (all 468 points, or 14 for 98-point landmarks)",
+        nick = "rigid"
+    )]
+    Rigid = 0,
+    #[enum_value(
+        name = "The seed project's linear formula (98-point WFLW landmarks only)",
+        nick = "seed-linear"
+    )]
+    SeedLinear = 1,
+}
+
+impl From<PoseMethod> for crate::engine::PoseMethod {
+    fn from(p: PoseMethod) -> Self {
+        match p {
+            PoseMethod::Rigid => Self::Rigid,
+            PoseMethod::SeedLinear => Self::SeedLinear,
+        }
+    }
+}
+
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    PoseMethod::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "faceposeestimator",

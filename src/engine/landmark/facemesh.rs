@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: MPL-2.0
-//! MediaPipe FaceMesh: 468 3-D points from a square crop rotated so the eyes are level, plus a
-//! face-presence logit. The crop comes from a detection (box centre, eye line) or, on a second pass
-//! or in tracking, from the previous landmarks.
+//! Landmark models on square face crops, two families:
+//! - MediaPipe FaceMesh (`facemesh`): 468 3-D points in crop pixels from a crop rotated so the
+//!   face is upright, plus a face-presence logit. The crop comes from a detection (box centre, eye
+//!   line) or, on a second pass or in tracking, from the previous landmarks.
+//! - PFLD (`pfld`, e.g. the 98 WFLW points of the seed project): 2-D points in 0..1 of an
+//!   axis-aligned square crop around the detector box (side = the box's longer side times
+//!   `crop-scale`, zero padding); no presence output (reported as 1) and no depth (z = 0).
 
 use std::path::Path;
 
@@ -27,6 +31,7 @@ pub struct Landmarks {
 /// A landmark model with its reusable input buffer.
 pub struct Landmarker {
     model: Model,
+    family: Family,
     size: usize,
     points: usize,
     crop_scale: f32,
@@ -41,32 +46,43 @@ impl Landmarker {
         descriptor: Option<&Path>,
         options: &RuntimeOptions,
     ) -> Result<Landmarker> {
-        let model = Model::load(path, descriptor, &[Family::FaceMesh], options)?;
+        let model = Model::load(path, descriptor, &[Family::FaceMesh, Family::Pfld], options)?;
         let d = &model.descriptor;
+        let family = d.family;
         let size = match d.size {
             InputSize::Fixed { width, height } if width == height => width,
-            _ => return Err(d.error("size", "FaceMesh needs a fixed square input".into())),
+            _ => return Err(d.error("size", "a landmark model needs a fixed square input".into())),
         };
         let points = d.integer("points", 1..=10_000)?;
         let crop_scale = match d.numbers("crop-scale")?.as_slice() {
             [s] if (0.5..=4.0).contains(s) => *s,
             _ => return Err(d.error("crop-scale", "expected one number in 0.5..=4".into())),
         };
-        let axis_points = match d.numbers("axis-points")?.as_slice() {
-            [a, b] if (*a as usize) < points && (*b as usize) < points && a != b => {
-                (*a as usize, *b as usize)
-            }
-            _ => {
-                return Err(d.error(
-                    "axis-points",
-                    format!("expected two different point indices (top, bottom) below {points}"),
-                ));
-            }
+        let axis_points = match family {
+            Family::Pfld => (0, 0),
+            _ => match d.numbers("axis-points")?.as_slice() {
+                [a, b] if (*a as usize) < points && (*b as usize) < points && a != b => {
+                    (*a as usize, *b as usize)
+                }
+                _ => {
+                    return Err(d.error(
+                        "axis-points",
+                        format!(
+                            "expected two different point indices (top, bottom) below {points}"
+                        ),
+                    ));
+                }
+            },
         };
-        if d.outputs.len() != 2 {
-            return Err(d.error("outputs", "expected two names: landmarks, face flag".into()));
+        let outputs = if family == Family::Pfld { 1 } else { 2 };
+        if d.outputs.len() != outputs {
+            return Err(d.error(
+                "outputs",
+                format!("{} needs {outputs} output name(s)", family.name()),
+            ));
         }
         Ok(Landmarker {
+            family,
             model,
             size,
             points,
@@ -84,10 +100,26 @@ impl Landmarker {
         self.points
     }
 
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// Whether re-cropping from landmarks and mirror averaging apply (FaceMesh only).
+    pub fn refines(&self) -> bool {
+        self.family == Family::FaceMesh
+    }
+
     /// The crop for a fresh detection: the box centre, the longer side times the crop scale, turned
     /// so the face is upright: by the eye line when the eyes are well apart, else (turned faces,
     /// where the two eye points nearly meet) by the axis from the eyes' midpoint to the mouth's.
     pub fn crop_from_detection(&self, d: &Detection) -> RotatedRect {
+        if self.family == Family::Pfld {
+            return RotatedRect {
+                centre: d.bbox.centre(),
+                side: d.bbox.width().max(d.bbox.height()) * self.crop_scale,
+                angle: 0.0,
+            };
+        }
         let [left, right, _, mouth_l, mouth_r] = d.keypoints;
         let eye_dist = ((right.x - left.x).powi(2) + (right.y - left.y).powi(2)).sqrt();
         let eyes = Point::new((left.x + right.x) * 0.5, (left.y + right.y) * 0.5);
@@ -191,9 +223,30 @@ impl Landmarker {
             Layout::Nchw => [n, 3, size, size],
         };
         let points = self.points;
+        let family = self.family;
         let path = self.model.path.clone();
         let (coords, flags) = self.model.run(&self.input, shape, |outputs| {
-            let (lm, flag) = (&outputs[0], &outputs[1]);
+            let lm = &outputs[0];
+            if family == Family::Pfld {
+                // 2-D points in 0..1 of the crop: scaled to crop pixels, no depth, no presence.
+                if lm.data.len() != n * points * 2 {
+                    return Err(Error::Model {
+                        path: path.clone(),
+                        message: format!(
+                            "output has shape {:?}; expected {n}×{} values ({points} points × 2)",
+                            lm.shape,
+                            points * 2
+                        ),
+                    });
+                }
+                let coords = lm
+                    .data
+                    .chunks_exact(2)
+                    .flat_map(|c| [c[0] * size as f32, c[1] * size as f32, 0.0])
+                    .collect();
+                return Ok((coords, vec![80.0; n]));
+            }
+            let flag = &outputs[1];
             if lm.data.len() != n * points * 3 || flag.data.len() != n {
                 return Err(Error::Model {
                     path: path.clone(),

@@ -7,6 +7,27 @@ use std::path::{Path, PathBuf};
 
 use super::super::error::{Error, Result};
 
+/// A sparse 3-D reference for 98-point WFLW landmarks: the 14 points the seed project's pose
+/// utilities use (brow corners, eye corners, nose wings, mouth corners, lower lip, chin), each
+/// paired with the canonical face vertex at the same anatomical place.
+/// (WFLW index, canonical face index).
+pub const WFLW_TO_CANONICAL: [(usize, usize); 14] = [
+    (33, 46),  // brow, outer end, image left
+    (38, 55),  // brow, inner end, image left
+    (50, 285), // brow, inner end, image right
+    (46, 276), // brow, outer end, image right
+    (60, 33),  // eye, outer corner, image left
+    (64, 133), // eye, inner corner, image left
+    (68, 362), // eye, inner corner, image right
+    (72, 263), // eye, outer corner, image right
+    (55, 64),  // nose wing, image left
+    (59, 294), // nose wing, image right
+    (76, 61),  // mouth corner, image left
+    (82, 291), // mouth corner, image right
+    (85, 17),  // lower lip, centre of its lower edge
+    (16, 152), // chin
+];
+
 /// Reference points and their fitting weights.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReferenceFace {

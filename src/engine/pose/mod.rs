@@ -14,6 +14,27 @@
 
 pub mod canonical;
 pub mod rigid;
+pub mod seed;
+
+/// How angles are computed from landmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PoseMethod {
+    /// Rigid fit of a 3-D reference face (the whole canonical face for FaceMesh; 14 matching
+    /// points for 98-point WFLW landmarks, fitted on x and y since PFLD gives no depth).
+    #[default]
+    Rigid,
+    /// The seed project's linear formula on 98 WFLW landmarks (see [`seed`]).
+    SeedLinear,
+}
+
+impl PoseMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            PoseMethod::Rigid => "rigid",
+            PoseMethod::SeedLinear => "seed-linear",
+        }
+    }
+}
 
 /// Yaw, pitch and roll in degrees (see the module documentation for the convention).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]

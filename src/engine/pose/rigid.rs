@@ -246,3 +246,189 @@ mod tests {
         assert!(fit(&reference, &[[1.0, 1.0, 1.0]; 6], &[1.0; 6]).is_none());
     }
 }
+
+/// Refines `init` by Gauss-Newton (Levenberg damping) on the 2-D reprojection error under weak
+/// perspective: the reference, rotated and scaled, projected orthographically onto the image
+/// plane, against the observed x, y. For landmark models that give no depth (PFLD), whose z is 0.
+pub fn refine_2d(
+    reference: &[[f64; 3]],
+    observed: &[[f64; 3]],
+    weights: &[f64],
+    init: &RigidFit,
+    iterations: usize,
+) -> RigidFit {
+    let n = reference.len().min(observed.len()).min(weights.len());
+    let mut r: [[f64; 3]; 3] =
+        std::array::from_fn(|i| std::array::from_fn(|j| init.rotation[i][j] as f64));
+    let mut s = init.scale as f64;
+    let mut t = [init.translation[0] as f64, init.translation[1] as f64];
+    let cost = |r: &[[f64; 3]; 3], s: f64, t: [f64; 2]| -> f64 {
+        (0..n)
+            .filter(|&i| weights[i] > 0.0)
+            .map(|i| {
+                let p = mat_vec(r, reference[i]);
+                let dx = s * p[0] + t[0] - observed[i][0];
+                let dy = s * p[1] + t[1] - observed[i][1];
+                weights[i] * (dx * dx + dy * dy)
+            })
+            .sum()
+    };
+    let mut current = cost(&r, s, t);
+    let mut lambda = 1e-3;
+    for _ in 0..iterations {
+        // Normal equations for (ω, s, tx, ty), with R ← R · exp([ω]×).
+        let mut jtj = [[0.0f64; 6]; 6];
+        let mut jtr = [0.0f64; 6];
+        for i in (0..n).filter(|&i| weights[i] > 0.0) {
+            let w = weights[i];
+            let c = reference[i];
+            let p = mat_vec(&r, c);
+            let res = [
+                s * p[0] + t[0] - observed[i][0],
+                s * p[1] + t[1] - observed[i][1],
+            ];
+            let cx = [[0.0, -c[2], c[1]], [c[2], 0.0, -c[0]], [-c[1], c[0], 0.0]];
+            for (row, residual) in res.iter().enumerate() {
+                let mut j = [0.0f64; 6];
+                for (k, jk) in j.iter_mut().take(3).enumerate() {
+                    *jk = -s * (0..3).map(|m| r[row][m] * cx[m][k]).sum::<f64>();
+                }
+                j[3] = p[row];
+                j[4 + row] = 1.0;
+                for a in 0..6 {
+                    jtr[a] += w * j[a] * residual;
+                    for b in 0..6 {
+                        jtj[a][b] += w * j[a] * j[b];
+                    }
+                }
+            }
+        }
+        let mut improved = false;
+        for _ in 0..8 {
+            let mut m = jtj;
+            for (a, row) in m.iter_mut().enumerate() {
+                row[a] *= 1.0 + lambda;
+            }
+            let Some(delta) = solve6(m, jtr.map(|v| -v)) else {
+                break;
+            };
+            let nr = mat_mul3(&r, &exp_so3([delta[0], delta[1], delta[2]]));
+            let (ns, nt) = (s + delta[3], [t[0] + delta[4], t[1] + delta[5]]);
+            let c = cost(&nr, ns, nt);
+            if c.is_finite() && c < current && ns > 0.0 {
+                (r, s, t, current) = (nr, ns, nt, c);
+                lambda = (lambda * 0.3).max(1e-9);
+                improved = true;
+                break;
+            }
+            lambda *= 10.0;
+        }
+        if !improved {
+            break;
+        }
+    }
+    let total: f64 = weights[..n].iter().filter(|w| **w > 0.0).sum();
+    RigidFit {
+        rotation: std::array::from_fn(|i| std::array::from_fn(|j| r[i][j] as f32)),
+        scale: s as f32,
+        translation: [t[0] as f32, t[1] as f32, init.translation[2]],
+        rms: (current / total.max(1e-12)).sqrt() as f32,
+    }
+}
+
+fn mat_mul3(a: &[[f64; 3]; 3], b: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
+    std::array::from_fn(|i| std::array::from_fn(|j| (0..3).map(|k| a[i][k] * b[k][j]).sum()))
+}
+
+/// Rotation matrix of the rotation vector `w` (Rodrigues).
+fn exp_so3(w: [f64; 3]) -> [[f64; 3]; 3] {
+    let theta = (w[0] * w[0] + w[1] * w[1] + w[2] * w[2]).sqrt();
+    if theta < 1e-12 {
+        return [[1.0, -w[2], w[1]], [w[2], 1.0, -w[0]], [-w[1], w[0], 1.0]];
+    }
+    let k = w.map(|v| v / theta);
+    let (sin, cos) = theta.sin_cos();
+    let v = 1.0 - cos;
+    [
+        [
+            cos + k[0] * k[0] * v,
+            k[0] * k[1] * v - k[2] * sin,
+            k[0] * k[2] * v + k[1] * sin,
+        ],
+        [
+            k[1] * k[0] * v + k[2] * sin,
+            cos + k[1] * k[1] * v,
+            k[1] * k[2] * v - k[0] * sin,
+        ],
+        [
+            k[2] * k[0] * v - k[1] * sin,
+            k[2] * k[1] * v + k[0] * sin,
+            cos + k[2] * k[2] * v,
+        ],
+    ]
+}
+
+/// Solves a 6×6 linear system by Gaussian elimination with partial pivoting.
+fn solve6(mut a: [[f64; 6]; 6], mut b: [f64; 6]) -> Option<[f64; 6]> {
+    for col in 0..6 {
+        let pivot = (col..6).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
+        if !(a[pivot][col].abs() > 1e-12) {
+            return None;
+        }
+        a.swap(col, pivot);
+        b.swap(col, pivot);
+        let pivot_row = a[col];
+        for row in col + 1..6 {
+            let f = a[row][col] / pivot_row[col];
+            for (x, p) in a[row].iter_mut().zip(pivot_row).skip(col) {
+                *x -= f * p;
+            }
+            b[row] -= f * b[col];
+        }
+    }
+    let mut x = [0.0; 6];
+    for row in (0..6).rev() {
+        let s: f64 = (row + 1..6).map(|k| a[row][k] * x[k]).sum();
+        x[row] = (b[row] - s) / a[row][row];
+    }
+    x.iter().all(|v| v.is_finite()).then_some(x)
+}
+
+#[cfg(test)]
+mod refine_tests {
+    use super::*;
+
+    #[test]
+    fn refine_2d_recovers_a_turned_pose_from_x_and_y_alone() {
+        let reference: Vec<[f64; 3]> = (0..14)
+            .map(|i| {
+                let a = i as f64 * 0.7;
+                [4.0 * a.cos(), 5.0 * a.sin(), 2.0 * (a * 1.3).cos()]
+            })
+            .collect();
+        let truth = Pose {
+            yaw: 40.0,
+            pitch: -15.0,
+            roll: 10.0,
+        }
+        .to_rotation();
+        let observed: Vec<[f64; 3]> = reference
+            .iter()
+            .map(|p| {
+                let q: [f64; 3] =
+                    std::array::from_fn(|i| (0..3).map(|k| truth[i][k] as f64 * p[k]).sum());
+                [3.0 * q[0] + 50.0, 3.0 * q[1] + 20.0, 0.0]
+            })
+            .collect();
+        let w = vec![1.0; 14];
+        let init = fit(&reference, &observed, &w).unwrap();
+        let refined = refine_2d(&reference, &observed, &w, &init, 50);
+        let p = refined.pose();
+        assert!(
+            (p.yaw - 40.0).abs() < 0.5
+                && (p.pitch + 15.0).abs() < 0.5
+                && (p.roll - 10.0).abs() < 0.5,
+            "{p:?}"
+        );
+    }
+}
