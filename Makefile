@@ -5,7 +5,7 @@ CARGO ?= cargo
 INPUT ?=
 LABELS ?= ../shared/data/aflw2000/labels.csv
 
-.PHONY: all setup system ort models build demo demo-engine test lint eval clean
+.PHONY: all setup system ort models build demo demo-engine test lint eval eval-matrix clean
 
 all: build
 
@@ -45,6 +45,10 @@ lint: setup
 # Head-pose accuracy on the labelled AFLW2000-3D images (1969 with |angles| <= 99 deg).
 eval: build
 	$(CARGO) run --release --quiet --example evaluate -- $(LABELS) --out out/eval
+
+# Every detector x landmark model x pose method (the seed's models from ../shared/models).
+eval-matrix: build
+	$(CARGO) run --release --quiet --example evaluate -- $(LABELS) --matrix --out out/eval-matrix
 
 clean:
 	$(CARGO) clean
