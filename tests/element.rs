@@ -162,6 +162,17 @@ fn draw_false_leaves_pixels_untouched_and_draw_true_changes_them() {
     assert!(changed > 1000, "only {changed} bytes changed");
 }
 
+/// The text of the first error among `messages`.
+fn bus_error(messages: &[gst::Message]) -> String {
+    messages
+        .iter()
+        .find_map(|m| match m.view() {
+            gst::MessageView::Error(e) => Some(e.error().to_string()),
+            _ => None,
+        })
+        .expect("an error on the bus")
+}
+
 fn run_pipeline(description: &str) -> Vec<gst::Message> {
     let pipeline = gst::parse::launch(description).unwrap();
     let bus = pipeline.bus().unwrap();
@@ -241,13 +252,7 @@ fn a_missing_model_fails_the_state_change_with_the_path_on_the_bus() {
         "videotestsrc num-buffers=2 ! faceposeestimator detector-model={} ! fakesink",
         missing.display()
     ));
-    let error = messages
-        .iter()
-        .find_map(|m| match m.view() {
-            gst::MessageView::Error(e) => Some(e.error().to_string()),
-            _ => None,
-        })
-        .expect("an error on the bus");
+    let error = bus_error(&messages);
     assert!(
         error.contains("/nonexistent/facepose/detector.onnx"),
         "{error}"
@@ -331,13 +336,7 @@ fn a_broken_model_fails_the_state_change_with_the_path_on_the_bus() {
         model.display()
     ));
     std::fs::remove_dir_all(&dir).ok();
-    let error = messages
-        .iter()
-        .find_map(|m| match m.view() {
-            gst::MessageView::Error(e) => Some(e.error().to_string()),
-            _ => None,
-        })
-        .expect("an error on the bus");
+    let error = bus_error(&messages);
     assert!(
         error.contains("broken.onnx") && error.contains("not an ONNX model"),
         "{error}"

@@ -31,33 +31,6 @@ fn profile_dir() -> PathBuf {
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
-/// A Python interpreter that imports Gst and GstVideo through gi; panics naming the Debian
-/// packages otherwise. FACEPOSE_PYTHON overrides the choice.
-fn python() -> PathBuf {
-    let code = "import gi\ngi.require_version('Gst', '1.0')\ngi.require_version('GstVideo', '1.0')\nfrom gi.repository import Gst, GstVideo\n";
-    let candidates: Vec<PathBuf> = match std::env::var_os("FACEPOSE_PYTHON") {
-        Some(p) => vec![p.into()],
-        // Debian's python3-gi is for the system interpreter; `python3` may be a venv or pyenv.
-        None => vec!["/usr/bin/python3".into(), "python3".into()],
-    };
-    for py in &candidates {
-        let ok = Command::new(py)
-            .args(["-c", code])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return py.clone();
-        }
-    }
-    panic!(
-        "no Python among {candidates:?} imports gi with Gst and GstVideo: apt-get install -y \
-         python3-gi python3-gst-1.0 gir1.2-gst-plugins-base-1.0 (scripts/setup-system.sh \
-         installs them)"
-    );
-}
-
 /// Runs a command to its end, killing it after `timeout`; returns (success, stdout, stderr).
 fn run_bounded(cmd: &mut Command, timeout: Duration) -> (bool, String, String) {
     let mut child = cmd
@@ -114,7 +87,10 @@ fn values(line: &str, key: &str) -> Vec<Option<f64>> {
 
 /// Runs `examples/read_metas.py` (with `--pipeline` when given) and returns its JSON lines.
 fn python_lines(pipeline: Option<&str>) -> Vec<String> {
-    let mut cmd = Command::new(python());
+    let mut cmd = Command::new(support::python_with(&[
+        ("Gst", "gir1.2-gstreamer-1.0"),
+        ("GstVideo", "gir1.2-gst-plugins-base-1.0"),
+    ]));
     cmd.arg(project().join("examples/read_metas.py"))
         .args(["--timeout", &TIMEOUT.as_secs().to_string()])
         .env("GST_PLUGIN_PATH", support::test_plugin_dir());

@@ -398,46 +398,6 @@ fn every_pipeline_file_runs_with_test_sources() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// A Python interpreter that can import the given GObject introspection namespaces; panics
-/// naming the Debian packages otherwise. FACEPOSE_PYTHON overrides the choice.
-fn python_with(namespaces: &[(&str, &str)]) -> PathBuf {
-    let code = format!(
-        "import gi\n{}",
-        namespaces
-            .iter()
-            .map(|(ns, _)| format!(
-                "gi.require_version('{ns}', '1.0')\nfrom gi.repository import {ns}\n"
-            ))
-            .collect::<String>()
-    );
-    let candidates: Vec<PathBuf> = match std::env::var_os("FACEPOSE_PYTHON") {
-        Some(p) => vec![p.into()],
-        // Debian's python3-gi is for the system interpreter; `python3` may be a venv or pyenv.
-        None => vec!["/usr/bin/python3".into(), "python3".into()],
-    };
-    for py in &candidates {
-        let ok = Command::new(py)
-            .args(["-c", &code])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return py.clone();
-        }
-    }
-    let packages: Vec<&str> = ["python3-gi", "python3-gst-1.0"]
-        .into_iter()
-        .chain(namespaces.iter().map(|(_, pkg)| *pkg))
-        .collect();
-    panic!(
-        "no Python among {candidates:?} imports gi with {:?}: apt-get install -y {} \
-         (scripts/setup-system.sh installs them)",
-        namespaces.iter().map(|(ns, _)| *ns).collect::<Vec<_>>(),
-        packages.join(" ")
-    );
-}
-
 /// A child process that is killed when dropped, so that a failing test leaves none behind.
 struct Server {
     child: Child,
@@ -467,7 +427,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn rtsp_serve_script_serves_frames_a_client_can_analyse() {
-    let python = python_with(&[
+    let python = support::python_with(&[
         ("Gst", "gir1.2-gstreamer-1.0"),
         ("GstRtspServer", "gir1.2-gst-rtsp-server-1.0"),
     ]);

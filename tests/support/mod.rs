@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use gstfacepose::engine::geometry::BBox;
@@ -278,4 +279,44 @@ pub fn test_plugin_dir() -> PathBuf {
         dir
     })
     .clone()
+}
+
+/// A Python interpreter that can import the given GObject introspection namespaces; panics
+/// naming the Debian packages otherwise. FACEPOSE_PYTHON overrides the choice.
+pub fn python_with(namespaces: &[(&str, &str)]) -> PathBuf {
+    let code = format!(
+        "import gi\n{}",
+        namespaces
+            .iter()
+            .map(|(ns, _)| format!(
+                "gi.require_version('{ns}', '1.0')\nfrom gi.repository import {ns}\n"
+            ))
+            .collect::<String>()
+    );
+    let candidates: Vec<PathBuf> = match std::env::var_os("FACEPOSE_PYTHON") {
+        Some(p) => vec![p.into()],
+        // Debian's python3-gi is for the system interpreter; `python3` may be a venv or pyenv.
+        None => vec!["/usr/bin/python3".into(), "python3".into()],
+    };
+    for py in &candidates {
+        let ok = Command::new(py)
+            .args(["-c", &code])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return py.clone();
+        }
+    }
+    let packages: Vec<&str> = ["python3-gi", "python3-gst-1.0"]
+        .into_iter()
+        .chain(namespaces.iter().map(|(_, pkg)| *pkg))
+        .collect();
+    panic!(
+        "no Python among {candidates:?} imports gi with {:?}: apt-get install -y {} \
+         (scripts/setup-system.sh installs them)",
+        namespaces.iter().map(|(ns, _)| *ns).collect::<Vec<_>>(),
+        packages.join(" ")
+    );
 }
