@@ -342,3 +342,52 @@ fn a_broken_model_fails_the_state_change_with_the_path_on_the_bus() {
         "{error}"
     );
 }
+
+#[test]
+fn cuda_without_cuda_falls_back_to_the_cpu_with_a_warning_or_fails_without_fallback() {
+    init();
+    let pipeline = gst::parse::launch(
+        "videotestsrc num-buffers=1 ! faceposeestimator name=f execution-provider=cuda ! fakesink",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let element = pipeline.by_name("f").unwrap();
+    assert_eq!(
+        element.property::<Option<String>>("active-execution-provider"),
+        None
+    );
+    pipeline.set_state(gst::State::Paused).unwrap();
+    let (result, _, _) = pipeline.state(gst::ClockTime::from_seconds(60));
+    result.unwrap();
+    // This machine's ONNX Runtime has no CUDA provider: the CPU runs, and the bus says why.
+    let active = element.property::<Option<String>>("active-execution-provider");
+    let warning = pipeline
+        .bus()
+        .unwrap()
+        .pop_filtered(&[gst::MessageType::Warning])
+        .map(|m| match m.view() {
+            gst::MessageView::Warning(w) => w.error().to_string(),
+            _ => unreachable!(),
+        });
+    pipeline.set_state(gst::State::Null).unwrap();
+    if active.as_deref() == Some("cuda") {
+        eprintln!("this machine runs CUDA; the fallback is not exercised");
+        return;
+    }
+    assert_eq!(active.as_deref(), Some("cpu"));
+    let warning = warning.expect("a warning about the fallback");
+    assert!(
+        warning.contains("cuda") && warning.contains("CPU"),
+        "{warning}"
+    );
+
+    let messages = run_pipeline(
+        "videotestsrc num-buffers=1 ! faceposeestimator execution-provider=cuda fallback=false ! fakesink",
+    );
+    let error = bus_error(&messages);
+    assert!(
+        error.contains("cuda") && error.contains("unavailable"),
+        "{error}"
+    );
+}

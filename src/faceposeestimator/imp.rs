@@ -32,6 +32,8 @@ use crate::{json, meta, overlay, video};
 const DEFAULT_EXECUTION_PROVIDER: ExecutionProvider = ExecutionProvider::Auto;
 const DEFAULT_POSE_METHOD: PoseMethod = PoseMethod::Rigid;
 const DEFAULT_DEVICE_ID: i32 = 0;
+const DEFAULT_FALLBACK: bool = true;
+const DEFAULT_INFERENCE_THREADS: u32 = 0;
 const DEFAULT_DETECTION_THRESHOLD: f32 = engine::detect::DEFAULT_SCORE_THRESHOLD;
 const DEFAULT_NMS_THRESHOLD: f32 = engine::detect::DEFAULT_NMS_IOU;
 const DEFAULT_DETECTOR_INPUT_SIZE: u32 = engine::detect::DEFAULT_INPUT_SIZE as u32;
@@ -58,6 +60,9 @@ struct Settings {
     ort_library: Option<String>,
     execution_provider: ExecutionProvider,
     device_id: i32,
+    fallback: bool,
+    inference_threads: u32,
+    tensorrt_cache: Option<String>,
     detection_threshold: f32,
     nms_threshold: f32,
     detector_input_size: u32,
@@ -79,6 +84,9 @@ impl Default for Settings {
             ort_library: None,
             execution_provider: DEFAULT_EXECUTION_PROVIDER,
             device_id: DEFAULT_DEVICE_ID,
+            fallback: DEFAULT_FALLBACK,
+            inference_threads: DEFAULT_INFERENCE_THREADS,
+            tensorrt_cache: None,
             detection_threshold: DEFAULT_DETECTION_THRESHOLD,
             nms_threshold: DEFAULT_NMS_THRESHOLD,
             detector_input_size: DEFAULT_DETECTOR_INPUT_SIZE,
@@ -117,6 +125,9 @@ impl Settings {
         c.runtime.library = self.ort_library.as_ref().map(PathBuf::from);
         c.runtime.provider = self.execution_provider.into();
         c.runtime.device_id = self.device_id;
+        c.runtime.fallback = self.fallback;
+        c.runtime.threads = self.inference_threads as usize;
+        c.runtime.tensorrt_cache = self.tensorrt_cache.as_ref().map(PathBuf::from);
         c.detect = self.detect_config();
         c
     }
@@ -224,6 +235,29 @@ impl ObjectImpl for FacePoseEstimator {
                     .default_value(DEFAULT_DEVICE_ID)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("fallback")
+                    .nick("Fallback")
+                    .blurb("Run on the CPU, with a warning, when the requested accelerator cannot be used (false: fail to start)")
+                    .default_value(DEFAULT_FALLBACK)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("inference-threads")
+                    .nick("Inference threads")
+                    .blurb("Threads per model for ONNX Runtime on the CPU (0: ONNX Runtime chooses)")
+                    .maximum(256)
+                    .default_value(DEFAULT_INFERENCE_THREADS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("tensorrt-cache")
+                    .nick("TensorRT cache")
+                    .blurb("Folder where TensorRT keeps its built engines (default: no cache)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("active-execution-provider")
+                    .nick("Active execution provider")
+                    .blurb("What actually runs the models once started: cpu, cuda or tensorrt (null before start)")
+                    .read_only()
+                    .build(),
                 glib::ParamSpecFloat::builder("detection-threshold")
                     .nick("Detection threshold")
                     .blurb("Lowest detector score kept")
@@ -304,6 +338,11 @@ impl ObjectImpl for FacePoseEstimator {
                 s.execution_provider = value.get().expect("type checked upstream")
             }
             "device-id" => s.device_id = value.get().expect("type checked upstream"),
+            "fallback" => s.fallback = value.get().expect("type checked upstream"),
+            "inference-threads" => {
+                s.inference_threads = value.get().expect("type checked upstream")
+            }
+            "tensorrt-cache" => s.tensorrt_cache = string(),
             "detection-threshold" => {
                 s.detection_threshold = value.get().expect("type checked upstream")
             }
@@ -332,6 +371,14 @@ impl ObjectImpl for FacePoseEstimator {
             "ort-library" => s.ort_library.to_value(),
             "execution-provider" => s.execution_provider.to_value(),
             "device-id" => s.device_id.to_value(),
+            "fallback" => s.fallback.to_value(),
+            "inference-threads" => s.inference_threads.to_value(),
+            "tensorrt-cache" => s.tensorrt_cache.to_value(),
+            "active-execution-provider" => {
+                drop(s);
+                let state = self.state.lock().unwrap();
+                state.as_ref().map(|st| st.engine.provider()).to_value()
+            }
             "detection-threshold" => s.detection_threshold.to_value(),
             "nms-threshold" => s.nms_threshold.to_value(),
             "detector-input-size" => s.detector_input_size.to_value(),
