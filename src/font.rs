@@ -29,6 +29,7 @@ fn glyph(c: char) -> [u8; 7] {
         'r' => [0x00, 0x00, 0x16, 0x19, 0x10, 0x10, 0x10],
         'o' => [0x00, 0x00, 0x0E, 0x11, 0x11, 0x11, 0x0E],
         'l' => [0x0C, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E],
+        'd' => [0x01, 0x01, 0x0D, 0x13, 0x11, 0x11, 0x0F],
         _ => [0; 7],
     }
 }
@@ -56,7 +57,10 @@ mod tests {
 
     #[test]
     fn every_label_character_has_a_glyph() {
-        for c in "yaw pitch roll +-.0123456789".chars().filter(|c| *c != ' ') {
+        for c in "id yaw pitch roll +-.0123456789"
+            .chars()
+            .filter(|c| *c != ' ')
+        {
             assert!(glyph(c).iter().any(|r| *r != 0), "no glyph for {c:?}");
         }
         let mut count = 0;

@@ -28,7 +28,7 @@ pub fn frame_line(pts: Option<u64>, width: u32, height: u32, faces: &[Face]) -> 
         if i > 0 {
             s.push(',');
         }
-        s.push_str("{\"box\":[");
+        let _ = write!(s, "{{\"id\":{},\"box\":[", f.id);
         for (k, v) in [f.bbox.x0, f.bbox.y0, f.bbox.x1, f.bbox.y1]
             .into_iter()
             .enumerate()
@@ -76,6 +76,7 @@ mod tests {
     #[test]
     fn a_frame_line_holds_every_field_and_nulls_for_non_finite_values() {
         let face = Face {
+            id: 3,
             bbox: BBox::new(1.0, 2.0, 3.5, 4.0),
             score: 0.9,
             keypoints: [Point::default(); 5],
@@ -93,7 +94,7 @@ mod tests {
         let line = frame_line(Some(42), 640, 480, &[face]);
         assert_eq!(
             line,
-            "{\"pts\":42,\"width\":640,\"height\":480,\"faces\":[{\"box\":[1,2,3.5,4],\"score\":0.9,\
+            "{\"pts\":42,\"width\":640,\"height\":480,\"faces\":[{\"id\":3,\"box\":[1,2,3.5,4],\"score\":0.9,\
              \"presence\":1,\"yaw\":10,\"pitch\":-5.25,\"roll\":0,\"landmarks\":[[1,2,null]]}]}"
         );
         assert_eq!(

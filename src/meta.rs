@@ -45,10 +45,11 @@ fn restore_roi_params(buffer: &mut gst::BufferRef, faces: &gst::Array) {
         if roi.roi_type() != ROI_TYPE || roi.params().next().is_some() {
             continue;
         }
-        let face = usize::try_from(roi.id())
-            .ok()
-            .and_then(|i| faces.as_slice().get(i))
-            .and_then(|v| v.get::<gst::Structure>().ok());
+        let face = faces
+            .as_slice()
+            .iter()
+            .filter_map(|v| v.get::<gst::Structure>().ok())
+            .find(|f| f.get::<u64>("id").is_ok_and(|id| roi_id(id) == roi.id()));
         if let Some(face) = face {
             for p in roi_params(&face) {
                 roi.add_param(p);
@@ -69,6 +70,7 @@ fn roi_params(face: &gst::StructureRef) -> [gst::Structure; 2] {
         .field("label", "face")
         .build();
     let mut pose = gst::Structure::builder("head-pose")
+        .field("id", face.get::<u64>("id").unwrap_or(0))
         .field("yaw", f("yaw"))
         .field("pitch", f("pitch"))
         .field("roll", f("roll"))
@@ -88,6 +90,11 @@ fn copy_fields(from: &gst::StructureRef, to: &mut gst::StructureRef) {
     for (name, value) in from.iter() {
         to.set_value(name, value.clone());
     }
+}
+
+/// The ROI meta id of a face: its track id (wrapping past `i32::MAX`, which no stream reaches).
+pub fn roi_id(id: u64) -> i32 {
+    (id % i32::MAX as u64) as i32
 }
 
 fn normalised(v: f32, size: u32) -> f64 {
@@ -113,6 +120,7 @@ pub fn face_structure(face: &Face, width: u32, height: u32) -> gst::Structure {
         .map(|v| v.to_send_value())
         .collect();
     gst::Structure::builder("face")
+        .field("id", face.id)
         .field("x_min", normalised(face.bbox.x0, width))
         .field("y_min", normalised(face.bbox.y0, height))
         .field("x_max", normalised(face.bbox.x1, width))
@@ -148,14 +156,14 @@ pub fn faces_array(faces: &[Face], width: u32, height: u32) -> gst::Array {
 /// Adds one ROI meta per face (id = the face's index), with the `detection` and `head-pose`
 /// parameters.
 pub fn add_roi_metas(buffer: &mut gst::BufferRef, faces: &[Face], width: u32, height: u32) {
-    for (i, f) in faces.iter().enumerate() {
+    for f in faces {
         let b = f.bbox.clamp_to(width as f32, height as f32);
         let x = b.x0.max(0.0).round() as u32;
         let y = b.y0.max(0.0).round() as u32;
         let w = (b.x1.round() as u32).saturating_sub(x);
         let h = (b.y1.round() as u32).saturating_sub(y);
         let mut meta = gst_video::VideoRegionOfInterestMeta::add(buffer, ROI_TYPE, (x, y, w, h));
-        meta.set_id(i as i32);
+        meta.set_id(roi_id(f.id));
         for p in roi_params(&face_structure(f, width, height)) {
             meta.add_param(p);
         }
@@ -170,6 +178,9 @@ pub struct FrameInfo<'a> {
     pub landmarker: &'a str,
     pub provider: &'a str,
     pub inference_ms: f64,
+    /// Whether the detector ran on this frame (else faces were followed by their landmarks).
+    pub detected: bool,
+    pub times: crate::engine::StageTimes,
 }
 
 /// Adds the per-frame `FacePoseMeta` (present with zero faces too).
@@ -182,6 +193,10 @@ pub fn add_frame_meta(buffer: &mut gst::BufferRef, faces: &[Face], info: &FrameI
         .field("landmarker", info.landmarker)
         .field("execution-provider", info.provider)
         .field("inference-ms", info.inference_ms)
+        .field("detected", info.detected)
+        .field("detect-ms", info.times.detect)
+        .field("landmarks-ms", info.times.landmarks)
+        .field("pose-ms", info.times.pose)
         .field("face-count", faces.len() as u32)
         .field("faces", faces_array(faces, info.width, info.height))
         .build();

@@ -276,13 +276,14 @@ pub fn draw_faces(canvas: &mut impl Canvas, faces: &[Face]) {
 const LABEL_TEXT: [u8; 3] = [255, 255, 255];
 const LABEL_BACKGROUND: [u8; 3] = [0, 0, 0];
 
-/// Three lines, "yaw +12.3", "pitch -4.0", "roll +1.5", white on black beside the box (right,
+/// Four lines, "id 3", "yaw +12.3", "pitch -4.0", "roll +1.5", white on black beside the box (right,
 /// or left when there is no room). Font pixels grow with the face (one per 40 pixels of box
 /// height) up to 1.25 `unit`s, so crowds stay readable and large faces get large text.
 fn label(canvas: &mut impl Canvas, face: &Face, unit: f32) {
     use crate::font::{CELL_H, CELL_W};
     let p = face.pose;
     let lines = [
+        format!("id {}", face.id),
         format!("yaw {:+.1}", p.yaw),
         format!("pitch {:+.1}", p.pitch),
         format!("roll {:+.1}", p.roll),

@@ -7,6 +7,9 @@ use super::pose::{Pose, Rotation};
 /// One face in frame pixel coordinates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Face {
+    /// Track id: stable across the frames of a stream in [`super::Engine::track`]; the index
+    /// in the frame from [`super::Engine::process`].
+    pub id: u64,
     /// Box from the detector.
     pub bbox: BBox,
     /// Detector confidence, 0..1.

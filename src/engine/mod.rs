@@ -15,6 +15,8 @@ pub mod landmark;
 pub mod model;
 pub mod pose;
 pub mod runtime;
+pub mod smooth;
+pub mod track;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -26,6 +28,7 @@ pub use image::{ImageView, PixelFormat, Plane, YuvMatrix};
 pub use landmark::{Landmarker, Landmarks};
 pub use pose::{Pose, PoseMethod};
 pub use runtime::{ExecutionProvider, RuntimeOptions};
+pub use track::TrackConfig;
 
 use geometry::RotatedRect;
 use pose::canonical::{ReferenceFace, WFLW_TO_CANONICAL};
@@ -121,6 +124,8 @@ pub struct Engine {
     mirror: Vec<usize>,
     config: EngineConfig,
     times: StageTimes,
+    track_config: TrackConfig,
+    tracker: track::Tracker,
 }
 
 impl Engine {
@@ -196,6 +201,8 @@ impl Engine {
             weights: weights.iter().map(|&w| w as f64).collect(),
             config,
             times: StageTimes::default(),
+            track_config: TrackConfig::default(),
+            tracker: track::Tracker::default(),
         })
     }
 
@@ -249,7 +256,11 @@ impl Engine {
         let faces = detections
             .iter()
             .zip(landmarks)
-            .map(|(d, l)| self.solve(d, l))
+            .enumerate()
+            .map(|(i, (d, l))| Face {
+                id: i as u64,
+                ..self.solve(d, l)
+            })
             .collect();
         let t3 = Instant::now();
         let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
@@ -268,9 +279,19 @@ impl Engine {
         image: &ImageView,
         crops: Vec<RotatedRect>,
     ) -> Result<Vec<Landmarks>> {
+        self.landmark_passes(image, crops, self.config.refine_passes)
+    }
+
+    /// [`Engine::landmarks`] with `refine_passes` re-crops.
+    fn landmark_passes(
+        &mut self,
+        image: &ImageView,
+        crops: Vec<RotatedRect>,
+        refine_passes: usize,
+    ) -> Result<Vec<Landmarks>> {
         let mut crops = crops;
         let passes = if self.landmarker.refines() {
-            self.config.refine_passes + 1
+            refine_passes + 1
         } else {
             1
         };
@@ -339,6 +360,7 @@ impl Engine {
             ),
         };
         Face {
+            id: 0,
             bbox: d.bbox,
             score: d.score,
             keypoints: d.keypoints,

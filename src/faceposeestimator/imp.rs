@@ -26,7 +26,7 @@ use gst_base::subclass::prelude::*;
 use gst_video::{VideoFrameRef, VideoInfo};
 
 use super::{ExecutionProvider, PoseMethod};
-use crate::engine::{self, DetectConfig, Engine, EngineConfig, Error as EngineError};
+use crate::engine::{self, DetectConfig, Engine, EngineConfig, Error as EngineError, TrackConfig};
 use crate::{json, meta, overlay, video};
 
 const DEFAULT_EXECUTION_PROVIDER: ExecutionProvider = ExecutionProvider::Auto;
@@ -41,6 +41,12 @@ const DEFAULT_MAX_FACES: u32 = engine::detect::DEFAULT_MAX_FACES as u32;
 const DEFAULT_MIN_FACE_SIZE: u32 = 0;
 const DEFAULT_DRAW: bool = false;
 const DEFAULT_POST_MESSAGES: bool = false;
+const DEFAULT_DETECTION_INTERVAL: u32 = 0;
+const DEFAULT_SMOOTHING: f64 = 0.0;
+const DEFAULT_PRESENCE_THRESHOLD: f32 = engine::track::DEFAULT_PRESENCE_THRESHOLD;
+const DEFAULT_QOS: bool = true;
+/// Frames over which the processing latency is taken (the slowest of them is reported).
+const LATENCY_WINDOW: usize = 60;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -71,6 +77,9 @@ struct Settings {
     draw: bool,
     post_messages: bool,
     json_location: Option<String>,
+    detection_interval: u32,
+    smoothing: f64,
+    presence_threshold: f32,
 }
 
 impl Default for Settings {
@@ -95,6 +104,9 @@ impl Default for Settings {
             draw: DEFAULT_DRAW,
             post_messages: DEFAULT_POST_MESSAGES,
             json_location: None,
+            detection_interval: DEFAULT_DETECTION_INTERVAL,
+            smoothing: DEFAULT_SMOOTHING,
+            presence_threshold: DEFAULT_PRESENCE_THRESHOLD,
         }
     }
 }
@@ -107,6 +119,14 @@ impl Settings {
             nms_iou: self.nms_threshold,
             max_faces: self.max_faces as usize,
             min_face_size: self.min_face_size as f32,
+        }
+    }
+
+    fn track_config(&self) -> TrackConfig {
+        TrackConfig {
+            detection_interval: self.detection_interval,
+            presence_threshold: self.presence_threshold,
+            smoothing: self.smoothing as f32,
         }
     }
 
@@ -140,15 +160,51 @@ struct State {
     detector: String,
     landmarker: String,
     warned_draw: bool,
+    /// Processing times of the last frames, milliseconds (for the latency query).
+    recent_ms: std::collections::VecDeque<f64>,
+}
+
+/// The processing latency reported to the pipeline.
+#[derive(Debug, Default, Clone, Copy)]
+struct Latency {
+    /// What the last latency query answered.
+    reported: gst::ClockTime,
+    /// The slowest recent frame.
+    measured: gst::ClockTime,
+    /// A latency message is posted and not yet answered by a query.
+    pending: bool,
 }
 
 #[derive(Default)]
 pub struct FacePoseEstimator {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
+    latency: Mutex<Latency>,
 }
 
 impl FacePoseEstimator {
+    /// Keeps the slowest recent frame as our latency; when it grows past what the pipeline was
+    /// told by more than a quarter (and a millisecond), asks for a new latency configuration.
+    fn update_latency(&self, recent_ms: &std::collections::VecDeque<f64>) {
+        let slowest = recent_ms.iter().copied().fold(0.0, f64::max);
+        let measured = gst::ClockTime::from_nseconds((slowest * 1e6).ceil() as u64);
+        let renegotiate = {
+            let mut l = self.latency.lock().unwrap();
+            l.measured = measured;
+            let grew = !l.pending
+                && measured > l.reported + gst::ClockTime::MSECOND
+                && measured.nseconds() > l.reported.nseconds() * 5 / 4;
+            l.pending |= grew;
+            grew
+        };
+        if renegotiate {
+            gst::debug!(CAT, imp = self, "Processing latency now {measured}");
+            let _ = self
+                .obj()
+                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+        }
+    }
+
     fn flush_json(&self, state: &mut State) {
         if let Some(out) = state.json.as_mut()
             && let Err(e) = out.flush()
@@ -189,6 +245,12 @@ impl ObjectSubclass for FacePoseEstimator {
 }
 
 impl ObjectImpl for FacePoseEstimator {
+    fn constructed(&self) {
+        self.parent_constructed();
+        // Late frames of a live stream are dropped (with QoS messages) rather than queued.
+        self.obj().set_qos(DEFAULT_QOS);
+    }
+
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             vec![
@@ -314,6 +376,29 @@ impl ObjectImpl for FacePoseEstimator {
                     .blurb("Write one JSON object per frame to this file ('-' for standard output)")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("detection-interval")
+                    .nick("Detection interval")
+                    .blurb("Run the detector every N frames and follow faces by their landmarks in between (1 = every frame; 0 = automatic: when a face is lost or none is tracked, else every 10 frames)")
+                    .maximum(10_000)
+                    .default_value(DEFAULT_DETECTION_INTERVAL)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecDouble::builder("smoothing")
+                    .nick("Smoothing")
+                    .blurb("One-Euro smoothing of angles, boxes and landmarks per face (0 = off; 0.5 = 1 Hz cut-off at rest; 1 = strongest); fast turns pass with little lag")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_SMOOTHING)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecFloat::builder("presence-threshold")
+                    .nick("Presence threshold")
+                    .blurb("A tracked face whose landmark face-presence score falls below this is dropped")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_PRESENCE_THRESHOLD)
+                    .mutable_playing()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -355,6 +440,13 @@ impl ObjectImpl for FacePoseEstimator {
             "draw" => s.draw = value.get().expect("type checked upstream"),
             "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
             "json-location" => s.json_location = string(),
+            "detection-interval" => {
+                s.detection_interval = value.get().expect("type checked upstream")
+            }
+            "smoothing" => s.smoothing = value.get().expect("type checked upstream"),
+            "presence-threshold" => {
+                s.presence_threshold = value.get().expect("type checked upstream")
+            }
             _ => unimplemented!(),
         }
         gst::info!(CAT, imp = self, "{} set", pspec.name());
@@ -387,6 +479,9 @@ impl ObjectImpl for FacePoseEstimator {
             "draw" => s.draw.to_value(),
             "post-messages" => s.post_messages.to_value(),
             "json-location" => s.json_location.to_value(),
+            "detection-interval" => s.detection_interval.to_value(),
+            "smoothing" => s.smoothing.to_value(),
+            "presence-threshold" => s.presence_threshold.to_value(),
             _ => unimplemented!(),
         }
     }
@@ -487,7 +582,9 @@ impl BaseTransformImpl for FacePoseEstimator {
             info: None,
             json,
             warned_draw: false,
+            recent_ms: std::collections::VecDeque::with_capacity(LATENCY_WINDOW),
         });
+        *self.latency.lock().unwrap() = Latency::default();
         Ok(())
     }
 
@@ -499,12 +596,52 @@ impl BaseTransformImpl for FacePoseEstimator {
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
-        if let gst::EventView::Eos(_) = event.view()
-            && let Some(state) = self.state.lock().unwrap().as_mut()
-        {
-            self.flush_json(state);
+        match event.view() {
+            gst::EventView::Eos(_) => {
+                if let Some(state) = self.state.lock().unwrap().as_mut() {
+                    self.flush_json(state);
+                }
+            }
+            // A new stream or a flushing seek: the faces of before are no guide to what comes.
+            gst::EventView::FlushStop(_) | gst::EventView::StreamStart(_) => {
+                if let Some(state) = self.state.lock().unwrap().as_mut() {
+                    state.engine.reset_tracking();
+                }
+            }
+            _ => {}
         }
         self.parent_sink_event(event)
+    }
+
+    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        if direction != gst::PadDirection::Src {
+            return BaseTransformImplExt::parent_query(self, direction, query);
+        }
+        match query.view_mut() {
+            gst::QueryViewMut::Latency(q) => {
+                let sinkpad = self.obj().static_pad("sink").expect("always present");
+                let mut upstream = gst::query::Latency::new();
+                if !sinkpad.peer_query(&mut upstream) {
+                    return false;
+                }
+                let (live, min, max) = upstream.result();
+                let ours = {
+                    let mut l = self.latency.lock().unwrap();
+                    l.reported = l.measured;
+                    l.pending = false;
+                    l.reported
+                };
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "Latency: upstream {min}-{}, ours {ours}",
+                    max.display()
+                );
+                q.set(live, min + ours, max.map(|m| m + ours));
+                true
+            }
+            _ => BaseTransformImplExt::parent_query(self, direction, query),
+        }
     }
 
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
@@ -515,6 +652,13 @@ impl BaseTransformImpl for FacePoseEstimator {
         }
         gst::debug!(CAT, imp = self, "Configured for {incaps}");
         if let Some(state) = self.state.lock().unwrap().as_mut() {
+            let same_size = state
+                .info
+                .as_ref()
+                .is_some_and(|old| (old.width(), old.height()) == (info.width(), info.height()));
+            if !same_size {
+                state.engine.reset_tracking();
+            }
             state.info = Some(info);
         }
         Ok(())
@@ -539,10 +683,12 @@ impl BaseTransformImpl for FacePoseEstimator {
         state
             .engine
             .set_detect_config(settings.detect_config())
+            .and_then(|()| state.engine.set_track_config(settings.track_config()))
             .map_err(|e| {
                 gst::element_imp_error!(self, gst::LibraryError::Settings, ("{e}"));
                 gst::FlowError::Error
             })?;
+        let time = buffer.pts().map(|t| t.nseconds() as f64 * 1e-9);
 
         let started = Instant::now();
         let faces = {
@@ -558,12 +704,18 @@ impl BaseTransformImpl for FacePoseEstimator {
                 gst::element_imp_error!(self, gst::StreamError::Format, ("Bad frame: {e}"));
                 gst::FlowError::Error
             })?;
-            state.engine.process(&view).map_err(|e| {
+            state.engine.track(&view, time).map_err(|e| {
                 gst::element_imp_error!(self, gst::StreamError::Failed, ("{e}"));
                 gst::FlowError::Error
             })?
         };
         let inference_ms = started.elapsed().as_secs_f64() * 1e3;
+        if state.recent_ms.len() == LATENCY_WINDOW {
+            state.recent_ms.pop_front();
+        }
+        state.recent_ms.push_back(inference_ms);
+        self.update_latency(&state.recent_ms);
+        let times = state.engine.stage_times();
         gst::log!(
             CAT,
             imp = self,
@@ -582,6 +734,8 @@ impl BaseTransformImpl for FacePoseEstimator {
                 landmarker: &state.landmarker,
                 provider: state.engine.provider(),
                 inference_ms,
+                detected: state.engine.last_frame_detected(),
+                times,
             },
         );
         if let Some(out) = state.json.as_mut() {

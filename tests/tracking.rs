@@ -1,0 +1,291 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Tracking on synthetic video made from the sample pictures: stable ids on a moving face, a lost
+//! face dropped and a new one found within the detection interval, interval 1 equal to the
+//! still-image path, and the same through the element.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use gst::prelude::*;
+use gst_video::prelude::*;
+use gstfacepose::engine::{Engine, Face, TrackConfig};
+use support::Picture;
+
+/// `picture` scaled to `side` pixels wide, pasted with its top-left corner at (x, y) on a grey
+/// `width` × `height` canvas.
+fn placed(picture: &Picture, side: u32, width: usize, height: usize, x: i64, y: i64) -> Picture {
+    let src = image::RgbImage::from_raw(
+        picture.width as u32,
+        picture.height as u32,
+        picture.data.clone(),
+    )
+    .expect("a whole picture");
+    let h = (side as f32 * picture.height as f32 / picture.width as f32).round() as u32;
+    let scaled = image::imageops::resize(&src, side, h, image::imageops::FilterType::Triangle);
+    let mut canvas = Picture::uniform(width, height, [128, 128, 128]);
+    for (sx, sy, p) in scaled.enumerate_pixels() {
+        let (cx, cy) = (x + sx as i64, y + sy as i64);
+        if (0..width as i64).contains(&cx) && (0..height as i64).contains(&cy) {
+            let i = (cy as usize * width + cx as usize) * 3;
+            canvas.data[i..i + 3].copy_from_slice(&p.0);
+        }
+    }
+    canvas
+}
+
+fn pictures() -> Option<(Picture, Picture)> {
+    let paths = support::sample_pictures();
+    Some((
+        Picture::load(&paths[0]).ok()?,
+        Picture::load(&paths[1]).ok()?,
+    ))
+}
+
+fn engine(interval: u32) -> Engine {
+    let mut e = Engine::new(support::config().expect("run `make models`")).expect("engine");
+    e.set_track_config(TrackConfig {
+        detection_interval: interval,
+        ..TrackConfig::default()
+    })
+    .unwrap();
+    e
+}
+
+/// The astronaut 320 px wide, moving 4 px right and 2 px down per frame.
+fn moving_astronaut(astronaut: &Picture, frame: usize) -> Picture {
+    placed(
+        astronaut,
+        320,
+        640,
+        480,
+        60 + 4 * frame as i64,
+        40 + 2 * frame as i64,
+    )
+}
+
+#[test]
+fn ids_stay_stable_and_the_detector_rests_on_a_moving_face() {
+    let (astronaut, _) = pictures().expect("run `make models`");
+    let mut e = engine(0);
+    let mut ids = Vec::new();
+    let mut detections = 0;
+    let mut yaw = Vec::new();
+    for frame in 0..40 {
+        let picture = moving_astronaut(&astronaut, frame);
+        let faces = e.track(&picture.view(), Some(frame as f64 / 30.0)).unwrap();
+        assert_eq!(faces.len(), 1, "frame {frame}: {faces:?}");
+        let f = &faces[0];
+        // The face moves with the picture: its box centre follows the offset.
+        let expected_x = 60.0 + 4.0 * frame as f32 + 0.44 * 320.0;
+        assert!(
+            (f.bbox.centre().x - expected_x).abs() < 25.0,
+            "frame {frame}: box {:?} drifted from x {expected_x}",
+            f.bbox
+        );
+        ids.push(f.id);
+        yaw.push(f.pose.yaw);
+        detections += e.last_frame_detected() as usize;
+    }
+    assert!(ids.iter().all(|&id| id == ids[0]), "ids changed: {ids:?}");
+    // Automatic mode: the first frame, then every 10th.
+    assert_eq!(detections, 4, "detector runs over 40 frames");
+    let (lo, hi) = yaw
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), &y| (a.min(y), b.max(y)));
+    assert!(hi - lo < 6.0, "yaw wandered from {lo} to {hi}");
+}
+
+#[test]
+fn a_lost_face_is_dropped_and_a_new_one_found_within_the_interval() {
+    let (astronaut, grace) = pictures().expect("run `make models`");
+    let interval = 5;
+    let mut e = engine(interval);
+    let blank = Picture::uniform(640, 480, [128, 128, 128]);
+    let grace_frame = placed(&grace, 280, 640, 480, 300, 60);
+    let mut first_id = None;
+    let mut grace_seen_at = None;
+    for frame in 0..36usize {
+        let moving;
+        let picture = match frame {
+            0..=11 => {
+                moving = moving_astronaut(&astronaut, frame);
+                &moving
+            }
+            12..=20 => &blank,
+            _ => &grace_frame,
+        };
+        let faces = e.track(&picture.view(), Some(frame as f64 / 30.0)).unwrap();
+        match frame {
+            0..=11 => {
+                assert_eq!(faces.len(), 1, "frame {frame}");
+                first_id.get_or_insert(faces[0].id);
+                assert_eq!(Some(faces[0].id), first_id);
+            }
+            12..=20 => {
+                // Frame 12 is not a detection frame (those are 0, 5, 10, 15, 20): the track must
+                // go by its face-presence score.
+                assert!(
+                    faces.is_empty(),
+                    "frame {frame}: a face on a blank frame: {faces:?}"
+                );
+                if frame == 12 {
+                    assert!(!e.last_frame_detected());
+                }
+            }
+            _ => {
+                if let Some(f) = faces.first() {
+                    assert_ne!(Some(f.id), first_id, "the new face got the old id");
+                    grace_seen_at.get_or_insert(frame);
+                } else {
+                    assert!(grace_seen_at.is_none(), "frame {frame}: face lost again");
+                }
+            }
+        }
+    }
+    let seen = grace_seen_at.expect("the new face was never found");
+    assert!(
+        seen < 21 + interval as usize,
+        "new face found at frame {seen}, interval {interval}"
+    );
+}
+
+fn same_face(a: &Face, b: &Face) -> bool {
+    a.bbox == b.bbox && a.landmarks == b.landmarks && a.pose == b.pose && a.score == b.score
+}
+
+#[test]
+fn interval_one_gives_the_faces_of_the_still_path() {
+    let (astronaut, _) = pictures().expect("run `make models`");
+    let mut tracked = engine(1);
+    let mut still = engine(1);
+    for frame in 0..4 {
+        let picture = moving_astronaut(&astronaut, 3 * frame);
+        let a = tracked
+            .track(&picture.view(), Some(frame as f64 / 30.0))
+            .unwrap();
+        let b = still.process(&picture.view()).unwrap();
+        assert!(tracked.last_frame_detected());
+        assert_eq!(a.len(), b.len());
+        assert!(
+            a.iter().zip(&b).all(|(x, y)| same_face(x, y)),
+            "frame {frame}"
+        );
+        assert_eq!(a[0].id, 0, "one face, one id");
+    }
+}
+
+#[test]
+fn smoothing_keeps_a_still_face_where_it_is() {
+    let (astronaut, _) = pictures().expect("run `make models`");
+    let picture = moving_astronaut(&astronaut, 0);
+    let mut raw = engine(0);
+    let mut smooth = engine(0);
+    smooth
+        .set_track_config(TrackConfig {
+            smoothing: 0.7,
+            ..TrackConfig::default()
+        })
+        .unwrap();
+    for frame in 0..12 {
+        let t = Some(frame as f64 / 30.0);
+        let a = raw.track(&picture.view(), t).unwrap();
+        let b = smooth.track(&picture.view(), t).unwrap();
+        assert_eq!((a.len(), b.len()), (1, 1));
+        let d = (a[0].pose.yaw - b[0].pose.yaw).abs()
+            + (a[0].pose.pitch - b[0].pose.pitch).abs()
+            + (a[0].pose.roll - b[0].pose.roll).abs();
+        assert!(d < 3.0, "frame {frame}: smoothed pose {d} degrees away");
+        assert!(b[0].pose.yaw.is_finite() && b[0].bbox.is_finite());
+    }
+}
+
+/// Frames through the element: every frame's FacePoseMeta, in order.
+fn through_element(
+    frames: &[Picture],
+    properties: &[(&str, gst::glib::Value)],
+) -> Vec<gst::Structure> {
+    gst::init().unwrap();
+    gstfacepose::plugin_register_static().ok();
+    let (w, h) = (frames[0].width as u32, frames[0].height as u32);
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, w, h)
+        .fps(gst::Fraction::new(30, 1))
+        .build()
+        .unwrap();
+    let mut element = gst::ElementFactory::make("faceposeestimator");
+    for (k, v) in properties {
+        element = element.property(k, v.clone());
+    }
+    let element = element.build().unwrap();
+    let mut h = gst_check::Harness::with_element(&element, Some("sink"), Some("src"));
+    h.set_src_caps(info.to_caps().unwrap());
+    let mut out = Vec::new();
+    for (i, p) in frames.iter().enumerate() {
+        let mut buffer = gst::Buffer::with_size(info.size()).unwrap();
+        {
+            let b = buffer.get_mut().unwrap();
+            b.set_pts(gst::ClockTime::from_mseconds(i as u64 * 33));
+            let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(b, &info).unwrap();
+            let stride = frame.plane_stride()[0] as usize;
+            let data = frame.plane_data_mut(0).unwrap();
+            for y in 0..p.height {
+                let row = &p.data[y * p.width * 3..(y + 1) * p.width * 3];
+                data[y * stride..y * stride + row.len()].copy_from_slice(row);
+            }
+        }
+        let result = h.push_and_pull(buffer).expect("a buffer out");
+        let s = gstfacepose::meta::frame_structure(&result).expect("a FacePoseMeta");
+        // The ROI metas carry the same ids.
+        let roi_ids: Vec<i32> = result
+            .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+            .map(|m| m.id())
+            .collect();
+        let meta_ids: Vec<i32> = s
+            .get::<gst::Array>("faces")
+            .unwrap()
+            .iter()
+            .map(|v| {
+                gstfacepose::meta::roi_id(
+                    v.get::<gst::Structure>().unwrap().get::<u64>("id").unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(roi_ids, meta_ids);
+        out.push(s);
+    }
+    out
+}
+
+#[test]
+fn the_element_tracks_with_stable_ids_and_reports_detection_frames() {
+    let (astronaut, _) = pictures().expect("run `make models`");
+    let frames: Vec<Picture> = (0..12).map(|i| moving_astronaut(&astronaut, i)).collect();
+    let metas = through_element(
+        &frames,
+        &[
+            ("detection-interval", 4u32.to_value()),
+            ("smoothing", 0.3f64.to_value()),
+        ],
+    );
+    let mut ids = Vec::new();
+    for (i, s) in metas.iter().enumerate() {
+        assert_eq!(s.get::<u32>("face-count").unwrap(), 1, "frame {i}");
+        let detected = s.get::<bool>("detected").unwrap();
+        assert_eq!(detected, i % 4 == 0, "frame {i}");
+        let detect_ms = s.get::<f64>("detect-ms").unwrap();
+        assert_eq!(
+            detect_ms > 0.0,
+            detected,
+            "frame {i}: detect-ms {detect_ms}"
+        );
+        assert!(s.get::<f64>("landmarks-ms").unwrap() > 0.0);
+        let faces = s.get::<gst::Array>("faces").unwrap();
+        ids.push(
+            faces.as_slice()[0]
+                .get::<gst::Structure>()
+                .unwrap()
+                .get::<u64>("id")
+                .unwrap(),
+        );
+    }
+    assert!(ids.iter().all(|&id| id == ids[0]), "{ids:?}");
+}
