@@ -5,7 +5,9 @@
 //!
 //! Options: `--all` (also the rows with within_99deg = 0), `--limit N` (first N rows), `--every K`
 //! (every K-th row), `--out DIR` (default `out/eval`), `--input-size N`, `--refine N`,
-//! `--detector PATH` (ONNX model with its descriptor beside it), `--threads N`.
+//! `--detector PATH` (ONNX model with its descriptor beside it), `--threads N`, `--no-mirror`
+//! (no mirror averaging), `--track-frames N` (each picture as a still video of N frames through
+//! the tracker; the last frame is scored), `--smoothing S` (with `--track-frames`).
 //! Prints detection rate, MAE per axis and mean, mean signed error, median time per image, and
 //! MAE by |yaw| band; writes `per_image.csv` and `error_vs_yaw.png` to the output folder.
 
@@ -18,7 +20,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use gstfacepose::engine::geometry::BBox;
-use gstfacepose::engine::{Engine, EngineConfig, PoseMethod};
+use gstfacepose::engine::{Engine, EngineConfig, PoseMethod, TrackConfig};
 use support::Picture;
 
 struct Options {
@@ -36,6 +38,9 @@ struct Options {
     pose_method: PoseMethod,
     threads: Option<usize>,
     matrix: bool,
+    no_mirror: bool,
+    track_frames: usize,
+    smoothing: f32,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -54,6 +59,9 @@ fn parse_args() -> Result<Options, String> {
         pose_method: PoseMethod::Rigid,
         threads: None,
         matrix: false,
+        no_mirror: false,
+        track_frames: 0,
+        smoothing: 0.0,
     };
     let mut args = std::env::args().skip(1);
     let number = |name: &str, v: Option<String>| -> Result<usize, String> {
@@ -96,6 +104,15 @@ fn parse_args() -> Result<Options, String> {
                 }
             }
             "--matrix" => o.matrix = true,
+            "--no-mirror" => o.no_mirror = true,
+            "--track-frames" => o.track_frames = number("--track-frames", args.next())?,
+            "--smoothing" => {
+                o.smoothing = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|v| (0.0..=1.0).contains(v))
+                    .ok_or("--smoothing needs a number in 0..=1")?
+            }
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             _ => o.labels = PathBuf::from(a),
         }
@@ -222,22 +239,37 @@ fn run() -> Result<(), String> {
     }
     config.landmark_descriptor = o.landmark_descriptor.clone();
     config.pose_method = o.pose_method;
+    config.mirror_average = !o.no_mirror;
     std::fs::create_dir_all(&o.out)
         .map_err(|e| format!("cannot create {}: {e}", o.out.display()))?;
     if o.matrix {
         return matrix(&config, &rows, base);
     }
     let mut engine = Engine::new(config).map_err(|e| e.to_string())?;
+    engine
+        .set_track_config(TrackConfig {
+            smoothing: o.smoothing,
+            ..TrackConfig::default()
+        })
+        .map_err(|e| e.to_string())?;
 
     let mut results = Vec::with_capacity(rows.len());
     let start = Instant::now();
     for (i, row) in rows.iter().enumerate() {
         let picture = Picture::load(&base.join(&row.file))?;
         let t = Instant::now();
-        let faces = engine
-            .process(&picture.view())
-            .map_err(|e| format!("{}: {e}", row.file))?;
-        let ms = t.elapsed().as_secs_f64() * 1e3;
+        let faces = if o.track_frames == 0 {
+            engine.process(&picture.view())
+        } else {
+            engine.reset_tracking();
+            let mut faces = Ok(Vec::new());
+            for frame in 0..o.track_frames {
+                faces = engine.track(&picture.view(), Some(frame as f64 / 30.0));
+            }
+            faces
+        }
+        .map_err(|e| format!("{}: {e}", row.file))?;
+        let ms = t.elapsed().as_secs_f64() * 1e3 / o.track_frames.max(1) as f64;
         let face = support::matching_face(&faces, &row.gt_box);
         results.push(Result_ {
             row: i,

@@ -258,6 +258,9 @@ pub struct TensorFormat {
 
 /// Fills `out` (one `width` × `height` × 3 image of the tensor) by sampling the frame at `map(u, v)`
 /// for each tensor pixel centre; samples outside the frame get black.
+///
+/// The pixel format is dispatched once per call, so the per-pixel loop is specialised for each
+/// format; YUV frames are interpolated in Y'CbCr and converted once per sample.
 pub fn warp_into(
     image: &ImageView,
     map: &Affine,
@@ -267,11 +270,93 @@ pub fn warp_into(
     out: &mut [f32],
 ) {
     debug_assert_eq!(out.len(), width * height * 3);
+    let p = image.planes;
+    match image.format {
+        PixelFormat::I420 | PixelFormat::Nv12 => {
+            let nv12 = image.format == PixelFormat::Nv12;
+            let [rv, gu, gv, bu] = image.matrix.coefficients();
+            let (y, u, v) = (p[0], p[1], p[2]);
+            warp_with(image, map, width, height, format, out, |taps, w| {
+                let mut yy = 0.0;
+                let mut uu = 0.0;
+                let mut vv = 0.0;
+                for ((x, row), weight) in taps.into_iter().zip(w) {
+                    yy += y.data[row * y.stride + x] as f32 * weight;
+                    let (cx, cy) = (x / 2, row / 2);
+                    let (cu, cv) = if nv12 {
+                        let i = cy * u.stride + cx * 2;
+                        (u.data[i], u.data[i + 1])
+                    } else {
+                        (u.data[cy * u.stride + cx], v.data[cy * v.stride + cx])
+                    };
+                    uu += cu as f32 * weight;
+                    vv += cv as f32 * weight;
+                }
+                let l = 1.164 * (yy - 16.0);
+                let (uu, vv) = (uu - 128.0, vv - 128.0);
+                [
+                    (l + rv * vv).clamp(0.0, 255.0),
+                    (l - gu * uu - gv * vv).clamp(0.0, 255.0),
+                    (l + bu * uu).clamp(0.0, 255.0),
+                ]
+            })
+        }
+        packed => {
+            let (bpp, rgb) = packed.packed_layout().expect("packed format");
+            if bpp == 3 {
+                warp_packed::<3>(image, map, width, height, format, out, rgb)
+            } else {
+                warp_packed::<4>(image, map, width, height, format, out, rgb)
+            }
+        }
+    }
+}
+
+/// [`warp_into`] for packed frames of `BPP` bytes per pixel with R, G, B at `rgb`.
+fn warp_packed<const BPP: usize>(
+    image: &ImageView,
+    map: &Affine,
+    width: usize,
+    height: usize,
+    format: &TensorFormat,
+    out: &mut [f32],
+    [r, g, b]: [usize; 3],
+) {
+    let plane = image.planes[0];
+    warp_with(image, map, width, height, format, out, |taps, w| {
+        let mut acc = [0.0f32; 3];
+        for ((x, row), weight) in taps.into_iter().zip(w) {
+            let i = row * plane.stride + x * BPP;
+            let px: &[u8; BPP] = plane.data[i..i + BPP].try_into().expect("BPP bytes");
+            acc[0] += px[r] as f32 * weight;
+            acc[1] += px[g] as f32 * weight;
+            acc[2] += px[b] as f32 * weight;
+        }
+        acc
+    })
+}
+
+/// The affine warp loop over tensor pixels; `fetch` blends the four (x, y) taps with the given
+/// weights into R, G, B.
+#[inline(always)]
+fn warp_with(
+    image: &ImageView,
+    map: &Affine,
+    width: usize,
+    height: usize,
+    format: &TensorFormat,
+    out: &mut [f32],
+    fetch: impl Fn([(usize, usize); 4], [f32; 4]) -> [f32; 3],
+) {
     let order = match format.colour {
         ColourOrder::Rgb => [0, 1, 2],
         ColourOrder::Bgr => [2, 1, 0],
     };
-    let pad: [f32; 3] = std::array::from_fn(|c| (0.0 - format.mean[c]) * format.scale[c]);
+    // value = channel * scale + offset, in tensor channel order.
+    let scale = format.scale;
+    let offset: [f32; 3] = std::array::from_fn(|c| -format.mean[c] * format.scale[c]);
+    let (fw, fh) = (image.width as f32, image.height as f32);
+    let (xmax, ymax) = (image.width - 1, image.height - 1);
     let plane = width * height;
     for v in 0..height {
         let vc = v as f32 + 0.5;
@@ -279,12 +364,26 @@ pub fn warp_into(
         let mut x = map.a * 0.5 + map.b * vc + map.tx;
         let mut y = map.c * 0.5 + map.d * vc + map.ty;
         for u in 0..width {
-            let value: [f32; 3] = match image.sample(x, y) {
-                Some(rgb) => {
-                    let ch = [rgb[order[0]], rgb[order[1]], rgb[order[2]]];
-                    std::array::from_fn(|c| (ch[c] - format.mean[c]) * format.scale[c])
-                }
-                None => pad,
+            let value: [f32; 3] = if x >= 0.0 && y >= 0.0 && x < fw && y < fh {
+                let fx = (x - 0.5).max(0.0);
+                let fy = (y - 0.5).max(0.0);
+                let x0 = (fx as usize).min(xmax);
+                let y0 = (fy as usize).min(ymax);
+                let x1 = (x0 + 1).min(xmax);
+                let y1 = (y0 + 1).min(ymax);
+                let (ax, ay) = (fx - x0 as f32, fy - y0 as f32);
+                let rgb = fetch(
+                    [(x0, y0), (x1, y0), (x0, y1), (x1, y1)],
+                    [
+                        (1.0 - ax) * (1.0 - ay),
+                        ax * (1.0 - ay),
+                        (1.0 - ax) * ay,
+                        ax * ay,
+                    ],
+                );
+                std::array::from_fn(|c| rgb[order[c]] * scale[c] + offset[c])
+            } else {
+                offset
             };
             let i = v * width + u;
             match format.layout {

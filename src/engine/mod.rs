@@ -126,7 +126,16 @@ pub struct Engine {
     times: StageTimes,
     track_config: TrackConfig,
     tracker: track::Tracker,
+    /// For each face of the last `process` call, what mirror averaging moved each landmark by
+    /// (see [`MirrorCorrection`]); empty without mirror averaging.
+    last_corrections: Vec<MirrorCorrection>,
 }
+
+/// What averaging with the mirrored crop moved each landmark by, in crop units (the crop's own
+/// axes, one unit per model input pixel; z in the same units). Tracking frames run the plain crop
+/// only and add the correction of the last frame that ran both, which keeps most of the mirror
+/// pass's accuracy at half the cost.
+pub type MirrorCorrection = Vec<[f32; 3]>;
 
 impl Engine {
     /// Loads every model and the reference face.
@@ -203,6 +212,7 @@ impl Engine {
             times: StageTimes::default(),
             track_config: TrackConfig::default(),
             tracker: track::Tracker::default(),
+            last_corrections: Vec::new(),
         })
     }
 
@@ -251,7 +261,9 @@ impl Engine {
             .iter()
             .map(|d| self.landmarker.crop_from_detection(d))
             .collect();
-        let landmarks = self.landmarks(image, crops)?;
+        let (landmarks, corrections) =
+            self.landmark_passes(image, crops, self.config.refine_passes, true)?;
+        self.last_corrections = corrections;
         let t2 = Instant::now();
         let faces = detections
             .iter()
@@ -279,16 +291,20 @@ impl Engine {
         image: &ImageView,
         crops: Vec<RotatedRect>,
     ) -> Result<Vec<Landmarks>> {
-        self.landmark_passes(image, crops, self.config.refine_passes)
+        Ok(self
+            .landmark_passes(image, crops, self.config.refine_passes, true)?
+            .0)
     }
 
-    /// [`Engine::landmarks`] with `refine_passes` re-crops.
+    /// [`Engine::landmarks`] with `refine_passes` re-crops; `mirror` allows the mirror pass (when
+    /// configured). Also returns the mirror corrections of the last pass (empty without it).
     fn landmark_passes(
         &mut self,
         image: &ImageView,
         crops: Vec<RotatedRect>,
         refine_passes: usize,
-    ) -> Result<Vec<Landmarks>> {
+        mirror: bool,
+    ) -> Result<(Vec<Landmarks>, Vec<MirrorCorrection>)> {
         let mut crops = crops;
         let passes = if self.landmarker.refines() {
             refine_passes + 1
@@ -297,21 +313,24 @@ impl Engine {
         };
         for pass in 0..passes {
             let last = pass + 1 == passes;
-            if last
-                && self.config.mirror_average
-                && self.landmarker.refines()
-                && !self.mirror.is_empty()
-            {
+            if last && mirror && self.mirror_enabled() {
                 let (plain, mirrored) = self.landmarker.run_with_mirror(image, &crops)?;
-                return Ok(plain
+                let size = self.landmarker.input_size() as f32;
+                let mut corrections = Vec::with_capacity(plain.len());
+                let averaged = plain
                     .into_iter()
                     .zip(mirrored)
-                    .map(|(p, m)| average_with_mirror(p, &m, &self.mirror))
-                    .collect());
+                    .map(|(p, m)| {
+                        let a = average_with_mirror(&p, &m, &self.mirror);
+                        corrections.push(mirror_correction(&p, &a, size));
+                        a
+                    })
+                    .collect();
+                return Ok((averaged, corrections));
             }
             let result = self.landmarker.run(image, &crops)?;
             if last {
-                return Ok(result);
+                return Ok((result, Vec::new()));
             }
             crops = result
                 .iter()
@@ -322,7 +341,12 @@ impl Engine {
                 })
                 .collect();
         }
-        Ok(Vec::new())
+        Ok((Vec::new(), Vec::new()))
+    }
+
+    /// Whether landmark passes end with a mirror pass.
+    fn mirror_enabled(&self) -> bool {
+        self.config.mirror_average && self.landmarker.refines() && !self.mirror.is_empty()
     }
 
     /// One face's pose from its landmarks, by the configured method.
@@ -374,6 +398,59 @@ impl Engine {
     }
 }
 
+/// The crop's linear map (model input pixels → frame pixels) and its inverse.
+fn crop_linear(crop: &RotatedRect, size: f32) -> (geometry::Affine, geometry::Affine) {
+    let m = geometry::Affine::from_rotated_rect(crop, size);
+    let det = m.a * m.d - m.b * m.c;
+    let inv = geometry::Affine {
+        a: m.d / det,
+        b: -m.b / det,
+        c: -m.c / det,
+        d: m.a / det,
+        tx: 0.0,
+        ty: 0.0,
+    };
+    (
+        geometry::Affine {
+            tx: 0.0,
+            ty: 0.0,
+            ..m
+        },
+        inv,
+    )
+}
+
+/// What averaging moved each landmark by, in crop units (see [`MirrorCorrection`]).
+fn mirror_correction(plain: &Landmarks, averaged: &Landmarks, size: f32) -> MirrorCorrection {
+    let (_, inv) = crop_linear(&plain.crop, size);
+    let z_scale = plain.crop.side / size;
+    plain
+        .points
+        .iter()
+        .zip(&averaged.points)
+        .map(|(p, a)| {
+            let d = inv.apply(geometry::Point::new(a[0] - p[0], a[1] - p[1]));
+            [d.x, d.y, (a[2] - p[2]) / z_scale]
+        })
+        .collect()
+}
+
+/// Adds a mirror correction to landmarks found on a plain crop.
+fn apply_mirror_correction(l: &mut Landmarks, correction: &MirrorCorrection, size: f32) {
+    if correction.len() != l.points.len() {
+        return;
+    }
+    let (linear, _) = crop_linear(&l.crop, size);
+    let z_scale = l.crop.side / size;
+    for (p, c) in l.points.iter_mut().zip(correction) {
+        let d = linear.apply(geometry::Point::new(c[0], c[1]));
+        let moved = [p[0] + d.x, p[1] + d.y, p[2] + c[2] * z_scale];
+        if moved.iter().all(|v| v.is_finite()) {
+            *p = moved;
+        }
+    }
+}
+
 /// For each point, its mirror across the reference face's x = 0 plane: the nearest point to
 /// (-x, y, z). Empty when some point has no mirror within 2 % of the face's width, or when the
 /// pairing is not an involution.
@@ -400,7 +477,7 @@ pub fn mirror_pairs(points: &[[f32; 3]]) -> Vec<usize> {
 
 /// Averages landmarks with those found on the mirrored crop (whose point `i` is the mirror point
 /// of `i`), and the two presence scores.
-fn average_with_mirror(plain: Landmarks, mirrored: &Landmarks, pairs: &[usize]) -> Landmarks {
+fn average_with_mirror(plain: &Landmarks, mirrored: &Landmarks, pairs: &[usize]) -> Landmarks {
     let points = plain
         .points
         .iter()
@@ -440,6 +517,46 @@ mod tests {
     }
 
     #[test]
+    fn a_mirror_correction_moves_landmarks_with_their_crop() {
+        let crop = RotatedRect {
+            centre: geometry::Point::new(100.0, 100.0),
+            side: 96.0,
+            angle: 0.3,
+        };
+        let plain = Landmarks {
+            points: vec![[90.0, 95.0, -4.0], [120.0, 110.0, 2.0]],
+            presence: 1.0,
+            crop,
+        };
+        let averaged = Landmarks {
+            points: vec![[91.0, 94.0, -3.0], [119.5, 110.5, 2.0]],
+            ..plain.clone()
+        };
+        let c = mirror_correction(&plain, &averaged, 192.0);
+        let mut again = plain.clone();
+        apply_mirror_correction(&mut again, &c, 192.0);
+        for (a, b) in again.points.iter().zip(&averaged.points) {
+            assert!((0..3).all(|k| (a[k] - b[k]).abs() < 1e-4), "{a:?} vs {b:?}");
+        }
+        // The same correction on a crop twice as large, turned a quarter more, moves twice as far
+        // along the turned axes.
+        let turned = RotatedRect {
+            side: 192.0,
+            angle: 0.3 + std::f32::consts::FRAC_PI_2,
+            ..crop
+        };
+        let mut moved = Landmarks {
+            crop: turned,
+            ..plain.clone()
+        };
+        apply_mirror_correction(&mut moved, &c, 192.0);
+        let d0 = [averaged.points[0][0] - 90.0, averaged.points[0][1] - 95.0];
+        let d1 = [moved.points[0][0] - 90.0, moved.points[0][1] - 95.0];
+        assert!((d1[0] + 2.0 * d0[1]).abs() < 1e-3 && (d1[1] - 2.0 * d0[0]).abs() < 1e-3);
+        assert!((moved.points[0][2] - (-4.0 + 2.0)).abs() < 1e-4);
+    }
+
+    #[test]
     fn averaging_with_the_mirror_pass_uses_the_mirror_index() {
         let crop = RotatedRect {
             centre: geometry::Point::new(0.0, 0.0),
@@ -456,7 +573,7 @@ mod tests {
             presence: 0.5,
             crop,
         };
-        let avg = average_with_mirror(plain, &mirrored, &[1, 0]);
+        let avg = average_with_mirror(&plain, &mirrored, &[1, 0]);
         assert_eq!(avg.points, vec![[1.0, 0.0, 0.0], [11.0, 1.0, 3.0]]);
         assert_eq!(avg.presence, 0.75);
     }

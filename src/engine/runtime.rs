@@ -304,6 +304,11 @@ fn build_session(
     builder = builder
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(|e| e.to_string())?;
+    // Idle pool threads that spin steal the CPU from the other model's session (the detector and
+    // the landmark model alternate); measured: RetinaFace at 320 ran 26 ms spinning, 12.5 ms not.
+    builder = builder
+        .with_intra_op_spinning(false)
+        .map_err(|e| e.to_string())?;
     if options.threads > 0 {
         builder = builder
             .with_intra_threads(options.threads)

@@ -20,7 +20,7 @@ use super::face::Face;
 use super::geometry::{BBox, Point};
 use super::image::ImageView;
 use super::smooth::{DEFAULT_FRAME_SECONDS, FaceSmoother};
-use super::{Engine, Result, StageTimes};
+use super::{Engine, MirrorCorrection, Result, StageTimes, apply_mirror_correction};
 use std::time::Instant;
 
 /// Automatic mode: the longest run of frames without detection.
@@ -31,6 +31,9 @@ pub const MATCH_IOU: f32 = 0.3;
 pub const DUPLICATE_IOU: f32 = 0.5;
 /// Frames a lost or unmatched track is remembered for re-identification.
 pub const KEEP_LOST_FRAMES: u32 = 30;
+/// Tracking frames reuse a track's mirror correction for at most this many frames, then run the
+/// mirror pass again.
+pub const MIRROR_REFRESH_FRAMES: u32 = 10;
 /// Default face-presence score below which a track is dropped.
 pub const DEFAULT_PRESENCE_THRESHOLD: f32 = 0.5;
 
@@ -94,6 +97,8 @@ struct Track {
     smoother: Option<FaceSmoother>,
     /// Frames since the face was last seen; 0 for a visible track.
     missed: u32,
+    /// The last mirror correction and the frames since it was measured.
+    correction: Option<(MirrorCorrection, u32)>,
 }
 
 /// Every track of one stream and when the detector last ran.
@@ -254,10 +259,10 @@ impl Engine {
         self.tracker.last_time = time.or(self.tracker.last_time.map(|t| t + dt));
 
         let detect = self.tracker.should_detect(&config, can_track);
-        let mut faces = if detect {
+        let (mut faces, corrections) = if detect {
             let faces = self.process(image)?;
             self.tracker.since_detection = Some(0);
-            faces
+            (faces, std::mem::take(&mut self.last_corrections))
         } else {
             self.tracker.since_detection = self.tracker.since_detection.map(|s| s + 1);
             self.follow(image)?
@@ -275,14 +280,16 @@ impl Engine {
                 .map(|f| self.tracker.tracks.iter().position(|t| t.id == f.id))
                 .collect()
         };
-        self.update_tracks(&mut faces, &matched, detect, dt as f32);
+        self.update_tracks(&mut faces, &matched, &corrections, detect, dt as f32);
         self.times.pose += t0.elapsed().as_secs_f64() * 1e3;
         Ok(faces)
     }
 
-    /// One landmark pass for every visible track, cropped from its previous landmarks. Tracks
-    /// whose face-presence score falls below the threshold are marked lost.
-    fn follow(&mut self, image: &ImageView) -> Result<Vec<Face>> {
+    /// One landmark pass for every visible track, cropped from its previous landmarks, corrected
+    /// by the track's mirror correction (or with a mirror pass for all when a correction is
+    /// missing or old; those corrections are returned). Tracks whose face-presence score falls
+    /// below the threshold are marked lost.
+    fn follow(&mut self, image: &ImageView) -> Result<(Vec<Face>, Vec<MirrorCorrection>)> {
         let t0 = Instant::now();
         let mut visible = Vec::new();
         let mut crops = Vec::new();
@@ -302,12 +309,28 @@ impl Engine {
                 }
             }
         }
-        let landmarks = self.landmark_passes(image, crops, 0)?;
+        let refresh = self.mirror_enabled()
+            && visible.iter().any(|&i| {
+                self.tracker.tracks[i]
+                    .correction
+                    .as_ref()
+                    .is_none_or(|(_, age)| *age + 1 >= MIRROR_REFRESH_FRAMES)
+            });
+        let (mut landmarks, corrections) = self.landmark_passes(image, crops, 0, refresh)?;
+        if !refresh && self.mirror_enabled() {
+            let size = self.landmarker.input_size() as f32;
+            for (l, &ti) in landmarks.iter_mut().zip(&visible) {
+                if let Some((c, _)) = &self.tracker.tracks[ti].correction {
+                    apply_mirror_correction(l, c, size);
+                }
+            }
+        }
+        let mut kept_corrections = Vec::new();
         let t1 = Instant::now();
         let threshold = self.track_config.presence_threshold;
         let mut faces = Vec::with_capacity(landmarks.len());
         let mut lost = false;
-        for (&ti, l) in visible.iter().zip(landmarks) {
+        for (k, (&ti, l)) in visible.iter().zip(landmarks).enumerate() {
             let track = &self.tracker.tracks[ti];
             let lbox = landmark_box(&l.points);
             let (Some(lbox), true) = (lbox, l.presence >= threshold) else {
@@ -328,6 +351,9 @@ impl Engine {
             let mut face = self.solve(&detection, l);
             face.id = track.id;
             faces.push(face);
+            if let Some(c) = corrections.get(k) {
+                kept_corrections.push(c.clone());
+            }
         }
         // Tracks not in `faces` were lost this frame.
         let kept: Vec<u64> = faces.iter().map(|f| f.id).collect();
@@ -345,7 +371,7 @@ impl Engine {
             landmarks: (t1 - t0).as_secs_f64() * 1e3,
             pose: t1.elapsed().as_secs_f64() * 1e3,
         };
-        Ok(faces)
+        Ok((faces, kept_corrections))
     }
 
     /// Stores this frame's faces in their tracks, drops duplicates and old lost tracks, and
@@ -354,6 +380,7 @@ impl Engine {
         &mut self,
         faces: &mut Vec<Face>,
         matched: &[Option<usize>],
+        corrections: &[MirrorCorrection],
         detect: bool,
         dt: f32,
     ) {
@@ -361,7 +388,7 @@ impl Engine {
         let tracker = &mut self.tracker;
         let mut seen = vec![false; tracker.tracks.len()];
         let mut fresh = Vec::new();
-        for (face, m) in faces.iter_mut().zip(matched) {
+        for (fi, (face, m)) in faces.iter_mut().zip(matched).enumerate() {
             let lbox = landmark_box(&face.landmarks);
             let raw_landmarks = face.landmarks.clone();
             let raw_box = face.bbox;
@@ -381,6 +408,7 @@ impl Engine {
                         bbox: face.bbox,
                         smoother: None,
                         missed: 0,
+                        correction: None,
                     });
                     fresh.last_mut().expect("just pushed")
                 }
@@ -393,6 +421,11 @@ impl Engine {
             }
             track.landmarks = raw_landmarks;
             track.bbox = raw_box;
+            track.correction = match (corrections.get(fi), track.correction.take()) {
+                (Some(c), _) => Some((c.clone(), 0)),
+                (None, Some((c, age))) => Some((c, age + 1)),
+                (None, None) => None,
+            };
             if strength > 0.0 {
                 match &mut track.smoother {
                     Some(s) => s.apply(face, dt, strength),
@@ -489,6 +522,7 @@ mod tests {
             bbox: BBox::new(x, 0.0, x + 100.0, 100.0),
             smoother: None,
             missed: 0,
+            correction: None,
         };
         tracker.tracks = vec![track(3, 0.0), track(5, 300.0)];
         let face = |x: f32| Face {

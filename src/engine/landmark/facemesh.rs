@@ -96,6 +96,11 @@ impl Landmarker {
         &self.model
     }
 
+    /// Side of the square model input, pixels.
+    pub fn input_size(&self) -> usize {
+        self.size
+    }
+
     pub fn point_count(&self) -> usize {
         self.points
     }
