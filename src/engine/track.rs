@@ -6,7 +6,9 @@
 //! track whose last box overlaps it most (intersection over union ≥ [`MATCH_IOU`]), or a new id.
 //! Between detection frames each track's crop comes from its own previous landmarks and one
 //! landmark pass runs for all tracks in one batch; a face-presence score below
-//! [`TrackConfig::presence_threshold`] drops the track. Dropped and unmatched tracks are kept out
+//! [`TrackConfig::presence_threshold`] (or below half the track's score on its last detection
+//! frame, when that is lower: FaceMesh scores some blurred, occluded or turned faces near 0) or
+//! a box that jumps or changes size more than twofold drops the track. Dropped and unmatched tracks are kept out
 //! of sight for [`KEEP_LOST_FRAMES`] frames so that a face the detector misses once keeps its id.
 //!
 //! The detection interval: 1 runs the detector on every frame (the faces are exactly those of
@@ -42,6 +44,10 @@ pub const DEFAULT_PRESENCE_THRESHOLD: f32 = 0.5;
 const FACEMESH_EYES: [[usize; 2]; 2] = [[33, 133], [362, 263]];
 const FACEMESH_NOSE_TIP: usize = 1;
 const FACEMESH_MOUTH: [usize; 2] = [61, 291];
+
+/// Faces of a frame, the track each continues (`None`: a new track), and their new mirror
+/// corrections.
+type Followed = (Vec<Face>, Vec<Option<usize>>, Vec<Option<MirrorCorrection>>);
 
 /// Tracking settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -94,11 +100,15 @@ struct Track {
     score: f32,
     /// Last reported box (for matching).
     bbox: BBox,
+    /// Last key points (kept when the landmarks cannot give them).
+    keypoints: [Point; 5],
     smoother: Option<FaceSmoother>,
     /// Frames since the face was last seen; 0 for a visible track.
     missed: u32,
     /// The last mirror correction and the frames since it was measured.
     correction: Option<(MirrorCorrection, u32)>,
+    /// Face-presence score on the last detection frame.
+    detected_presence: f32,
 }
 
 /// Every track of one stream and when the detector last ran.
@@ -139,26 +149,18 @@ impl Tracker {
         }
     }
 
-    /// Gives each face of a detection frame an id: greedy by overlap with the tracks' last boxes.
-    fn assign_ids(&mut self, faces: &mut [Face]) -> Vec<Option<usize>> {
-        let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
-        for (fi, f) in faces.iter().enumerate() {
-            for (ti, t) in self.tracks.iter().enumerate() {
-                let iou = f.bbox.iou(&t.bbox);
-                if iou >= MATCH_IOU {
-                    pairs.push((iou, fi, ti));
-                }
-            }
-        }
-        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let mut face_track = vec![None; faces.len()];
-        let mut taken = vec![false; self.tracks.len()];
-        for (_, fi, ti) in pairs {
-            if face_track[fi].is_none() && !taken[ti] {
-                face_track[fi] = Some(ti);
-                taken[ti] = true;
-            }
-        }
+    /// Gives each face of a detection frame an id: greedy by overlap with the last boxes of the
+    /// tracks not `taken` already (all when `taken` is empty), else a new id.
+    fn assign_ids(&mut self, faces: &mut [Face], taken: &[bool]) -> Vec<Option<usize>> {
+        let free: Vec<usize> = (0..self.tracks.len())
+            .filter(|&i| !taken.get(i).copied().unwrap_or(false))
+            .collect();
+        let boxes: Vec<BBox> = free.iter().map(|&i| self.tracks[i].bbox).collect();
+        let face_boxes: Vec<BBox> = faces.iter().map(|f| f.bbox).collect();
+        let face_track: Vec<Option<usize>> = match_by_overlap(&face_boxes, &boxes, MATCH_IOU)
+            .into_iter()
+            .map(|m| m.map(|k| free[k]))
+            .collect();
         for (f, t) in faces.iter_mut().zip(&face_track) {
             f.id = match t {
                 Some(ti) => self.tracks[*ti].id,
@@ -171,6 +173,41 @@ impl Tracker {
         }
         face_track
     }
+}
+
+/// Whether a followed box is a plausible next position of `previous`: its size within a factor of
+/// two and its centre within one face width.
+fn follows(previous: &BBox, next: &BBox) -> bool {
+    let ratio = next.area() / previous.area().max(1e-6);
+    let (a, b) = (previous.centre(), next.centre());
+    let shift = ((a.x - b.x).powi(2) + (a.y - b.y).powi(2)).sqrt();
+    next.is_finite()
+        && (0.25..=4.0).contains(&ratio)
+        && shift <= previous.width().max(previous.height())
+}
+
+/// For each box of `a`, the index of the box of `b` it is paired with: greedy by overlap, best
+/// first, IoU ≥ `min_iou`, each box used once.
+fn match_by_overlap(a: &[BBox], b: &[BBox], min_iou: f32) -> Vec<Option<usize>> {
+    let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+    for (i, x) in a.iter().enumerate() {
+        for (j, y) in b.iter().enumerate() {
+            let iou = x.iou(y);
+            if iou >= min_iou {
+                pairs.push((iou, i, j));
+            }
+        }
+    }
+    pairs.sort_by(|p, q| q.0.total_cmp(&p.0));
+    let mut out = vec![None; a.len()];
+    let mut used = vec![false; b.len()];
+    for (_, i, j) in pairs {
+        if out[i].is_none() && !used[j] {
+            out[i] = Some(j);
+            used[j] = true;
+        }
+    }
+    out
 }
 
 /// The landmarks' bounding box.
@@ -259,54 +296,151 @@ impl Engine {
         self.tracker.last_time = time.or(self.tracker.last_time.map(|t| t + dt));
 
         let detect = self.tracker.should_detect(&config, can_track);
-        let (mut faces, corrections) = if detect {
-            let faces = self.process(image)?;
-            self.tracker.since_detection = Some(0);
-            (faces, std::mem::take(&mut self.last_corrections))
-        } else {
+        self.tracker.lost_last_frame = false;
+        let (mut faces, matched, corrections) = if !detect {
             self.tracker.since_detection = self.tracker.since_detection.map(|s| s + 1);
-            self.follow(image)?
+            self.follow_all(image)?
+        } else if config.detection_interval == 1 || !can_track {
+            self.tracker.since_detection = Some(0);
+            let mut faces = self.process(image)?;
+            let corrections = std::mem::take(&mut self.last_corrections);
+            let matched = self.tracker.assign_ids(&mut faces, &[]);
+            let corrections = (0..faces.len())
+                .map(|i| corrections.get(i).cloned())
+                .collect();
+            (faces, matched, corrections)
+        } else {
+            self.tracker.since_detection = Some(0);
+            self.detect_and_follow(image)?
         };
         self.tracker.detected = detect;
-        self.tracker.lost_last_frame = false;
 
         let t0 = Instant::now();
-        let matched: Vec<Option<usize>> = if detect {
-            self.tracker.assign_ids(&mut faces)
-        } else {
-            // `follow` returns faces in the order of the visible tracks it kept.
-            faces
-                .iter()
-                .map(|f| self.tracker.tracks.iter().position(|t| t.id == f.id))
-                .collect()
-        };
         self.update_tracks(&mut faces, &matched, &corrections, detect, dt as f32);
         self.times.pose += t0.elapsed().as_secs_f64() * 1e3;
         Ok(faces)
     }
 
-    /// One landmark pass for every visible track, cropped from its previous landmarks, corrected
-    /// by the track's mirror correction (or with a mirror pass for all when a correction is
-    /// missing or old; those corrections are returned). Tracks whose face-presence score falls
-    /// below the threshold are marked lost.
-    fn follow(&mut self, image: &ImageView) -> Result<(Vec<Face>, Vec<MirrorCorrection>)> {
+    /// A tracking frame: every visible track followed by its landmarks; tracks that fail are
+    /// marked lost.
+    fn follow_all(&mut self, image: &ImageView) -> Result<Followed> {
         let t0 = Instant::now();
+        let visible: Vec<usize> = (0..self.tracker.tracks.len())
+            .filter(|&i| self.tracker.tracks[i].missed == 0)
+            .collect();
+        let (faces, corrections, failed) = self.follow(image, &visible)?;
+        for ti in failed {
+            let t = &mut self.tracker.tracks[ti];
+            t.missed = 1;
+            t.smoother = None;
+            self.tracker.lost_last_frame = true;
+        }
+        let matched = faces
+            .iter()
+            .map(|f| self.tracker.tracks.iter().position(|t| t.id == f.id))
+            .collect();
+        self.times = StageTimes {
+            detect: 0.0,
+            landmarks: t0.elapsed().as_secs_f64() * 1e3,
+            pose: 0.0,
+        };
+        Ok((faces, matched, corrections))
+    }
+
+    /// A detection frame while tracking: faces the detector finds where a track is are followed
+    /// by their landmarks (one pass, with the detector's fresh box); the others (new faces, and
+    /// tracks that fail to follow) go through the full still-picture passes and get ids by
+    /// overlap, which also brings back remembered lost tracks.
+    fn detect_and_follow(&mut self, image: &ImageView) -> Result<Followed> {
+        let t0 = Instant::now();
+        let detections = self.detector.detect(image, &self.config.detect)?;
+        let t1 = Instant::now();
+        let visible: Vec<usize> = (0..self.tracker.tracks.len())
+            .filter(|&i| self.tracker.tracks[i].missed == 0)
+            .collect();
+        let boxes: Vec<BBox> = visible
+            .iter()
+            .map(|&i| self.tracker.tracks[i].bbox)
+            .collect();
+        let det_boxes: Vec<BBox> = detections.iter().map(|d| d.bbox).collect();
+        let det_track: Vec<Option<usize>> = match_by_overlap(&det_boxes, &boxes, MATCH_IOU)
+            .into_iter()
+            .map(|m| m.map(|k| visible[k]))
+            .collect();
+        let to_follow: Vec<usize> = det_track.iter().flatten().copied().collect();
+        let (mut followed, mut corrections, failed) = self.follow(image, &to_follow)?;
+        let mut matched = Vec::with_capacity(detections.len());
+        let mut taken = vec![false; self.tracker.tracks.len()];
+        for face in &mut followed {
+            let ti = self
+                .tracker
+                .tracks
+                .iter()
+                .position(|t| t.id == face.id)
+                .expect("followed faces come from tracks");
+            let di = det_track
+                .iter()
+                .position(|m| *m == Some(ti))
+                .expect("followed tracks were matched");
+            let d = &detections[di];
+            face.bbox = d.bbox;
+            face.score = d.score;
+            face.keypoints = d.keypoints;
+            taken[ti] = true;
+            matched.push(Some(ti));
+        }
+        let fresh: Vec<&Detection> = detections
+            .iter()
+            .zip(&det_track)
+            .filter(|(_, m)| m.is_none_or(|ti| failed.contains(&ti)))
+            .map(|(d, _)| d)
+            .collect();
+        let crops = fresh
+            .iter()
+            .map(|d| self.landmarker.crop_from_detection(d))
+            .collect();
+        let (landmarks, fresh_corrections) =
+            self.landmark_passes(image, crops, self.config.refine_passes, true)?;
+        let t2 = Instant::now();
+        let mut new_faces: Vec<Face> = fresh
+            .iter()
+            .zip(landmarks)
+            .map(|(d, l)| self.solve(d, l))
+            .collect();
+        matched.extend(self.tracker.assign_ids(&mut new_faces, &taken));
+        corrections.extend((0..new_faces.len()).map(|i| fresh_corrections.get(i).cloned()));
+        followed.extend(new_faces);
+        self.times = StageTimes {
+            detect: (t1 - t0).as_secs_f64() * 1e3,
+            landmarks: (t2 - t1).as_secs_f64() * 1e3,
+            pose: t2.elapsed().as_secs_f64() * 1e3,
+        };
+        Ok((followed, matched, corrections))
+    }
+
+    /// One landmark pass for the tracks `which`, each cropped from its previous landmarks and
+    /// corrected by its mirror correction (or with a mirror pass for all when a correction is
+    /// missing or old). Returns the faces (with the tracks' ids), their new mirror corrections
+    /// (`None` where none was measured) and the tracks that could not be followed: no usable
+    /// landmarks, a face-presence score below the floor, or a box that jumps.
+    fn follow(
+        &mut self,
+        image: &ImageView,
+        which: &[usize],
+    ) -> Result<(Vec<Face>, Vec<Option<MirrorCorrection>>, Vec<usize>)> {
         let mut visible = Vec::new();
         let mut crops = Vec::new();
-        for (i, t) in self.tracker.tracks.iter_mut().enumerate() {
-            if t.missed > 0 {
-                continue;
-            }
-            match self.landmarker.crop_from_landmarks(&t.landmarks) {
+        let mut failed = Vec::new();
+        for &i in which {
+            match self
+                .landmarker
+                .crop_from_landmarks(&self.tracker.tracks[i].landmarks)
+            {
                 Some(crop) => {
                     visible.push(i);
                     crops.push(crop);
                 }
-                None => {
-                    // No usable landmarks to crop from: lost; the detector takes over.
-                    t.missed = 1;
-                    self.tracker.lost_last_frame = true;
-                }
+                None => failed.push(i),
             }
         }
         let refresh = self.mirror_enabled()
@@ -325,53 +459,34 @@ impl Engine {
                 }
             }
         }
-        let mut kept_corrections = Vec::new();
-        let t1 = Instant::now();
         let threshold = self.track_config.presence_threshold;
         let mut faces = Vec::with_capacity(landmarks.len());
-        let mut lost = false;
+        let mut kept_corrections = Vec::with_capacity(landmarks.len());
         for (k, (&ti, l)) in visible.iter().zip(landmarks).enumerate() {
             let track = &self.tracker.tracks[ti];
             let lbox = landmark_box(&l.points);
-            let (Some(lbox), true) = (lbox, l.presence >= threshold) else {
-                lost = true;
+            // FaceMesh scores some real faces (blurred, occluded, turned away) near 0 from the
+            // start; those are judged against their own level, and checked by the detector.
+            let floor = threshold.min(0.5 * track.detected_presence);
+            let plausible = lbox.is_some_and(|b| {
+                follows(&track.bbox, &absolute_box(&track.box_from_landmarks, &b))
+            });
+            let (Some(lbox), true) = (lbox, l.presence >= floor && plausible) else {
+                failed.push(ti);
                 continue;
-            };
-            let previous = Detection {
-                bbox: track.bbox,
-                score: track.score,
-                keypoints: [Point::new(0.0, 0.0); 5],
             };
             let detection = Detection {
                 bbox: absolute_box(&track.box_from_landmarks, &lbox)
                     .clamp_to(image.width() as f32, image.height() as f32),
                 score: track.score,
-                keypoints: keypoints_from_landmarks(&l.points, &previous.keypoints),
+                keypoints: keypoints_from_landmarks(&l.points, &track.keypoints),
             };
             let mut face = self.solve(&detection, l);
             face.id = track.id;
             faces.push(face);
-            if let Some(c) = corrections.get(k) {
-                kept_corrections.push(c.clone());
-            }
+            kept_corrections.push(corrections.get(k).cloned());
         }
-        // Tracks not in `faces` were lost this frame.
-        let kept: Vec<u64> = faces.iter().map(|f| f.id).collect();
-        for &ti in &visible {
-            let t = &mut self.tracker.tracks[ti];
-            if !kept.contains(&t.id) {
-                t.missed = 1;
-                t.smoother = None;
-                lost = true;
-            }
-        }
-        self.tracker.lost_last_frame |= lost;
-        self.times = StageTimes {
-            detect: 0.0,
-            landmarks: (t1 - t0).as_secs_f64() * 1e3,
-            pose: t1.elapsed().as_secs_f64() * 1e3,
-        };
-        Ok((faces, kept_corrections))
+        Ok((faces, kept_corrections, failed))
     }
 
     /// Stores this frame's faces in their tracks, drops duplicates and old lost tracks, and
@@ -380,7 +495,7 @@ impl Engine {
         &mut self,
         faces: &mut Vec<Face>,
         matched: &[Option<usize>],
-        corrections: &[MirrorCorrection],
+        corrections: &[Option<MirrorCorrection>],
         detect: bool,
         dt: f32,
     ) {
@@ -409,6 +524,8 @@ impl Engine {
                         smoother: None,
                         missed: 0,
                         correction: None,
+                        detected_presence: face.presence,
+                        keypoints: face.keypoints,
                     });
                     fresh.last_mut().expect("just pushed")
                 }
@@ -418,10 +535,15 @@ impl Engine {
                     track.box_from_landmarks = relative_box(&raw_box, &lbox);
                 }
                 track.score = face.score;
+                track.detected_presence = face.presence;
             }
             track.landmarks = raw_landmarks;
             track.bbox = raw_box;
-            track.correction = match (corrections.get(fi), track.correction.take()) {
+            track.keypoints = face.keypoints;
+            track.correction = match (
+                corrections.get(fi).and_then(|c| c.as_ref()),
+                track.correction.take(),
+            ) {
                 (Some(c), _) => Some((c.clone(), 0)),
                 (None, Some((c, age))) => Some((c, age + 1)),
                 (None, None) => None,
@@ -486,6 +608,19 @@ mod tests {
     }
 
     #[test]
+    fn followed_boxes_may_not_jump_or_change_size_wildly() {
+        let b = BBox::new(100.0, 100.0, 200.0, 220.0);
+        assert!(follows(&b, &BBox::new(110.0, 95.0, 215.0, 230.0)));
+        assert!(!follows(&b, &BBox::new(400.0, 100.0, 500.0, 220.0)), "jump");
+        assert!(
+            !follows(&b, &BBox::new(100.0, 100.0, 130.0, 130.0)),
+            "shrink"
+        );
+        assert!(!follows(&b, &BBox::new(0.0, 0.0, 400.0, 400.0)), "growth");
+        assert!(!follows(&b, &BBox::new(f32::NAN, 0.0, 1.0, 1.0)));
+    }
+
+    #[test]
     fn detection_schedule_follows_the_interval() {
         let can_track = true;
         let mut t = Tracker::default();
@@ -523,6 +658,8 @@ mod tests {
             smoother: None,
             missed: 0,
             correction: None,
+            detected_presence: 1.0,
+            keypoints: [Point::new(0.0, 0.0); 5],
         };
         tracker.tracks = vec![track(3, 0.0), track(5, 300.0)];
         let face = |x: f32| Face {
@@ -538,7 +675,7 @@ mod tests {
             fit_error: 0.0,
         };
         let mut faces = vec![face(310.0), face(700.0), face(5.0)];
-        let matched = tracker.assign_ids(&mut faces);
+        let matched = tracker.assign_ids(&mut faces, &[]);
         assert_eq!(
             faces.iter().map(|f| f.id).collect::<Vec<_>>(),
             [5, 7, 3],

@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: MPL-2.0
+//! How tracking compares with detection on every frame, on a real video.
+//!
+//! `cargo run --release --example track_report -- [VIDEO] [--interval N] [--smoothing S]
+//! [--input-size N] [--frames N]`
+//!
+//! Decodes the video (default `../shared/videos/multiface_1080p.mp4`) and runs every frame through
+//! two engines: one tracking (`--interval`, default 0 = automatic), one running the detector on
+//! every frame (the still-picture path). Prints, for both, the distinct ids and the id switches (a
+//! face whose box overlaps a face of the previous frame with IoU ≥ 0.5 but carries another id), and
+//! for the tracked faces: how many of the every-frame detections they cover, extra faces, and the
+//! mean absolute angle difference to the every-frame result for the same face.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use gst::prelude::*;
+use gst_video::prelude::*;
+use gstfacepose::engine::{Engine, EngineConfig, Face, ImageView, PixelFormat, TrackConfig};
+
+struct Options {
+    video: PathBuf,
+    interval: u32,
+    smoothing: f32,
+    input_size: Option<usize>,
+    frames: usize,
+}
+
+fn parse() -> Result<Options, String> {
+    let mut o = Options {
+        video: PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/videos/multiface_1080p.mp4"
+        )),
+        interval: 0,
+        smoothing: 0.0,
+        input_size: None,
+        frames: usize::MAX,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match a.as_str() {
+            "--interval" => {
+                o.interval = value("--interval")?
+                    .parse()
+                    .map_err(|_| "--interval needs a whole number")?
+            }
+            "--smoothing" => {
+                o.smoothing = value("--smoothing")?
+                    .parse()
+                    .map_err(|_| "--smoothing needs a number")?
+            }
+            "--input-size" => {
+                o.input_size = Some(
+                    value("--input-size")?
+                        .parse()
+                        .map_err(|_| "--input-size needs a whole number")?,
+                )
+            }
+            "--frames" => {
+                o.frames = value("--frames")?
+                    .parse()
+                    .map_err(|_| "--frames needs a whole number")?
+            }
+            s if s.starts_with("--") => return Err(format!("unknown option {s}")),
+            _ => o.video = PathBuf::from(a),
+        }
+    }
+    Ok(o)
+}
+
+/// Every frame of the video as RGB, with its timestamp in seconds.
+fn decode(
+    path: &std::path::Path,
+    limit: usize,
+) -> Result<(usize, usize, Vec<(f64, Vec<u8>)>), String> {
+    if !path.exists() {
+        return Err(format!("{} does not exist", path.display()));
+    }
+    gst::init().map_err(|e| e.to_string())?;
+    let description = format!(
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false",
+        path.display()
+    );
+    let pipeline = gst::parse::launch(&description)
+        .map_err(|e| format!("cannot build the decoder: {e}"))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline".to_string())?;
+    let sink = pipeline
+        .by_name("sink")
+        .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
+        .ok_or("no appsink")?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| format!("cannot play {}: {e}", path.display()))?;
+    let mut frames = Vec::new();
+    let (mut width, mut height) = (0, 0);
+    while frames.len() < limit {
+        let Ok(sample) = sink.pull_sample() else {
+            break;
+        };
+        let info = sample
+            .caps()
+            .and_then(|c| gst_video::VideoInfo::from_caps(c).ok())
+            .ok_or("no video caps")?;
+        let buffer = sample.buffer().ok_or("a sample without a buffer")?;
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
+            .map_err(|_| "cannot map a frame")?;
+        let (w, h) = (info.width() as usize, info.height() as usize);
+        let stride = frame.plane_stride()[0] as usize;
+        let data = frame.plane_data(0).map_err(|e| e.to_string())?;
+        let mut rgb = Vec::with_capacity(w * h * 3);
+        for y in 0..h {
+            rgb.extend_from_slice(&data[y * stride..y * stride + w * 3]);
+        }
+        (width, height) = (w, h);
+        let t = buffer
+            .pts()
+            .map_or(frames.len() as f64 / 30.0, |p| p.seconds_f64());
+        frames.push((t, rgb));
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    if frames.is_empty() {
+        return Err(format!("no frames decoded from {}", path.display()));
+    }
+    Ok((width, height, frames))
+}
+
+#[derive(Default)]
+struct IdStats {
+    ids: std::collections::BTreeSet<u64>,
+    switches: usize,
+    continued: usize,
+}
+
+/// Pairs faces of two frames greedily by IoU ≥ `min_iou`.
+fn pairs<'a>(a: &'a [Face], b: &'a [Face], min_iou: f32) -> Vec<(&'a Face, &'a Face)> {
+    let mut all: Vec<(f32, usize, usize)> = Vec::new();
+    for (i, x) in a.iter().enumerate() {
+        for (j, y) in b.iter().enumerate() {
+            let iou = x.bbox.iou(&y.bbox);
+            if iou >= min_iou {
+                all.push((iou, i, j));
+            }
+        }
+    }
+    all.sort_by(|p, q| q.0.total_cmp(&p.0));
+    let (mut used_a, mut used_b) = (vec![false; a.len()], vec![false; b.len()]);
+    let mut out = Vec::new();
+    for (_, i, j) in all {
+        if !used_a[i] && !used_b[j] {
+            used_a[i] = true;
+            used_b[j] = true;
+            out.push((&a[i], &b[j]));
+        }
+    }
+    out
+}
+
+impl IdStats {
+    fn add(&mut self, previous: &[Face], current: &[Face]) {
+        self.ids.extend(current.iter().map(|f| f.id));
+        for (p, c) in pairs(previous, current, 0.5) {
+            if p.id == c.id {
+                self.continued += 1;
+            } else {
+                self.switches += 1;
+            }
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let o = parse()?;
+    eprintln!("decoding {} …", o.video.display());
+    let (width, height, frames) = decode(&o.video, o.frames)?;
+    let mut config = EngineConfig::default();
+    if let Some(s) = o.input_size {
+        config.detect.input_size = s;
+    }
+    let engine = |interval: u32, smoothing: f32| -> Result<Engine, String> {
+        let mut e = Engine::new(config.clone()).map_err(|e| e.to_string())?;
+        e.set_track_config(TrackConfig {
+            detection_interval: interval,
+            smoothing,
+            ..TrackConfig::default()
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(e)
+    };
+    let mut tracked = engine(o.interval, o.smoothing)?;
+    let mut every = engine(1, 0.0)?;
+    let (mut stats_t, mut stats_e) = (IdStats::default(), IdStats::default());
+    let (mut prev_t, mut prev_e) = (Vec::new(), Vec::new());
+    let (mut ms_t, mut ms_e) = (0.0, 0.0);
+    let (mut covered, mut reference, mut extra, mut detections) = (0usize, 0usize, 0usize, 0usize);
+    let mut angle_error = [0.0f64; 3];
+    for (t, rgb) in &frames {
+        let view = ImageView::packed(PixelFormat::Rgb, width, height, rgb, width * 3)
+            .map_err(|e| e.to_string())?;
+        let start = Instant::now();
+        let faces_t = tracked.track(&view, Some(*t)).map_err(|e| e.to_string())?;
+        ms_t += start.elapsed().as_secs_f64() * 1e3;
+        detections += tracked.last_frame_detected() as usize;
+        let start = Instant::now();
+        let faces_e = every.track(&view, Some(*t)).map_err(|e| e.to_string())?;
+        ms_e += start.elapsed().as_secs_f64() * 1e3;
+
+        if std::env::var_os("TRACK_REPORT_VERBOSE").is_some() {
+            let presence: Vec<String> = faces_t
+                .iter()
+                .map(|f| format!("{}:{:.2}", f.id, f.presence))
+                .collect();
+            eprintln!(
+                "t={t:.2} detected={} tracked={} every={} {}",
+                tracked.last_frame_detected(),
+                faces_t.len(),
+                faces_e.len(),
+                presence.join(" ")
+            );
+        }
+        stats_t.add(&prev_t, &faces_t);
+        stats_e.add(&prev_e, &faces_e);
+        let matched = pairs(&faces_e, &faces_t, 0.5);
+        reference += faces_e.len();
+        covered += matched.len();
+        extra += faces_t.len() - matched.len();
+        for (e, t) in matched {
+            angle_error[0] += (e.pose.yaw - t.pose.yaw).abs() as f64;
+            angle_error[1] += (e.pose.pitch - t.pose.pitch).abs() as f64;
+            angle_error[2] += (e.pose.roll - t.pose.roll).abs() as f64;
+        }
+        prev_t = faces_t;
+        prev_e = faces_e;
+    }
+    let n = frames.len() as f64;
+    println!(
+        "{}: {} frames {width}×{height}; tracking: detection-interval {}, smoothing {}",
+        o.video.display(),
+        frames.len(),
+        o.interval,
+        o.smoothing
+    );
+    println!("| | detector runs | distinct ids | id switches | continued | ms/frame (engine) |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| detection every frame | {} | {} | {} | {} | {:.1} |",
+        frames.len(),
+        stats_e.ids.len(),
+        stats_e.switches,
+        stats_e.continued,
+        ms_e / n
+    );
+    println!(
+        "| tracking | {detections} | {} | {} | {} | {:.1} |",
+        stats_t.ids.len(),
+        stats_t.switches,
+        stats_t.continued,
+        ms_t / n
+    );
+    let m = covered.max(1) as f64;
+    println!(
+        "tracked faces cover {covered} of {reference} every-frame detections ({:.1} %), {extra} extra; \
+         mean |difference| to the every-frame angles: yaw {:.2}°, pitch {:.2}°, roll {:.2}°",
+        100.0 * covered as f64 / reference.max(1) as f64,
+        angle_error[0] / m,
+        angle_error[1] / m,
+        angle_error[2] / m
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("track_report: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
