@@ -160,6 +160,8 @@ struct State {
     detector: String,
     landmarker: String,
     warned_draw: bool,
+    /// The last buffer could not be analysed (it did not hold the negotiated frame).
+    bad_run: bool,
     /// Processing times of the last frames, milliseconds (for the latency query).
     recent_ms: std::collections::VecDeque<f64>,
 }
@@ -449,7 +451,18 @@ impl ObjectImpl for FacePoseEstimator {
             }
             _ => unimplemented!(),
         }
-        gst::info!(CAT, imp = self, "{} set", pspec.name());
+        drop(s);
+        let running = self.state.lock().unwrap().is_some();
+        if running && !pspec.flags().contains(gst::PARAM_FLAG_MUTABLE_PLAYING) {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "{} changed while running: the running models and outputs carry on; the new value applies at the next start (READY → PAUSED)",
+                pspec.name()
+            );
+        } else {
+            gst::info!(CAT, imp = self, "{} set", pspec.name());
+        }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
@@ -582,6 +595,7 @@ impl BaseTransformImpl for FacePoseEstimator {
             info: None,
             json,
             warned_draw: false,
+            bad_run: false,
             recent_ms: std::collections::VecDeque::with_capacity(LATENCY_WINDOW),
         });
         *self.latency.lock().unwrap() = Latency::default();
@@ -692,18 +706,38 @@ impl BaseTransformImpl for FacePoseEstimator {
 
         let started = Instant::now();
         let faces = {
-            let frame = VideoFrameRef::from_buffer_ref_readable(buffer, &info).map_err(|_| {
-                gst::element_imp_error!(
-                    self,
-                    gst::CoreError::Failed,
-                    ("Cannot map the buffer for reading")
-                );
-                gst::FlowError::Error
-            })?;
-            let view = video::image_view(&frame).map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Format, ("Bad frame: {e}"));
-                gst::FlowError::Error
-            })?;
+            let frame = VideoFrameRef::from_buffer_ref_readable(buffer, &info);
+            let view = match &frame {
+                Ok(frame) => video::image_view(frame).map_err(|e| format!("bad frame: {e}")),
+                Err(_) => Err(format!(
+                    "{} bytes cannot hold a {} {width}x{height} frame ({} bytes expected)",
+                    buffer.size(),
+                    info.format(),
+                    info.size()
+                )),
+            };
+            let view = match view {
+                Ok(view) => view,
+                Err(why) => {
+                    // As GstVideoFilter does: one bad buffer must not stop a stream that runs
+                    // for weeks. It goes on unanalysed, without metadata; the first of a run of
+                    // bad buffers is reported on the bus.
+                    let first = !state.bad_run;
+                    state.bad_run = true;
+                    drop(guard);
+                    if first {
+                        gst::element_imp_warning!(
+                            self,
+                            gst::StreamError::Format,
+                            ("Buffer passed on without analysis: {why}")
+                        );
+                    } else {
+                        gst::debug!(CAT, imp = self, "Buffer passed on without analysis: {why}");
+                    }
+                    return Ok(gst::FlowSuccess::Ok);
+                }
+            };
+            state.bad_run = false;
             state.engine.track(&view, time).map_err(|e| {
                 gst::element_imp_error!(self, gst::StreamError::Failed, ("{e}"));
                 gst::FlowError::Error
