@@ -71,11 +71,11 @@ fn parse() -> Result<Options, String> {
     Ok(o)
 }
 
+/// Width, height, and every frame as RGB with its timestamp in seconds.
+type Decoded = (usize, usize, Vec<(f64, Vec<u8>)>);
+
 /// Every frame of the video as RGB, with its timestamp in seconds.
-fn decode(
-    path: &std::path::Path,
-    limit: usize,
-) -> Result<(usize, usize, Vec<(f64, Vec<u8>)>), String> {
+fn decode(path: &std::path::Path, limit: usize) -> Result<Decoded, String> {
     if !path.exists() {
         return Err(format!("{} does not exist", path.display()));
     }

@@ -48,6 +48,8 @@ const FACEMESH_MOUTH: [usize; 2] = [61, 291];
 /// Faces of a frame, the track each continues (`None`: a new track), and their new mirror
 /// corrections.
 type Followed = (Vec<Face>, Vec<Option<usize>>, Vec<Option<MirrorCorrection>>);
+/// Followed faces, their new mirror corrections, and the tracks that could not be followed.
+type FollowResult = (Vec<Face>, Vec<Option<MirrorCorrection>>, Vec<usize>);
 
 /// Tracking settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -423,11 +425,7 @@ impl Engine {
     /// missing or old). Returns the faces (with the tracks' ids), their new mirror corrections
     /// (`None` where none was measured) and the tracks that could not be followed: no usable
     /// landmarks, a face-presence score below the floor, or a box that jumps.
-    fn follow(
-        &mut self,
-        image: &ImageView,
-        which: &[usize],
-    ) -> Result<(Vec<Face>, Vec<Option<MirrorCorrection>>, Vec<usize>)> {
+    fn follow(&mut self, image: &ImageView, which: &[usize]) -> Result<FollowResult> {
         let mut visible = Vec::new();
         let mut crops = Vec::new();
         let mut failed = Vec::new();
