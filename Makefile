@@ -4,8 +4,9 @@
 CARGO ?= cargo
 INPUT ?=
 LABELS ?= ../shared/data/aflw2000/labels.csv
+SOAK_FRAMES ?= 100000
 
-.PHONY: all setup system ort models build demo demo-engine test lint eval eval-matrix clean
+.PHONY: all setup system ort models build demo demo-engine test lint eval eval-matrix bench soak clean
 
 all: build
 
@@ -49,6 +50,19 @@ eval: build
 # Every detector x landmark model x pose method (the seed's models from ../shared/models).
 eval-matrix: build
 	$(CARGO) run --release --quiet --example evaluate -- $(LABELS) --matrix --out out/eval-matrix
+
+# Speed on the CPU (fps, per-stage ms, peak memory; 640x480 one face and the 1080p multi-face
+# video) against upstream's facedetect (gstreamer1.0-opencv, installed here only); out/bench.md.
+# BENCH_ARGS=--quick for a one-run smoke test.
+BENCH_ARGS ?=
+bench: build
+	@bash scripts/bench.sh
+	$(CARGO) run --release --quiet --example bench -- $(BENCH_ARGS)
+
+# Memory soak (not part of `make test`): SOAK_FRAMES frames with a face through the element; fails
+# when resident memory grows by 5 % or more, or on a bus error. About an hour on a 2-core machine.
+soak: setup
+	$(CARGO) run --release --quiet --example soak -- --frames $(SOAK_FRAMES)
 
 clean:
 	$(CARGO) clean

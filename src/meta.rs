@@ -98,6 +98,9 @@ pub fn roi_id(id: u64) -> i32 {
 }
 
 fn normalised(v: f32, size: u32) -> f64 {
+    if !v.is_finite() {
+        return 0.0;
+    }
     (v as f64 / size.max(1) as f64).clamp(0.0, 1.0)
 }
 

@@ -66,6 +66,9 @@ fn a_live_pipeline_includes_the_processing_time_in_its_latency() {
         min >= gst::ClockTime::from_mseconds(5),
         "element latency {min} is less than any real analysis"
     );
-    assert!(min < gst::ClockTime::from_seconds(10), "latency {min} absurd");
+    assert!(
+        min < gst::ClockTime::from_seconds(10),
+        "latency {min} absurd"
+    );
     pipeline.set_state(gst::State::Null).unwrap();
 }

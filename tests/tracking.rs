@@ -86,8 +86,11 @@ fn ids_stay_stable_and_the_detector_rests_on_a_moving_face() {
         detections += e.last_frame_detected() as usize;
     }
     assert!(ids.iter().all(|&id| id == ids[0]), "ids changed: {ids:?}");
-    // Automatic mode: the first frame, then every 10th.
-    assert_eq!(detections, 4, "detector runs over 40 frames");
+    // Automatic mode: the first frame, then searches for new faces every 10 to 60 frames.
+    assert!(
+        (1..=4).contains(&detections),
+        "detector runs over 40 frames: {detections}"
+    );
     let (lo, hi) = yaw
         .iter()
         .fold((f32::MAX, f32::MIN), |(a, b), &y| (a.min(y), b.max(y)));

@@ -44,22 +44,34 @@ impl BBox {
         Point::new((self.x0 + self.x1) * 0.5, (self.y0 + self.y1) * 0.5)
     }
 
-    /// Intersection over union; 0 for empty boxes.
+    /// Intersection over union, in 0..=1; 0 for empty or non-finite boxes (f32::min and max skip
+    /// NaN, which would otherwise count a NaN box as an empty one that still intersects).
     pub fn iou(&self, other: &BBox) -> f32 {
+        if !(self.is_finite() && other.is_finite()) {
+            return 0.0;
+        }
         let ix = (self.x1.min(other.x1) - self.x0.max(other.x0)).max(0.0);
         let iy = (self.y1.min(other.y1) - self.y0.max(other.y0)).max(0.0);
         let inter = ix * iy;
         let union = self.area() + other.area() - inter;
-        if union > 0.0 { inter / union } else { 0.0 }
+        if union > 0.0 {
+            (inter / union).min(1.0)
+        } else {
+            0.0
+        }
     }
 
-    /// The box clipped to a `width` × `height` frame.
+    /// The box clipped to a `width` × `height` frame. A NaN coordinate stays NaN (so that
+    /// [`BBox::is_finite`] still tells); a negative or NaN frame size counts as 0.
     pub fn clamp_to(&self, width: f32, height: f32) -> BBox {
+        // f32::clamp panics on a NaN or negative bound.
+        let size = |v: f32| if v > 0.0 { v } else { 0.0 };
+        let (w, h) = (size(width), size(height));
         BBox {
-            x0: self.x0.clamp(0.0, width),
-            y0: self.y0.clamp(0.0, height),
-            x1: self.x1.clamp(0.0, width),
-            y1: self.y1.clamp(0.0, height),
+            x0: self.x0.clamp(0.0, w),
+            y0: self.y0.clamp(0.0, h),
+            x1: self.x1.clamp(0.0, w),
+            y1: self.y1.clamp(0.0, h),
         }
     }
 
@@ -179,14 +191,17 @@ impl RotatedRect {
         if points.is_empty() || !(umax - umin).is_finite() || !(vmax - vmin).is_finite() {
             return None;
         }
-        let (uc, vc) = ((umin + umax) * 0.5, (vmin + vmax) * 0.5);
+        // Midpoints as min + half the extent: (min + max) / 2 overflows near f32::MAX.
+        let (uc, vc) = (umin + (umax - umin) * 0.5, vmin + (vmax - vmin) * 0.5);
         let centre = Point::new(uc * cos - vc * sin, uc * sin + vc * cos);
         let side = (umax - umin).max(vmax - vmin) * scale;
-        (side > 0.0).then_some(RotatedRect {
-            centre,
-            side,
-            angle,
-        })
+        (side > 0.0 && side.is_finite() && centre.x.is_finite() && centre.y.is_finite()).then_some(
+            RotatedRect {
+                centre,
+                side,
+                angle,
+            },
+        )
     }
 }
 

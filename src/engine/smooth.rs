@@ -181,7 +181,7 @@ mod tests {
 
     /// A deterministic ±amplitude jitter.
     fn jitter(i: usize, amplitude: f32) -> f32 {
-        let s = ((i as f32 * 12.9898).sin() * 43_758.547).fract();
+        let s = ((i as f32 * 12.9898).sin() * 43_758.547).rem_euclid(1.0);
         (s * 2.0 - 1.0) * amplitude
     }
 

@@ -12,10 +12,12 @@
 //! of sight for [`KEEP_LOST_FRAMES`] frames so that a face the detector misses once keeps its id.
 //!
 //! The detection interval: 1 runs the detector on every frame (the faces are exactly those of
-//! [`Engine::process`], plus ids); N > 1 every N-th frame; 0 (automatic) when there is no track,
-//! right after a track was lost, and otherwise every [`AUTO_INTERVAL`] frames so that new faces are
-//! found. Landmark models without a presence score (PFLD) cannot track: every frame is a
-//! detection frame for them.
+//! [`Engine::process`], plus ids); N > 1 every N-th frame; 0 (automatic): every
+//! [`AUTO_EMPTY_INTERVAL`] frames while no face is tracked, [`AUTO_LOST_GAP`] frames after the last
+//! detection when a face was lost, never while `max_faces` faces are tracked, and otherwise every
+//! 10 to 60 frames ([`AUTO_SEARCH_INTERVAL`]) to find new faces: as often as keeps detection
+//! frames to about a fifth of the time, from the measured cost of both kinds of frame. Landmark
+//! models without a presence score (PFLD) cannot track: every frame is a detection frame for them.
 
 use super::detect::Detection;
 use super::face::Face;
@@ -25,8 +27,14 @@ use super::smooth::{DEFAULT_FRAME_SECONDS, FaceSmoother};
 use super::{Engine, MirrorCorrection, Result, StageTimes, apply_mirror_correction};
 use std::time::Instant;
 
-/// Automatic mode: the longest run of frames without detection.
-pub const AUTO_INTERVAL: u32 = 10;
+/// Automatic mode: detection frames when no face is tracked.
+pub const AUTO_EMPTY_INTERVAL: u32 = 3;
+/// Automatic mode: the fewest frames between a detection and one for a lost face.
+pub const AUTO_LOST_GAP: u32 = 3;
+/// Automatic mode: the bounds of the interval of searches for new faces.
+pub const AUTO_SEARCH_INTERVAL: std::ops::RangeInclusive<u32> = 10..=60;
+/// Automatic mode: the share of the time that searches for new faces may take.
+pub const AUTO_SEARCH_SHARE: f64 = 0.2;
 /// Least overlap for a detection to continue a track.
 pub const MATCH_IOU: f32 = 0.3;
 /// Overlap above which two tracks are taken for the same face (the newer one goes).
@@ -120,6 +128,11 @@ pub struct Tracker {
     next_id: u64,
     since_detection: Option<u32>,
     lost_last_frame: bool,
+    /// A track was lost since the last detection frame.
+    lost_pending: bool,
+    /// Running means of a detection frame's and a tracking frame's cost, milliseconds.
+    detect_ms: Option<f64>,
+    follow_ms: Option<f64>,
     last_time: Option<f64>,
     /// Whether the last frame ran the detector.
     pub detected: bool,
@@ -139,16 +152,53 @@ impl Tracker {
         self.tracks.iter().filter(|t| t.missed == 0)
     }
 
-    fn should_detect(&self, config: &TrackConfig, can_track: bool) -> bool {
+    fn should_detect(&self, config: &TrackConfig, can_track: bool, max_faces: usize) -> bool {
         let Some(since) = self.since_detection else {
             return true;
         };
         let since = since + 1;
         match config.detection_interval {
             _ if !can_track => true,
-            0 => self.visible().next().is_none() || self.lost_last_frame || since >= AUTO_INTERVAL,
+            0 => {
+                let visible = self.visible().count();
+                if visible == 0 {
+                    since >= AUTO_EMPTY_INTERVAL
+                } else if self.lost_pending && since >= AUTO_LOST_GAP {
+                    true
+                } else if visible >= max_faces {
+                    false
+                } else {
+                    since >= self.search_interval()
+                }
+            }
             n => since >= n,
         }
+    }
+
+    /// Automatic mode: frames between searches for new faces, so that detection frames take about
+    /// [`AUTO_SEARCH_SHARE`] of the time, within [`AUTO_SEARCH_INTERVAL`].
+    pub fn search_interval(&self) -> u32 {
+        let (lo, hi) = (*AUTO_SEARCH_INTERVAL.start(), *AUTO_SEARCH_INTERVAL.end());
+        match (self.detect_ms, self.follow_ms) {
+            (Some(d), Some(f)) if f > 0.0 => {
+                let n = (d * (1.0 - AUTO_SEARCH_SHARE) / (AUTO_SEARCH_SHARE * f)).ceil();
+                (n.clamp(lo as f64, hi as f64)) as u32
+            }
+            _ => lo,
+        }
+    }
+
+    /// Folds a frame's cost into the running means.
+    fn record_cost(&mut self, detected: bool, ms: f64) {
+        let slot = if detected {
+            &mut self.detect_ms
+        } else {
+            &mut self.follow_ms
+        };
+        *slot = Some(match *slot {
+            Some(m) => m + 0.1 * (ms - m),
+            None => ms,
+        });
     }
 
     /// Gives each face of a detection frame an id: greedy by overlap with the last boxes of the
@@ -297,8 +347,11 @@ impl Engine {
         };
         self.tracker.last_time = time.or(self.tracker.last_time.map(|t| t + dt));
 
-        let detect = self.tracker.should_detect(&config, can_track);
+        let detect = self
+            .tracker
+            .should_detect(&config, can_track, self.config.detect.max_faces);
         self.tracker.lost_last_frame = false;
+        let started = Instant::now();
         let (mut faces, matched, corrections) = if !detect {
             self.tracker.since_detection = self.tracker.since_detection.map(|s| s + 1);
             self.follow_all(image)?
@@ -316,6 +369,12 @@ impl Engine {
             self.detect_and_follow(image)?
         };
         self.tracker.detected = detect;
+        if detect {
+            self.tracker.lost_pending = false;
+        }
+        self.tracker.lost_pending |= self.tracker.lost_last_frame;
+        self.tracker
+            .record_cost(detect, started.elapsed().as_secs_f64() * 1e3);
 
         let t0 = Instant::now();
         self.update_tracks(&mut faces, &matched, &corrections, detect, dt as f32);
@@ -626,19 +685,56 @@ mod tests {
             detection_interval: n,
             ..TrackConfig::default()
         };
-        assert!(t.should_detect(&every(5), can_track), "first frame");
+        assert!(t.should_detect(&every(5), can_track, 16), "first frame");
         t.since_detection = Some(0);
-        assert!(!t.should_detect(&every(5), can_track));
+        assert!(!t.should_detect(&every(5), can_track, 16));
         t.since_detection = Some(4);
-        assert!(t.should_detect(&every(5), can_track));
+        assert!(t.should_detect(&every(5), can_track, 16));
         t.since_detection = Some(0);
-        assert!(t.should_detect(&every(1), can_track));
+        assert!(t.should_detect(&every(1), can_track, 16));
         assert!(
-            t.should_detect(&every(5), false),
+            t.should_detect(&every(5), false, 16),
             "no presence score: always"
         );
-        // Automatic: without a visible track, every frame.
-        assert!(t.should_detect(&every(0), can_track));
+        // Automatic without a visible track: every third frame.
+        assert!(!t.should_detect(&every(0), can_track, 16));
+        t.since_detection = Some(2);
+        assert!(t.should_detect(&every(0), can_track, 16));
+
+        // Automatic with a track: searches spaced by cost, losses soon after.
+        t.tracks.push(Track {
+            id: 0,
+            landmarks: Vec::new(),
+            box_from_landmarks: [0.0, 0.0, 1.0, 1.0],
+            score: 1.0,
+            bbox: BBox::new(0.0, 0.0, 10.0, 10.0),
+            keypoints: [Point::new(0.0, 0.0); 5],
+            smoother: None,
+            missed: 0,
+            correction: None,
+            detected_presence: 1.0,
+        });
+        assert_eq!(t.search_interval(), 10, "before any measurement");
+        t.record_cost(true, 80.0);
+        t.record_cost(false, 5.0);
+        assert_eq!(t.search_interval(), 60, "80 ms detections vs 5 ms frames");
+        t.record_cost(true, 10.0);
+        t.record_cost(true, 10.0);
+        let n = t.search_interval();
+        assert!((10..60).contains(&n), "{n}");
+        t.since_detection = Some(n - 2);
+        assert!(!t.should_detect(&every(0), can_track, 16));
+        t.since_detection = Some(n - 1);
+        assert!(t.should_detect(&every(0), can_track, 16));
+        assert!(
+            !t.should_detect(&every(0), can_track, 1),
+            "max faces tracked"
+        );
+        t.since_detection = Some(1);
+        t.lost_pending = true;
+        assert!(!t.should_detect(&every(0), can_track, 16));
+        t.since_detection = Some(2);
+        assert!(t.should_detect(&every(0), can_track, 16), "a lost face");
     }
 
     #[test]

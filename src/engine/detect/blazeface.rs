@@ -8,7 +8,7 @@ use super::super::descriptor::{Descriptor, InputSize};
 use super::super::error::Result;
 use super::super::geometry::{BBox, Point};
 use super::super::model::Output;
-use super::{Candidates, Detection, expect_rows};
+use super::{Candidates, Detection, expect_outputs, expect_rows};
 
 /// Decoder parameters read from the descriptor.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,14 +20,7 @@ pub struct BlazeFace {
 
 impl BlazeFace {
     pub fn from_descriptor(d: &Descriptor) -> Result<Self> {
-        let strides: Vec<usize> = d
-            .numbers("strides")?
-            .into_iter()
-            .map(|s| s as usize)
-            .collect();
-        if strides.is_empty() || strides.iter().any(|s| !(1..=512).contains(s)) {
-            return Err(d.error("strides", "expected whole numbers in 1..=512".into()));
-        }
+        let strides = super::strides(d)?;
         let anchors_per_cell = d.integer("anchors-per-cell", 1..=16)?;
         let keypoints = d.integer("keypoints", 4..=32)?;
         if !matches!(d.size, InputSize::Fixed { .. }) {
@@ -84,6 +77,7 @@ impl BlazeFace {
         let anchors = self.anchors(width, height);
         let n = anchors.len();
         let cols = 4 + 2 * self.keypoints;
+        expect_outputs(path, outputs, &["regressors", "classificators"])?;
         expect_rows(path, "regressors", &outputs[0], n, cols)?;
         expect_rows(path, "classificators", &outputs[1], n, 1)?;
         let (reg, cls) = (outputs[0].data, outputs[1].data);

@@ -95,6 +95,36 @@ enum Decoder {
     BlazeFace(blazeface::BlazeFace),
 }
 
+impl Decoder {
+    fn from_descriptor(d: &Descriptor) -> Result<Decoder> {
+        Ok(match d.family {
+            Family::RetinaFace => Decoder::RetinaFace(retinaface::RetinaFace::from_descriptor(d)?),
+            Family::BlazeFace => Decoder::BlazeFace(blazeface::BlazeFace::from_descriptor(d)?),
+            other => {
+                return Err(d.error("family", format!("{} is not a detector", other.name())));
+            }
+        })
+    }
+
+    fn decode(
+        &self,
+        path: &Path,
+        outputs: &[Output],
+        fit: &Fit,
+        threshold: f32,
+    ) -> Result<Candidates> {
+        match self {
+            Decoder::RetinaFace(r) => r.decode(path, outputs, fit.width, fit.height, threshold),
+            Decoder::BlazeFace(b) => b.decode(path, outputs, fit.width, fit.height, threshold),
+        }
+    }
+
+    /// Whether candidates are merged by weighted NMS (BlazeFace) rather than plain NMS.
+    fn weighted(&self) -> bool {
+        matches!(self, Decoder::BlazeFace(_))
+    }
+}
+
 /// A face detector of any supported family.
 pub struct Detector {
     model: Model,
@@ -102,9 +132,10 @@ pub struct Detector {
     input: Vec<f32>,
 }
 
-/// Where the frame sits in the tensor: tensor = frame · scale + offset.
+/// Where the frame sits in the tensor: tensor = frame · scale + offset. Public so that tests can
+/// size synthetic detector outputs (see [`decode_outputs`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Fit {
+pub struct Fit {
     pub width: usize,
     pub height: usize,
     pub scale: f32,
@@ -168,19 +199,7 @@ impl Detector {
             &[Family::RetinaFace, Family::BlazeFace],
             options,
         )?;
-        let decoder = match model.descriptor.family {
-            Family::RetinaFace => {
-                Decoder::RetinaFace(retinaface::RetinaFace::from_descriptor(&model.descriptor)?)
-            }
-            Family::BlazeFace => {
-                Decoder::BlazeFace(blazeface::BlazeFace::from_descriptor(&model.descriptor)?)
-            }
-            other => {
-                return Err(model
-                    .descriptor
-                    .error("family", format!("{} is not a detector", other.name())));
-            }
-        };
+        let decoder = Decoder::from_descriptor(&model.descriptor)?;
         Ok(Detector {
             model,
             decoder,
@@ -224,26 +243,67 @@ impl Detector {
         let threshold = config.score_threshold;
         let decoder = &self.decoder;
         let path = self.model.path.clone();
-        let candidates =
-            self.model
-                .run(&self.input, shape, |outputs: &[Output]| match decoder {
-                    Decoder::RetinaFace(r) => {
-                        r.decode(&path, outputs, fit.width, fit.height, threshold)
-                    }
-                    Decoder::BlazeFace(b) => {
-                        b.decode(&path, outputs, fit.width, fit.height, threshold)
-                    }
-                })?;
-        let weighted = matches!(self.decoder, Decoder::BlazeFace(_));
-        Ok(finish(candidates, &to_frame, image, config, weighted))
+        let candidates = self.model.run(&self.input, shape, |outputs: &[Output]| {
+            decoder.decode(&path, outputs, &fit, threshold)
+        })?;
+        let (w, h) = (image.width() as f32, image.height() as f32);
+        Ok(finish(
+            candidates,
+            &to_frame,
+            w,
+            h,
+            config,
+            decoder.weighted(),
+        ))
     }
 }
 
-/// NMS in tensor space, mapping to the frame, clipping and the size and count filters.
+/// Everything [`Detector::detect`] does after inference, without a session: decodes the outputs
+/// (in descriptor order) of the detector described by `descriptor` for a `frame_width` ×
+/// `frame_height` frame, then runs NMS, the mapping back to the frame and the filters. The
+/// tensor size the outputs must match is `Fit::new(frame_width, frame_height, descriptor.size,
+/// descriptor.resize, config.input_size)`. Public for the robustness tests (tests/hardening.rs).
+pub fn decode_outputs(
+    descriptor: &Descriptor,
+    model: &Path,
+    outputs: &[Output],
+    frame_width: usize,
+    frame_height: usize,
+    config: &DetectConfig,
+) -> Result<Vec<Detection>> {
+    config.validate()?;
+    if frame_width == 0 || frame_height == 0 {
+        return Err(Error::Image(format!(
+            "a {frame_width}×{frame_height} frame has no pixels"
+        )));
+    }
+    let decoder = Decoder::from_descriptor(descriptor)?;
+    let fit = Fit::new(
+        frame_width,
+        frame_height,
+        descriptor.size,
+        descriptor.resize,
+        config.input_size,
+    );
+    let candidates = decoder.decode(model, outputs, &fit, config.score_threshold)?;
+    Ok(finish(
+        candidates,
+        &fit.to_frame(),
+        frame_width as f32,
+        frame_height as f32,
+        config,
+        decoder.weighted(),
+    ))
+}
+
+/// NMS in tensor space, mapping to a `width` × `height` frame, clipping and the size and count
+/// filters. Every detection returned has a score in 0..=1 and a box and key points that are finite
+/// and inside the frame.
 fn finish(
     candidates: Candidates,
     to_frame: &Affine,
-    image: &ImageView,
+    width: f32,
+    height: f32,
     config: &DetectConfig,
     weighted: bool,
 ) -> Vec<Detection> {
@@ -252,23 +312,24 @@ fn finish(
     } else {
         nms(candidates, config.nms_iou)
     };
-    let (w, h) = (image.width() as f32, image.height() as f32);
+    let (w, h) = (width, height);
     kept.into_iter()
         .filter_map(|d| {
             let p0 = to_frame.apply(Point::new(d.bbox.x0, d.bbox.y0));
             let p1 = to_frame.apply(Point::new(d.bbox.x1, d.bbox.y1));
             let bbox = BBox::new(p0.x, p0.y, p1.x, p1.y).clamp_to(w, h);
-            let keypoints = d.keypoints.map(|k| {
-                let p = to_frame.apply(k);
-                Point::new(p.x.clamp(0.0, w), p.y.clamp(0.0, h))
-            });
-            let ok = bbox.is_finite()
+            // The mapping can overflow huge (finite) tensor coordinates, and clamping keeps NaN.
+            let mapped = d.keypoints.map(|k| to_frame.apply(k));
+            let keypoints_ok = mapped.iter().all(|p| p.x.is_finite() && p.y.is_finite());
+            let keypoints = mapped.map(|p| Point::new(p.x.clamp(0.0, w), p.y.clamp(0.0, h)));
+            let ok = keypoints_ok
+                && bbox.is_finite()
                 && bbox.area() > 0.0
                 && bbox.width().max(bbox.height()) >= config.min_face_size
                 && d.score.is_finite();
             ok.then_some(Detection {
                 bbox,
-                score: d.score,
+                score: d.score.clamp(0.0, 1.0),
                 keypoints,
             })
         })
@@ -276,8 +337,15 @@ fn finish(
         .collect()
 }
 
+/// Keeps the candidates whose score, box and key points are finite, best score first.
 fn sort_by_score(c: &mut Candidates) {
-    c.retain(|d| d.score.is_finite() && d.bbox.is_finite());
+    c.retain(|d| {
+        d.score.is_finite()
+            && d.bbox.is_finite()
+            && d.keypoints
+                .iter()
+                .all(|k| k.x.is_finite() && k.y.is_finite())
+    });
     c.sort_by(|a, b| b.score.total_cmp(&a.score));
 }
 
@@ -294,7 +362,8 @@ pub fn nms(mut candidates: Candidates, iou: f32) -> Candidates {
 }
 
 /// Weighted non-maximum suppression (BlazeFace): each group's boxes and points are averaged,
-/// weighted by score; the group keeps its best score.
+/// weighted by score (negative scores weigh nothing); the group keeps its best score. The sums run
+/// in f64, so averaging huge finite coordinates cannot overflow to infinity.
 pub fn weighted_nms(mut candidates: Candidates, iou: f32) -> Candidates {
     sort_by_score(&mut candidates);
     let mut out = Vec::new();
@@ -304,36 +373,67 @@ pub fn weighted_nms(mut candidates: Candidates, iou: f32) -> Candidates {
             continue;
         }
         let top = candidates[i];
-        let mut total = 0.0;
-        let mut b = [0.0f32; 4];
-        let mut k = [Point::default(); 5];
+        let mut total = 0.0f64;
+        // x0, y0, x1, y1, then x, y of each key point.
+        let mut sums = [0.0f64; 14];
         for j in i..candidates.len() {
             if used[j] || top.bbox.iou(&candidates[j].bbox) <= iou && j != i {
                 continue;
             }
             used[j] = true;
             let c = &candidates[j];
-            total += c.score;
-            b[0] += c.bbox.x0 * c.score;
-            b[1] += c.bbox.y0 * c.score;
-            b[2] += c.bbox.x1 * c.score;
-            b[3] += c.bbox.y1 * c.score;
-            for (acc, p) in k.iter_mut().zip(c.keypoints.iter()) {
-                acc.x += p.x * c.score;
-                acc.y += p.y * c.score;
+            let weight = c.score.max(0.0) as f64;
+            total += weight;
+            let b = &c.bbox;
+            let values = [b.x0, b.y0, b.x1, b.y1]
+                .into_iter()
+                .chain(c.keypoints.iter().flat_map(|p| [p.x, p.y]));
+            for (acc, v) in sums.iter_mut().zip(values) {
+                *acc += v as f64 * weight;
             }
         }
         if total > 0.0 {
+            let avg = sums.map(|v| (v / total) as f32);
             out.push(Detection {
-                bbox: BBox::new(b[0] / total, b[1] / total, b[2] / total, b[3] / total),
+                bbox: BBox::new(avg[0], avg[1], avg[2], avg[3]),
                 score: top.score,
-                keypoints: k.map(|p| Point::new(p.x / total, p.y / total)),
+                keypoints: std::array::from_fn(|k| Point::new(avg[4 + 2 * k], avg[5 + 2 * k])),
             });
         } else {
             out.push(top);
         }
     }
     out
+}
+
+/// Checks that the model gave one output per name in `names` (the roles, in descriptor order).
+pub(crate) fn expect_outputs(path: &Path, outputs: &[Output], names: &[&str]) -> Result<()> {
+    if outputs.len() != names.len() {
+        return Err(Error::Model {
+            path: path.to_owned(),
+            message: format!(
+                "gave {} outputs with shapes {:?}; expected {} ({})",
+                outputs.len(),
+                outputs.iter().map(|o| &o.shape).collect::<Vec<_>>(),
+                names.len(),
+                names.join(", ")
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The strides of a detector descriptor: whole numbers in 1..=512.
+pub(crate) fn strides(d: &Descriptor) -> Result<Vec<usize>> {
+    let numbers = d.numbers("strides")?;
+    if numbers.is_empty()
+        || numbers
+            .iter()
+            .any(|s| s.fract() != 0.0 || !(1.0..=512.0).contains(s))
+    {
+        return Err(d.error("strides", "expected whole numbers in 1..=512".into()));
+    }
+    Ok(numbers.into_iter().map(|s| s as usize).collect())
 }
 
 /// Checks that an output has `rows` rows of `cols` values (any leading ones).
@@ -439,7 +539,14 @@ mod tests {
             min_face_size: 8.0,
             ..Default::default()
         };
-        let out = finish(c, &Affine::IDENTITY, &img, &cfg, false);
+        let out = finish(
+            c,
+            &Affine::IDENTITY,
+            img.width() as f32,
+            img.height() as f32,
+            &cfg,
+            false,
+        );
         assert_eq!(out.len(), 2);
         // The first box was clipped to 5 px wide but is 10 px tall, so it stays.
         assert_eq!(out[0].bbox.x1, 100.0);

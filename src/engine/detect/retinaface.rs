@@ -9,7 +9,7 @@ use super::super::descriptor::Descriptor;
 use super::super::error::Result;
 use super::super::geometry::{BBox, Point};
 use super::super::model::Output;
-use super::{Candidates, Detection, expect_rows};
+use super::{Candidates, Detection, expect_outputs, expect_rows};
 
 /// Prior boxes of one input size: centre and size in tensor pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -40,14 +40,7 @@ pub struct RetinaFace {
 
 impl RetinaFace {
     pub fn from_descriptor(d: &Descriptor) -> Result<Self> {
-        let strides: Vec<usize> = d
-            .numbers("strides")?
-            .into_iter()
-            .map(|s| s as usize)
-            .collect();
-        if strides.is_empty() || strides.iter().any(|s| !(1..=512).contains(s)) {
-            return Err(d.error("strides", "expected whole numbers in 1..=512".into()));
-        }
+        let strides = super::strides(d)?;
         let min_sizes = d.groups("min-sizes")?;
         if min_sizes.len() != strides.len() || min_sizes.iter().any(Vec::is_empty) {
             return Err(d.error(
@@ -117,6 +110,7 @@ impl RetinaFace {
         let priors = self.priors(width, height);
         let n = priors.len();
         let names = ["boxes", "scores", "landmarks"];
+        expect_outputs(path, outputs, &names)?;
         for (k, cols) in [4, 2, 10].into_iter().enumerate() {
             expect_rows(path, names[k], &outputs[k], n, cols)?;
         }
@@ -125,7 +119,8 @@ impl RetinaFace {
         let mut out = Vec::new();
         for (i, p) in priors.iter().enumerate() {
             let score = match self.score {
-                Score::Probability => scores[i * 2 + 1],
+                // A probability a hair outside 0..=1 (rounding, or a broken export) is clipped.
+                Score::Probability => scores[i * 2 + 1].clamp(0.0, 1.0),
                 Score::Logits => {
                     let (a, b) = (scores[i * 2], scores[i * 2 + 1]);
                     1.0 / (1.0 + (a - b).exp())

@@ -61,7 +61,12 @@ impl Landmarker {
         let axis_points = match family {
             Family::Pfld => (0, 0),
             _ => match d.numbers("axis-points")?.as_slice() {
-                [a, b] if (*a as usize) < points && (*b as usize) < points && a != b => {
+                [a, b]
+                    if [a, b].iter().all(|v| v.fract() == 0.0 && **v >= 0.0)
+                        && (*a as usize) < points
+                        && (*b as usize) < points
+                        && a != b =>
+                {
                     (*a as usize, *b as usize)
                 }
                 _ => {

@@ -19,6 +19,14 @@ impl RigidFit {
     pub fn pose(&self) -> Pose {
         Pose::from_rotation(&self.rotation)
     }
+
+    /// Whether every field is finite.
+    pub fn is_finite(&self) -> bool {
+        self.rotation.iter().flatten().all(|v| v.is_finite())
+            && self.scale.is_finite()
+            && self.translation.iter().all(|v| v.is_finite())
+            && self.rms.is_finite()
+    }
 }
 
 /// Converts frame landmarks (x right, y down, z away from the camera) into the solver's frame
@@ -27,15 +35,21 @@ pub fn to_camera_frame(p: &[f32; 3]) -> [f64; 3] {
     [p[0] as f64, -(p[1] as f64), -(p[2] as f64)]
 }
 
+/// Whether a correspondence takes part in a fit: finite positive weight, finite coordinates.
+fn usable(reference: &[f64; 3], observed: &[f64; 3], weight: f64) -> bool {
+    weight > 0.0 && weight.is_finite() && reference.iter().chain(observed).all(|v| v.is_finite())
+}
+
 /// Fits `reference` to `observed` (both already in the camera frame) with `weights`. Returns `None`
-/// when the problem is degenerate (fewer than three weighted points, or non-finite input).
+/// when the problem is degenerate (fewer than three usable points, see [`usable`]; a cloud
+/// collapsed to a point; values so large that the sums overflow, or a result that does not fit
+/// in f32).
 pub fn fit(reference: &[[f64; 3]], observed: &[[f64; 3]], weights: &[f64]) -> Option<RigidFit> {
-    // The usable correspondences: positive weight, finite coordinates.
     let pairs: Vec<([f64; 3], [f64; 3], f64)> = reference
         .iter()
         .zip(observed)
         .zip(weights)
-        .filter(|((r, o), w)| **w > 0.0 && r.iter().chain(o.iter()).all(|v| v.is_finite()))
+        .filter(|((r, o), w)| usable(r, o, **w))
         .map(|((r, o), w)| (*r, *o, *w))
         .collect();
     if pairs.len() < 3 {
@@ -44,11 +58,15 @@ pub fn fit(reference: &[[f64; 3]], observed: &[[f64; 3]], weights: &[f64]) -> Op
     let total: f64 = pairs.iter().map(|p| p.2).sum();
     let mut cr = [0.0f64; 3];
     let mut co = [0.0f64; 3];
+    // Σ w |p|² before centring: the yardstick for "collapsed" below.
+    let (mut ref_raw, mut obs_raw) = (0.0f64, 0.0f64);
     for (r, o, w) in &pairs {
         for k in 0..3 {
             cr[k] += w * r[k] / total;
             co[k] += w * o[k] / total;
         }
+        ref_raw += w * r.iter().map(|v| v * v).sum::<f64>();
+        obs_raw += w * o.iter().map(|v| v * v).sum::<f64>();
     }
     // Cross-covariance s[a][b] = Σ w · ref_a · obs_b over centred points.
     let mut s = [[0.0f64; 3]; 3];
@@ -65,8 +83,11 @@ pub fn fit(reference: &[[f64; 3]], observed: &[[f64; 3]], weights: &[f64]) -> Op
         ref_norm += w * (r[0] * r[0] + r[1] * r[1] + r[2] * r[2]);
         obs_norm += w * (o[0] * o[0] + o[1] * o[1] + o[2] * o[2]);
     }
-    // Either cloud collapsed to a point: no rotation can be told.
-    if !(ref_norm > 0.0 && obs_norm > 1e-12 * ref_norm) {
+    // Either cloud collapsed to a point: no rotation can be told. Centring a cloud of equal
+    // points far from the origin leaves rounding noise, so the spread is measured against the
+    // cloud's distance from the origin as well as against the other cloud.
+    let spread = |centred: f64, raw: f64| centred > 0.0 && centred > 1e-12 * raw;
+    if !(spread(ref_norm, ref_raw) && spread(obs_norm, obs_raw) && obs_norm > 1e-12 * ref_norm) {
         return None;
     }
     let [[sxx, sxy, sxz], [syx, syy, syz], [szx, szy, szz]] = s;
@@ -105,12 +126,13 @@ pub fn fit(reference: &[[f64; 3]], observed: &[[f64; 3]], weights: &[f64]) -> Op
         })
         .sum();
     let rotation: Rotation = std::array::from_fn(|i| std::array::from_fn(|j| r[i][j] as f32));
-    Some(RigidFit {
+    let fitted = RigidFit {
         rotation,
         scale: scale as f32,
         translation: t.map(|v| v as f32),
         rms: (err / total).sqrt() as f32,
-    })
+    };
+    fitted.is_finite().then_some(fitted)
 }
 
 fn mat_vec(r: &[[f64; 3]; 3], v: [f64; 3]) -> [f64; 3] {
@@ -250,6 +272,8 @@ mod tests {
 /// Refines `init` by Gauss-Newton (Levenberg damping) on the 2-D reprojection error under weak
 /// perspective: the reference, rotated and scaled, projected orthographically onto the image
 /// plane, against the observed x, y. For landmark models that give no depth (PFLD), whose z is 0.
+/// Correspondences that [`fit`] would skip are skipped here too. Returns `init` unchanged when it
+/// is not finite or the refined fit would not be.
 pub fn refine_2d(
     reference: &[[f64; 3]],
     observed: &[[f64; 3]],
@@ -257,7 +281,20 @@ pub fn refine_2d(
     init: &RigidFit,
     iterations: usize,
 ) -> RigidFit {
+    if !init.is_finite() {
+        return *init;
+    }
     let n = reference.len().min(observed.len()).min(weights.len());
+    // Skipped correspondences weigh nothing.
+    let weights: Vec<f64> = (0..n)
+        .map(|i| {
+            if usable(&reference[i], &observed[i], weights[i]) {
+                weights[i]
+            } else {
+                0.0
+            }
+        })
+        .collect();
     let mut r: [[f64; 3]; 3] =
         std::array::from_fn(|i| std::array::from_fn(|j| init.rotation[i][j] as f64));
     let mut s = init.scale as f64;
@@ -327,13 +364,14 @@ pub fn refine_2d(
             break;
         }
     }
-    let total: f64 = weights[..n].iter().filter(|w| **w > 0.0).sum();
-    RigidFit {
+    let total: f64 = weights.iter().sum();
+    let refined = RigidFit {
         rotation: std::array::from_fn(|i| std::array::from_fn(|j| r[i][j] as f32)),
         scale: s as f32,
         translation: [t[0] as f32, t[1] as f32, init.translation[2]],
         rms: (current / total.max(1e-12)).sqrt() as f32,
-    }
+    };
+    if refined.is_finite() { refined } else { *init }
 }
 
 fn mat_mul3(a: &[[f64; 3]; 3], b: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {

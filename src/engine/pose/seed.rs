@@ -22,6 +22,8 @@ pub const CROP_SIZE: f32 = 112.0;
 pub const POINTS: usize = 98;
 
 /// The seed's angles from 98 landmarks given in crop pixels (112 × 112), in the seed's own signs.
+/// `None` for degenerate landmarks, and when an angle is not finite or outside ±180° (the linear
+/// formula is unbounded: landmarks far outside the crop give any number of degrees).
 pub fn seed_angles(p: &[Point]) -> Option<(f32, f32, f32)> {
     if p.len() < POINTS {
         return None;
@@ -46,7 +48,7 @@ pub fn seed_angles(p: &[Point]) -> Option<(f32, f32, f32)> {
     let roll = if e0.y > e1.y { -roll_mag } else { roll_mag };
     [yaw, pitch, roll]
         .iter()
-        .all(|v| v.is_finite())
+        .all(|v| v.is_finite() && v.abs() <= 180.0)
         .then_some((yaw, pitch, roll))
 }
 

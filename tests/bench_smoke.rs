@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: MPL-2.0
+//! `examples/bench.rs` (`make bench`) with `--quick` on the 640×480 case: it completes, prints an
+//! fps figure for every configuration of our element and writes its Markdown report. Behaviour
+//! only, no timing. Without upstream's `facedetect` the bench says how to install it and goes on.
+
+#[path = "../examples/bench.rs"]
+#[allow(dead_code)]
+mod bench;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The fps cells of the report's results rows for our element (`None` for a row that failed).
+fn our_fps(report: &str) -> Vec<Option<f64>> {
+    report
+        .lines()
+        .filter(|l| l.starts_with("| 640×480") && l.contains("faceposeestimator"))
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            // Results rows have 13 columns; the ratio table's rows have 5.
+            (cells.len() == 15).then(|| cells[3].parse::<f64>().ok())
+        })
+        .collect()
+}
+
+fn check_report(text: &str, out_dir: &Path) {
+    let fps = our_fps(text);
+    assert_eq!(fps.len(), 4, "four configurations of ours:\n{text}");
+    for f in &fps {
+        assert!(
+            f.is_some_and(|f| f > 0.0 && f.is_finite()),
+            "an fps figure per row:\n{text}"
+        );
+    }
+    assert!(text.contains("## Against facedetect"), "{text}");
+    let facedetect_ran = text.contains("| facedetect (videoconvert");
+    assert!(
+        facedetect_ran || text.contains("facedetect is not installed"),
+        "facedetect either runs or the bench says how to install it:\n{text}"
+    );
+    let md = std::fs::read_to_string(out_dir.join("bench.md")).expect("bench.md is written");
+    assert!(md.contains("## Results"), "{md}");
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("facepose-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn quick_bench_prints_fps_and_writes_its_report() {
+    let dir = scratch_dir("bench-smoke");
+    let args: Vec<String> = ["--quick", "--case", "vga", "--in-process", "--out"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([dir.to_string_lossy().into_owned()])
+        .collect();
+    let mut out = Vec::new();
+    let result = bench::run(&args, &mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert!(result.is_ok(), "{result:?}\n{text}");
+    check_report(&text, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bench_rejects_unknown_arguments() {
+    let mut out = Vec::new();
+    let e = bench::run(&["--nonsense".to_string()], &mut out).expect_err("unknown argument");
+    assert!(e.contains("--nonsense"), "{e}");
+}
+
+/// The built example binary, which runs every configuration in a child process of its own, when
+/// it is there and newer than its source (`cargo build --examples`, `make bench`).
+#[test]
+fn built_bench_runs_its_children() {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().unwrap().parent().unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bench.rs");
+    let modified = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
+    let fresh = ["examples/bench", "../release/examples/bench"]
+        .iter()
+        .map(|p| profile.join(p))
+        .find(|p| modified(p).is_some_and(|built| Some(built) >= modified(&source)));
+    let Some(bench) = fresh else {
+        eprintln!(
+            "SKIPPED: no examples/bench newer than its source under {} (cargo build --examples)",
+            profile.display()
+        );
+        return;
+    };
+    let dir = scratch_dir("bench-child");
+    let output = Command::new(&bench)
+        .args(["--quick", "--case", "vga", "--out"])
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bench.display()));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{}\n{text}\n{}",
+        bench.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    check_report(&text, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}
