@@ -60,7 +60,7 @@ bench: build
 	$(CARGO) run --release --quiet --example bench -- $(BENCH_ARGS)
 
 # Memory soak (not part of `make test`): SOAK_FRAMES frames with a face through the element; fails
-# when resident memory grows by 5 % or more, or on a bus error. About an hour on a 2-core machine.
+# when resident memory grows by 5 % or more, or on a bus error. About 35 minutes on a 2-core machine.
 soak: setup
 	$(CARGO) run --release --quiet --example soak -- --frames $(SOAK_FRAMES)
 
