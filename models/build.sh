@@ -141,6 +141,10 @@ log "converting with tf2onnx and computing TensorFlow references (tfenv)"
 TF_CPP_MIN_LOG_LEVEL=2 "$CACHE/tfenv/bin/python" "$CONVERT/tf_convert.py" "$CACHE" "$STAGE" 2>"$CACHE/tf_convert.err" \
     || { tail -30 "$CACHE/tf_convert.err" >&2; die "conversion failed (full log: $CACHE/tf_convert.err)"; }
 
+log "rewriting FaceMesh's PRelu nodes as convolutions (ortenv; checked against the original)"
+"$CACHE/ortenv/bin/python" "$CONVERT/fuse_prelu.py" "$STAGE/face_landmark.onnx" \
+    || die "the PRelu rewrite of face_landmark.onnx failed"
+
 log "verifying under onnxruntime (ortenv)"
 "$CACHE/ortenv/bin/python" "$CONVERT/ort_verify.py" "$CACHE" "$STAGE" \
     || die "verification failed: models/ left unchanged"
