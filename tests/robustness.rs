@@ -703,7 +703,11 @@ fn interleaved_video_is_processed_as_whole_frames_and_alternate_fields_are_refus
 #[test]
 fn gap_events_pass_and_gap_buffers_come_out_flagged_with_a_meta() {
     let _serial = init();
-    let mut h = harness(&[("detector-input-size", INPUT_SIZE.to_value())]);
+    let mut h = harness(&[
+        ("detector-input-size", INPUT_SIZE.to_value()),
+        // Every frame through the detector: a face after a faceless frame is found at once.
+        ("detection-interval", 1u32.to_value()),
+    ]);
     h.set_src_caps(caps(VideoFormat::Rgb, 512, 512));
     let ms = gst::ClockTime::from_mseconds;
     let face = || {
@@ -1056,7 +1060,8 @@ fn each_buffer_carries_the_faces_of_its_own_content() {
     let json = dir.join("faces.jsonl");
     let pipeline = launch(&format!(
         "appsrc name=src format=time ! queue ! faceposeestimator \
-         detector-input-size={INPUT_SIZE} post-messages=true json-location={} ! queue ! \
+         detector-input-size={INPUT_SIZE} detection-interval=1 post-messages=true \
+         json-location={} ! queue ! \
          appsink name=sink sync=false",
         json.display()
     ));
