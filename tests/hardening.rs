@@ -33,28 +33,8 @@ const CASES: u32 = 256;
 /// The model path handed to the decoders; errors must name it.
 const MODEL: &str = "hardening/detector.onnx";
 
-/// Every key the descriptor parser knows (from its documentation and the decoders).
-const KEYS: &[&str] = &[
-    "family",
-    "input",
-    "layout",
-    "colour",
-    "size",
-    "resize",
-    "mean",
-    "scale",
-    "outputs",
-    "strides",
-    "min-sizes",
-    "variances",
-    "score",
-    "anchors-per-cell",
-    "keypoints",
-    "points",
-    "crop-scale",
-    "axis-points",
-    "description",
-];
+/// Every key the descriptor parser knows.
+const KEYS: &[&str] = gstfacepose::engine::descriptor::KNOWN_KEYS;
 
 fn config() -> ProptestConfig {
     ProptestConfig {

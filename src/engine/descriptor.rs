@@ -82,7 +82,8 @@ pub struct Descriptor {
     values: HashMap<String, (usize, String)>,
 }
 
-const KNOWN_KEYS: &[&str] = &[
+/// Every key a descriptor may hold.
+pub const KNOWN_KEYS: &[&str] = &[
     "family",
     "input",
     "layout",
