@@ -44,6 +44,19 @@ pub enum YuvMatrix {
 }
 
 impl YuvMatrix {
+    /// R, G, B (0..255) of limited-range Y', Cb, Cr (0..255).
+    #[inline]
+    fn to_rgb(self, y: f32, u: f32, v: f32) -> [f32; 3] {
+        let [rv, gu, gv, bu] = self.coefficients();
+        let l = 1.164 * (y - 16.0);
+        let (u, v) = (u - 128.0, v - 128.0);
+        [
+            (l + rv * v).clamp(0.0, 255.0),
+            (l - gu * u - gv * v).clamp(0.0, 255.0),
+            (l + bu * u).clamp(0.0, 255.0),
+        ]
+    }
+
     /// (R from V, G from U, G from V, B from U) for limited-range input.
     fn coefficients(self) -> [f32; 4] {
         match self {
@@ -184,25 +197,22 @@ impl<'a> ImageView<'a> {
             }
             None => {
                 let luma = self.planes[0].data[y * self.planes[0].stride + x] as f32;
-                let (cx, cy) = (x / 2, y / 2);
-                let (u, v) = if self.format == PixelFormat::Nv12 {
-                    let row = cy * self.planes[1].stride + cx * 2;
-                    (self.planes[1].data[row], self.planes[1].data[row + 1])
-                } else {
-                    (
-                        self.planes[1].data[cy * self.planes[1].stride + cx],
-                        self.planes[2].data[cy * self.planes[2].stride + cx],
-                    )
-                };
-                let [rv, gu, gv, bu] = self.matrix.coefficients();
-                let l = 1.164 * (luma - 16.0);
-                let (u, v) = (u as f32 - 128.0, v as f32 - 128.0);
-                [
-                    (l + rv * v).clamp(0.0, 255.0),
-                    (l - gu * u - gv * v).clamp(0.0, 255.0),
-                    (l + bu * u).clamp(0.0, 255.0),
-                ]
+                let (u, v) = self.chroma(x, y);
+                self.matrix.to_rgb(luma, u as f32, v as f32)
             }
+        }
+    }
+
+    /// U and V of pixel (x, y) of a YUV frame (2×2 subsampled chroma).
+    #[inline]
+    fn chroma(&self, x: usize, y: usize) -> (u8, u8) {
+        let (cx, cy) = (x / 2, y / 2);
+        let (u, v) = (&self.planes[1], &self.planes[2]);
+        if self.format == PixelFormat::Nv12 {
+            let i = cy * u.stride + cx * 2;
+            (u.data[i], u.data[i + 1])
+        } else {
+            (u.data[cy * u.stride + cx], v.data[cy * v.stride + cx])
         }
     }
 
@@ -273,32 +283,16 @@ pub fn warp_into(
     let p = image.planes;
     match image.format {
         PixelFormat::I420 | PixelFormat::Nv12 => {
-            let nv12 = image.format == PixelFormat::Nv12;
-            let [rv, gu, gv, bu] = image.matrix.coefficients();
-            let (y, u, v) = (p[0], p[1], p[2]);
+            let y = p[0];
             warp_with(image, map, width, height, format, out, |taps, w| {
-                let mut yy = 0.0;
-                let mut uu = 0.0;
-                let mut vv = 0.0;
+                let (mut yy, mut uu, mut vv) = (0.0, 0.0, 0.0);
                 for ((x, row), weight) in taps.into_iter().zip(w) {
                     yy += y.data[row * y.stride + x] as f32 * weight;
-                    let (cx, cy) = (x / 2, row / 2);
-                    let (cu, cv) = if nv12 {
-                        let i = cy * u.stride + cx * 2;
-                        (u.data[i], u.data[i + 1])
-                    } else {
-                        (u.data[cy * u.stride + cx], v.data[cy * v.stride + cx])
-                    };
+                    let (cu, cv) = image.chroma(x, row);
                     uu += cu as f32 * weight;
                     vv += cv as f32 * weight;
                 }
-                let l = 1.164 * (yy - 16.0);
-                let (uu, vv) = (uu - 128.0, vv - 128.0);
-                [
-                    (l + rv * vv).clamp(0.0, 255.0),
-                    (l - gu * uu - gv * vv).clamp(0.0, 255.0),
-                    (l + bu * uu).clamp(0.0, 255.0),
-                ]
+                image.matrix.to_rgb(yy, uu, vv)
             })
         }
         packed => {
