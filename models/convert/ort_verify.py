@@ -2,9 +2,10 @@
 
 Usage: python ort_verify.py CACHE_DIR STAGE_DIR
 
-Compares against CACHE_DIR/refs.npz (TensorFlow / TFLite outputs), checks
-IO names and shapes, the RetinaFace Resize rewrite, FaceMesh batching,
-ORT warnings and a few sanity facts on the sample pictures. Prints a
+Compares against CACHE_DIR/refs.npz (TensorFlow / TFLite outputs) and
+CACHE_DIR/refs_whenet.npz (Keras), checks IO names and shapes, the RetinaFace
+Resize rewrite, FaceMesh and WHENet batching, ORT warnings and a few sanity
+facts on the sample pictures. Prints a
 summary table; exits 1 if anything is off.
 """
 
@@ -36,7 +37,13 @@ SPEC = {
         "inputs": {"input": [1, 192, 192, 3]},
         "outputs": {"regressors": [1, 2304, 16], "classificators": [1, 2304, 1]},
     },
+    "whenet.onnx": {
+        "inputs": {"input": ["N", 224, 224, 3]},
+        "outputs": {"yaw": ["N", 120], "pitch": ["N", 66], "roll": ["N", 66]},
+    },
 }
+WHENET_ATOL = 1e-3     # plain absolute tolerance on WHENet's logits
+WHENET_FRONTAL = 20.0  # the astronaut looks near frontal: every angle below this
 
 failures = []
 rows = []
@@ -116,6 +123,7 @@ def main():
     cache, stage = Path(sys.argv[1]), Path(sys.argv[2])
     check(ort.__version__ == EXPECTED_ORT, f"onnxruntime {ort.__version__} != {EXPECTED_ORT}")
     refs = dict(np.load(cache / "refs.npz"))
+    refs.update(np.load(cache / "refs_whenet.npz"))
     keys = lambda pre: sorted({k.split("/")[1] for k in refs if k.startswith(pre + "/")})
 
     # ---- IO names, shapes, opset
@@ -243,6 +251,48 @@ def main():
     rows.append(("blazeface_full.onnx", f"input [1,192,192,3]; regressors {list(r.shape)}, "
                  f"classificators {list(c.shape)}", worst,
                  "best sigmoid score: " + ", ".join(f"{k} {v:.3f}" for k, v in score.items())))
+
+    # ---- WHENet (Keras reference; logits, decoded here as the plugin does)
+    wh_path = stage / "whenet.onnx"
+    wh = session(wh_path)
+    wh_names = ["yaw", "pitch", "roll"]
+    worst = [0.0, 0.0]
+    wh_out = {}
+    order = keys("wh")
+    for key in order:
+        got = wh.run(wh_names, {"input": refs[f"wh/{key}/input"]})
+        wh_out[key] = got
+        a, s = compare("whenet", f"wh/{key}", got, refs, wh_names)
+        worst = [max(worst[0], a), max(worst[1], s)]
+        check(a <= WHENET_ATOL, f"whenet {key}: max abs diff {a:.3g} > {WHENET_ATOL}")
+    batch = np.concatenate([refs[f"wh/{k}/input"] for k in order])
+    bo = wh.run(wh_names, {"input": batch})
+    check([o.shape for o in bo] == [(len(order), n) for n in (120, 66, 66)],
+          f"whenet: batch-{len(order)} output shapes {[o.shape for o in bo]}")
+    batch_max = 0.0
+    for i, k in enumerate(order):
+        batch_max = max(batch_max, *(diff(o[i:i + 1], r)[0] for o, r in zip(bo, wh_out[k])))
+        a, s = compare("whenet(batch)", f"wh/{k}", [o[i:i + 1] for o in bo], refs, wh_names)
+        check(a <= WHENET_ATOL, f"whenet(batch) {k}: max abs diff {a:.3g} > {WHENET_ATOL}")
+        worst = [max(worst[0], a), max(worst[1], s)]
+    check(batch_max < ATOL, f"whenet: batch of {len(order)} differs from single runs by {batch_max}")
+    w_wh = warnings_of(wh_path, [{"input": batch}])
+    check(not w_wh, "whenet: ORT warnings: " + " | ".join(w_wh))
+    ang = {k: common.whenet_angles(*wh_out[k])[0] for k in order}
+    ref_ang = {k: common.whenet_angles(*(refs[f"wh/{k}/{n}"] for n in wh_names))[0] for k in order}
+    ang_max = max(float(np.abs(ang[k] - ref_ang[k]).max()) for k in order)
+    check(ang_max < 0.01, f"whenet: decoded angles differ from Keras by {ang_max:.3g} deg")
+    # Logits, not probabilities: the heads are linear, so rows are not
+    # distributions (negative entries, sums far from 1).
+    raw = np.concatenate([np.concatenate(wh_out[k], axis=1) for k in order])
+    check(raw.min() < 0, "whenet: outputs look like probabilities, expected logits")
+    a = ang["astronaut"]
+    check(bool(np.all(np.abs(a) < WHENET_FRONTAL)),
+          f"whenet: astronaut (near frontal) gives yaw/pitch/roll {a.round(1).tolist()}")
+    rows.append(("whenet.onnx", "input [N,224,224,3]; yaw [N,120], pitch [N,66], roll [N,66] (logits)",
+                 worst, "yaw/pitch/roll deg: " + ", ".join(
+                     f"{k} {v[0]:+.1f}/{v[1]:+.1f}/{v[2]:+.1f}" for k, v in ang.items() if k != "noise")
+                 + f"; batch-{len(order)} vs single max diff {batch_max:.2g}"))
 
     # ---- summary
     print("[models] summary (onnxruntime %s vs TensorFlow/TFLite; diff = max |onnx - ref|, "
