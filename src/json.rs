@@ -4,12 +4,30 @@
 use std::fmt::Write as _;
 
 use crate::engine::Face;
+use crate::engine::pose::Pose;
 
 fn number(out: &mut String, v: f32) {
     if v.is_finite() {
         let _ = write!(out, "{}", (v as f64 * 1000.0).round() / 1000.0);
     } else {
         out.push_str("null");
+    }
+}
+
+/// `"key":{"yaw":…,"pitch":…,"roll":…}`, or `"key":null`.
+fn angles(out: &mut String, key: &str, pose: Option<Pose>) {
+    let _ = write!(out, ",\"{key}\":");
+    match pose {
+        Some(p) => {
+            out.push_str("{\"yaw\":");
+            number(out, p.yaw);
+            out.push_str(",\"pitch\":");
+            number(out, p.pitch);
+            out.push_str(",\"roll\":");
+            number(out, p.roll);
+            out.push('}');
+        }
+        None => out.push_str("null"),
     }
 }
 
@@ -48,6 +66,11 @@ pub fn frame_line(pts: Option<u64>, width: u32, height: u32, faces: &[Face]) -> 
         number(&mut s, f.pose.pitch);
         s.push_str(",\"roll\":");
         number(&mut s, f.pose.roll);
+        let _ = write!(s, ",\"method\":\"{}\"", f.method.name());
+        angles(&mut s, "fit", f.fit_pose);
+        angles(&mut s, "regression", f.regressed_pose);
+        s.push_str(",\"regression_weight\":");
+        number(&mut s, f.regressor_weight);
         s.push_str(",\"landmarks\":[");
         for (k, p) in f.landmarks.iter().enumerate() {
             if k > 0 {
@@ -71,7 +94,7 @@ pub fn frame_line(pts: Option<u64>, width: u32, height: u32, faces: &[Face]) -> 
 mod tests {
     use super::*;
     use crate::engine::geometry::{BBox, Point};
-    use crate::engine::pose::Pose;
+    use crate::engine::pose::PoseMethod;
 
     #[test]
     fn a_frame_line_holds_every_field_and_nulls_for_non_finite_values() {
@@ -88,6 +111,14 @@ mod tests {
                 roll: 0.0,
             },
             rotation: Pose::default().to_rotation(),
+            method: PoseMethod::Fused,
+            fit_pose: Some(Pose {
+                yaw: 8.0,
+                pitch: -5.0,
+                roll: 0.5,
+            }),
+            regressed_pose: None,
+            regressor_weight: 0.25,
             scale: 1.0,
             fit_error: 0.0,
         };
@@ -95,7 +126,9 @@ mod tests {
         assert_eq!(
             line,
             "{\"pts\":42,\"width\":640,\"height\":480,\"faces\":[{\"id\":3,\"box\":[1,2,3.5,4],\"score\":0.9,\
-             \"presence\":1,\"yaw\":10,\"pitch\":-5.25,\"roll\":0,\"landmarks\":[[1,2,null]]}]}"
+             \"presence\":1,\"yaw\":10,\"pitch\":-5.25,\"roll\":0,\"method\":\"fused\",\
+             \"fit\":{\"yaw\":8,\"pitch\":-5,\"roll\":0.5},\"regression\":null,\
+             \"regression_weight\":0.25,\"landmarks\":[[1,2,null]]}]}"
         );
         assert_eq!(
             frame_line(None, 1, 1, &[]),

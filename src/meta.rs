@@ -8,6 +8,7 @@ use gst::glib;
 use gst::prelude::*;
 
 use crate::engine::Face;
+use crate::engine::pose::Pose;
 
 /// Name of the per-frame custom meta.
 pub const FRAME_META: &str = "FacePoseMeta";
@@ -108,6 +109,20 @@ fn finite(v: f32) -> f64 {
     if v.is_finite() { v as f64 } else { 0.0 }
 }
 
+/// One estimate's angles as a structure named `name` (fields yaw, pitch, roll, degrees), or an
+/// empty `name` structure with `valid = false` when the estimate is missing.
+fn pose_structure(name: &str, pose: Option<Pose>) -> gst::Structure {
+    match pose {
+        Some(p) => gst::Structure::builder(name)
+            .field("valid", true)
+            .field("yaw", finite(p.yaw))
+            .field("pitch", finite(p.pitch))
+            .field("roll", finite(p.roll))
+            .build(),
+        None => gst::Structure::builder(name).field("valid", false).build(),
+    }
+}
+
 /// One face as a structure named `face` (normalised box and landmarks, angles in degrees).
 pub fn face_structure(face: &Face, width: u32, height: u32) -> gst::Structure {
     let landmarks: Vec<glib::SendValue> = face
@@ -133,6 +148,10 @@ pub fn face_structure(face: &Face, width: u32, height: u32) -> gst::Structure {
         .field("yaw", finite(face.pose.yaw))
         .field("pitch", finite(face.pose.pitch))
         .field("roll", finite(face.pose.roll))
+        .field("method", face.method.name())
+        .field("fit", pose_structure("fit", face.fit_pose))
+        .field("regression", pose_structure("regression", face.regressed_pose))
+        .field("regression-weight", finite(face.regressor_weight))
         .field("keypoints", keypoints(face, width, height))
         .field("landmark-count", face.landmarks.len() as u32)
         .field("landmarks", gst::Array::from_values(landmarks))
@@ -179,6 +198,8 @@ pub struct FrameInfo<'a> {
     pub height: u32,
     pub detector: &'a str,
     pub landmarker: &'a str,
+    /// The head-pose regressor's file name; empty without one.
+    pub pose_model: &'a str,
     pub provider: &'a str,
     pub inference_ms: f64,
     /// Whether the detector ran on this frame (else faces were followed by their landmarks).
@@ -194,6 +215,7 @@ pub fn add_frame_meta(buffer: &mut gst::BufferRef, faces: &[Face], info: &FrameI
         .field("height", info.height)
         .field("detector", info.detector)
         .field("landmarker", info.landmarker)
+        .field("pose-model", info.pose_model)
         .field("execution-provider", info.provider)
         .field("inference-ms", info.inference_ms)
         .field("detected", info.detected)

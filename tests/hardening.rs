@@ -241,6 +241,7 @@ fn validate_family(d: &Descriptor) -> Result<(), Error> {
             }
             Ok(())
         }
+        Family::HeadPose => gstfacepose::engine::headpose::check_descriptor(d),
     }
 }
 
@@ -265,6 +266,18 @@ fn descriptor_value() -> impl Strategy<Value = String> {
             "blazeface",
             "facemesh",
             "pfld",
+            "headpose",
+            "bins",
+            "angles",
+            "yaw pitch roll",
+            "roll yaw pitch",
+            "120 66 66",
+            "3 3 3",
+            "-180 -99 -99",
+            "box",
+            "landmarks",
+            "square",
+            "rect",
             "nhwc",
             "nchw",
             "rgb",

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! # comment
-//! family = retinaface          # retinaface | blazeface | facemesh | pfld
+//! family = retinaface          # retinaface | blazeface | facemesh | pfld | headpose
 //! input = input                # name of the image input
 //! layout = nhwc                # nhwc | nchw
 //! colour = rgb                 # rgb | bgr
@@ -30,6 +30,9 @@ pub enum Family {
     FaceMesh,
     /// PFLD-style 2-D landmarks (e.g. the 98 WFLW points), coordinates in 0..1 of the crop.
     Pfld,
+    /// Head-pose regressors: a face crop in, yaw, pitch and roll out (see
+    /// [`crate::engine::headpose`]).
+    HeadPose,
 }
 
 impl Family {
@@ -39,6 +42,7 @@ impl Family {
             Family::BlazeFace => "blazeface",
             Family::FaceMesh => "facemesh",
             Family::Pfld => "pfld",
+            Family::HeadPose => "headpose",
         }
     }
 
@@ -104,6 +108,15 @@ pub const KNOWN_KEYS: &[&str] = &[
     "crop-scale",
     "axis-points",
     "description",
+    // head-pose regressors
+    "decode",
+    "bin-values",
+    "axes",
+    "bins",
+    "bin-step",
+    "bin-offset",
+    "crop",
+    "crop-shape",
 ];
 
 impl Descriptor {
@@ -170,11 +183,13 @@ impl Descriptor {
             "blazeface" => Family::BlazeFace,
             "facemesh" => Family::FaceMesh,
             "pfld" => Family::Pfld,
+            "headpose" => Family::HeadPose,
             other => {
                 return Err(d.error(
                     "family",
                     format!(
-                        "unknown family `{other}` (expected retinaface, blazeface, facemesh or pfld)"
+                        "unknown family `{other}` (expected retinaface, blazeface, facemesh, pfld \
+                         or headpose)"
                     ),
                 ));
             }

@@ -2,7 +2,7 @@
 //! What the engine reports for each face.
 
 use super::geometry::{BBox, Point};
-use super::pose::{Pose, Rotation};
+use super::pose::{Pose, PoseMethod, Rotation};
 
 /// One face in frame pixel coordinates.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,10 +20,19 @@ pub struct Face {
     pub landmarks: Vec<[f32; 3]>,
     /// Face-presence probability from the landmark model, 0..1.
     pub presence: f32,
-    /// Head pose in degrees.
+    /// Head pose in degrees, in the camera's frame (unless the camera's field of view is 0).
     pub pose: Pose,
     /// The rotation behind `pose` (camera frame: x right, y up, z towards the camera).
     pub rotation: Rotation,
+    /// The method that produced `pose`: the configured one, or `rigid` for a face whose
+    /// regressor output was unusable.
+    pub method: PoseMethod,
+    /// The landmark fit's own estimate (same frame as `pose`), when it ran.
+    pub fit_pose: Option<Pose>,
+    /// The regressor's own estimate (same frame as `pose`), when it ran and gave usable angles.
+    pub regressed_pose: Option<Pose>,
+    /// The regressor's share of `pose`, 0..=1 (1 for `regression`, 0 for landmark methods).
+    pub regressor_weight: f32,
     /// Pixels per reference-face unit (centimetres for FaceMesh's canonical face).
     pub scale: f32,
     /// RMS residual of the rigid fit, in pixels.

@@ -4,19 +4,26 @@
 //! [`Engine::process`] runs a face detector, then a landmark model on a crop of every face (once
 //! from the detection, then again from the landmarks themselves), then fits a 3-D reference face to
 //! the landmarks to get yaw, pitch and roll.
+//!
+//! [`Engine::track`] does the same for the frames of a video stream, with stable face ids: the
+//! per-frame flow is in [`video`], the tracks and their policy (detection schedule, matching,
+//! dropping, smoothing) in [`track`]. Mirror averaging of the landmark passes is in [`mirror`].
 
 pub mod descriptor;
 pub mod detect;
 pub mod error;
 pub mod face;
 pub mod geometry;
+pub mod headpose;
 pub mod image;
 pub mod landmark;
+pub mod mirror;
 pub mod model;
 pub mod pose;
 pub mod runtime;
 pub mod smooth;
 pub mod track;
+pub mod video;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -26,14 +33,22 @@ pub use error::{Error, Result};
 pub use face::Face;
 pub use image::{ImageView, PixelFormat, Plane, YuvMatrix};
 pub use landmark::{Landmarker, Landmarks};
+pub use mirror::{MirrorCorrection, mirror_pairs};
 pub use pose::{Pose, PoseMethod};
 pub use runtime::{ExecutionProvider, RuntimeOptions};
 pub use track::TrackConfig;
 
+use std::collections::HashMap;
+
 use geometry::RotatedRect;
+use headpose::Regressor;
+use mirror::{average_with_mirror, mirror_correction};
 use pose::canonical::{ReferenceFace, WFLW_TO_CANONICAL};
-use pose::rigid;
+use pose::fusion::DEFAULT_FUSION;
+use pose::perspective::{CAMERA_FOV_MAX, Camera};
 use pose::seed;
+use pose::solver::{Estimate, Regressed, RegressorMemory, Solver};
+use track::Tracker;
 
 /// Environment variable naming the folder of default models.
 pub const MODEL_DIR_ENV: &str = "FACEPOSE_MODEL_DIR";
@@ -74,6 +89,12 @@ pub struct EngineConfig {
     /// model's left-right bias; one more landmark inference per face).
     pub mirror_average: bool,
     pub pose_method: PoseMethod,
+    /// Head-pose regressor (`None`: angles from the landmarks alone).
+    pub pose_model: Option<PathBuf>,
+    pub pose_descriptor: Option<PathBuf>,
+    /// Horizontal field of view of the camera in degrees, to give angles in the camera's frame
+    /// (0: relative to each face's line of sight; see [`pose::perspective`]).
+    pub camera_fov: f32,
 }
 
 impl EngineConfig {
@@ -90,7 +111,10 @@ impl EngineConfig {
             refine_passes: DEFAULT_REFINE_PASSES,
             reference_weights: false,
             mirror_average: true,
-            pose_method: PoseMethod::Rigid,
+            pose_method: PoseMethod::Fused,
+            pose_model: Some(dir.join(headpose::DEFAULT_POSE_MODEL)),
+            pose_descriptor: None,
+            camera_fov: pose::perspective::DEFAULT_CAMERA_FOV,
         }
     }
 }
@@ -113,34 +137,60 @@ pub struct StageTimes {
 pub struct Engine {
     detector: Detector,
     landmarker: Landmarker,
-    /// The landmark index each reference point corresponds to.
-    indices: Vec<usize>,
-    reference: Vec<[f64; 3]>,
-    weights: Vec<f64>,
-    /// Whether the landmarks carry depth (FaceMesh); without it the rigid fit uses x and y only.
-    depth: bool,
+    /// Head-pose regressor (when one is configured and the method uses it).
+    regressor: Option<Regressor>,
+    solver: Solver,
     /// For each reference point, the index of its left-right mirror point (empty if the reference
     /// face is not symmetric enough to tell).
     mirror: Vec<usize>,
     config: EngineConfig,
     times: StageTimes,
     track_config: TrackConfig,
-    tracker: track::Tracker,
+    tracker: Tracker,
     /// For each face of the last `process` call, what mirror averaging moved each landmark by
     /// (see [`MirrorCorrection`]); empty without mirror averaging.
     last_corrections: Vec<MirrorCorrection>,
+    /// Each track's last regressor estimate, by track id (see [`RegressorMemory`]).
+    regressor_memory: HashMap<u64, RegressorMemory>,
+    /// Warnings raised while processing, not yet taken by [`Engine::take_warnings`].
+    pending_warnings: Vec<String>,
+    warned_unusable_regression: bool,
 }
 
-/// What averaging with the mirrored crop moved each landmark by, in crop units (the crop's own
-/// axes, one unit per model input pixel; z in the same units). Tracking frames run the plain crop
-/// only and add the correction of the last frame that ran both, which keeps most of the mirror
-/// pass's accuracy at half the cost.
-pub type MirrorCorrection = Vec<[f32; 3]>;
+/// Checks a camera field of view (degrees, 0 = off).
+fn check_camera_fov(fov: f32) -> Result<()> {
+    if (0.0..=CAMERA_FOV_MAX).contains(&fov) {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "camera field of view {fov} is outside 0..={CAMERA_FOV_MAX} degrees (0 = off)"
+        )))
+    }
+}
 
 impl Engine {
     /// Loads every model and the reference face.
-    pub fn new(config: EngineConfig) -> Result<Engine> {
+    pub fn new(mut config: EngineConfig) -> Result<Engine> {
         config.detect.validate()?;
+        check_camera_fov(config.camera_fov)?;
+        let regressor = match (&config.pose_model, config.pose_method) {
+            (Some(path), m) if m.needs_regressor() => Some(Regressor::load(
+                path,
+                config.pose_descriptor.as_deref(),
+                &config.runtime,
+            )?),
+            (None, PoseMethod::Regression) => {
+                return Err(Error::Config(
+                    "pose method regression needs a head-pose model (pose-model is empty)".into(),
+                ));
+            }
+            // Fused without a regressor is the landmark fit.
+            (None, PoseMethod::Fused) => {
+                config.pose_method = PoseMethod::Rigid;
+                None
+            }
+            _ => None,
+        };
         let detector = Detector::load(
             &config.detector_model,
             config.detector_descriptor.as_deref(),
@@ -200,19 +250,28 @@ impl Engine {
         } else {
             Vec::new()
         };
-        Ok(Engine {
-            mirror,
-            depth: landmarker.family() == descriptor::Family::FaceMesh,
-            detector,
-            landmarker,
+        let solver = Solver {
             indices,
             reference: points.iter().map(|p| p.map(|v| v as f64)).collect(),
             weights: weights.iter().map(|&w| w as f64).collect(),
+            depth: landmarker.family() == descriptor::Family::FaceMesh,
+            method: config.pose_method,
+            fusion: DEFAULT_FUSION,
+        };
+        Ok(Engine {
+            mirror,
+            detector,
+            landmarker,
+            regressor,
+            solver,
             config,
             times: StageTimes::default(),
             track_config: TrackConfig::default(),
-            tracker: track::Tracker::default(),
+            tracker: Tracker::default(),
             last_corrections: Vec::new(),
+            regressor_memory: HashMap::new(),
+            pending_warnings: Vec::new(),
+            warned_unusable_regression: false,
         })
     }
 
@@ -235,11 +294,36 @@ impl Engine {
         &self.landmarker
     }
 
+    /// The head-pose regressor, when one is loaded.
+    pub fn regressor(&self) -> Option<&Regressor> {
+        self.regressor.as_ref()
+    }
+
+    /// The pose method in use (`fused` becomes `rigid` without a regressor).
+    pub fn pose_method(&self) -> PoseMethod {
+        self.solver.method
+    }
+
+    /// The camera's horizontal field of view (degrees; 0 = off) takes effect on the next frame.
+    pub fn set_camera_fov(&mut self, fov: f32) -> Result<()> {
+        check_camera_fov(fov)?;
+        self.config.camera_fov = fov;
+        Ok(())
+    }
+
     /// Warnings raised while loading (execution-provider fallbacks).
     pub fn warnings(&self) -> Vec<String> {
         let mut w = self.detector.model().warnings.clone();
         w.extend(self.landmarker.model().warnings.iter().cloned());
+        if let Some(r) = &self.regressor {
+            w.extend(r.model().warnings.iter().cloned());
+        }
         w
+    }
+
+    /// Warnings raised while processing since the last call (each kind once per engine).
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.pending_warnings)
     }
 
     /// The execution provider that runs the models.
@@ -265,15 +349,10 @@ impl Engine {
             self.landmark_passes(image, crops, self.config.refine_passes, true)?;
         self.last_corrections = corrections;
         let t2 = Instant::now();
-        let faces = detections
-            .iter()
-            .zip(landmarks)
-            .enumerate()
-            .map(|(i, (d, l))| Face {
-                id: i as u64,
-                ..self.solve(d, l)
-            })
-            .collect();
+        let (mut faces, _) = self.solve(image, &detections, landmarks, None)?;
+        for (i, f) in faces.iter_mut().enumerate() {
+            f.id = i as u64;
+        }
         let t3 = Instant::now();
         let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
         self.times = StageTimes {
@@ -349,232 +428,118 @@ impl Engine {
         self.config.mirror_average && self.landmarker.refines() && !self.mirror.is_empty()
     }
 
-    /// One face's pose from its landmarks, by the configured method.
-    fn solve(&self, d: &Detection, l: Landmarks) -> Face {
-        let fitted = match self.config.pose_method {
-            PoseMethod::SeedLinear => seed::pose(&l.points, &l.crop).map(|p| rigid::RigidFit {
-                rotation: p.to_rotation(),
-                scale: 0.0,
-                translation: [0.0; 3],
-                rms: 0.0,
-            }),
-            PoseMethod::Rigid => {
-                let observed: Option<Vec<[f64; 3]>> = self
-                    .indices
-                    .iter()
-                    .map(|&i| l.points.get(i).map(rigid::to_camera_frame))
-                    .collect();
-                observed.and_then(|observed| {
-                    let f = rigid::fit(&self.reference, &observed, &self.weights)?;
-                    Some(if self.depth {
-                        f
-                    } else {
-                        rigid::refine_2d(&self.reference, &observed, &self.weights, &f, 30)
-                    })
-                })
-            }
-        };
-        let (pose, rotation, scale, fit_error) = match fitted {
-            Some(f) if f.pose().is_finite() => (f.pose(), f.rotation, f.scale, f.rms),
-            _ => (
-                Pose::default(),
-                Pose::default().to_rotation(),
-                0.0,
-                f32::INFINITY,
-            ),
-        };
-        Face {
-            id: 0,
-            bbox: d.bbox,
-            score: d.score,
-            keypoints: d.keypoints,
-            landmarks: l.points,
-            presence: l.presence,
-            pose,
-            rotation,
-            scale,
-            fit_error,
-        }
-    }
-}
-
-/// The crop's linear map (model input pixels → frame pixels) and its inverse.
-fn crop_linear(crop: &RotatedRect, size: f32) -> (geometry::Affine, geometry::Affine) {
-    let m = geometry::Affine::from_rotated_rect(crop, size);
-    let det = m.a * m.d - m.b * m.c;
-    let inv = geometry::Affine {
-        a: m.d / det,
-        b: -m.b / det,
-        c: -m.c / det,
-        d: m.a / det,
-        tx: 0.0,
-        ty: 0.0,
-    };
-    (
-        geometry::Affine {
-            tx: 0.0,
-            ty: 0.0,
-            ..m
-        },
-        inv,
-    )
-}
-
-/// What averaging moved each landmark by, in crop units (see [`MirrorCorrection`]).
-fn mirror_correction(plain: &Landmarks, averaged: &Landmarks, size: f32) -> MirrorCorrection {
-    let (_, inv) = crop_linear(&plain.crop, size);
-    let z_scale = plain.crop.side / size;
-    plain
-        .points
-        .iter()
-        .zip(&averaged.points)
-        .map(|(p, a)| {
-            let d = inv.apply(geometry::Point::new(a[0] - p[0], a[1] - p[1]));
-            [d.x, d.y, (a[2] - p[2]) / z_scale]
-        })
-        .collect()
-}
-
-/// Adds a mirror correction to landmarks found on a plain crop.
-fn apply_mirror_correction(l: &mut Landmarks, correction: &MirrorCorrection, size: f32) {
-    if correction.len() != l.points.len() {
-        return;
-    }
-    let (linear, _) = crop_linear(&l.crop, size);
-    let z_scale = l.crop.side / size;
-    for (p, c) in l.points.iter_mut().zip(correction) {
-        let d = linear.apply(geometry::Point::new(c[0], c[1]));
-        let moved = [p[0] + d.x, p[1] + d.y, p[2] + c[2] * z_scale];
-        if moved.iter().all(|v| v.is_finite()) {
-            *p = moved;
-        }
-    }
-}
-
-/// For each point, its mirror across the reference face's x = 0 plane: the nearest point to
-/// (-x, y, z). Empty when some point has no mirror within 2 % of the face's width, or when the
-/// pairing is not an involution.
-pub fn mirror_pairs(points: &[[f32; 3]]) -> Vec<usize> {
-    let width = points.iter().map(|p| p[0]).fold(f32::MIN, f32::max)
-        - points.iter().map(|p| p[0]).fold(f32::MAX, f32::min);
-    let tolerance = (0.02 * width).powi(2);
-    let mut pairs = Vec::with_capacity(points.len());
-    for p in points {
-        let target = [-p[0], p[1], p[2]];
-        let best = points
+    /// The faces of `detections` with their `landmarks`: the landmark fit of each, the regressor
+    /// (in one batch) where the method needs it, and their combination; ids are 0.
+    ///
+    /// `memory` holds each face's remembered regressor estimate on tracking frames: a fresh one
+    /// is carried along by the fit instead of running the regressor, and a face that needs none
+    /// (frontal, when fusing) skips it. `None` (still pictures, new faces) runs the regressor on
+    /// every face. Returns each face's new memory too.
+    fn solve(
+        &mut self,
+        image: &ImageView,
+        detections: &[Detection],
+        landmarks: Vec<Landmarks>,
+        memory: Option<&[Option<RegressorMemory>]>,
+    ) -> Result<(Vec<Face>, Vec<Option<RegressorMemory>>)> {
+        let camera = Camera::from_fov(image.width(), image.height(), self.config.camera_fov);
+        let fits: Vec<_> = landmarks
             .iter()
+            .map(|l| self.solver.fit(&l.points, &l.crop, camera.as_ref()))
+            .collect();
+        let n = detections.len();
+        let mut regressed: Vec<Option<Regressed>> = vec![None; n];
+        let mut memories: Vec<Option<RegressorMemory>> = vec![None; n];
+        let mut to_run = Vec::new();
+        if self.regressor.is_some() {
+            for i in 0..n {
+                let remembered = memory
+                    .and_then(|m| m.get(i).copied().flatten())
+                    .filter(RegressorMemory::is_fresh);
+                match (remembered, &fits[i]) {
+                    (Some(m), Some(fit)) => {
+                        regressed[i] = Some(m.carried(fit));
+                        memories[i] = Some(m.aged());
+                    }
+                    _ if memory.is_none() || self.solver.wants_regressor(fits[i].as_ref(), None) => {
+                        to_run.push(i)
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut unusable = false;
+        if let (Some(regressor), false) = (self.regressor.as_mut(), to_run.is_empty()) {
+            let inputs: Vec<_> = to_run
+                .iter()
+                .map(|&i| (detections[i].bbox, &landmarks[i].points[..]))
+                .collect();
+            let poses = regressor.run(image, &inputs)?;
+            for (&i, pose) in to_run.iter().zip(poses) {
+                let Some(pose) = pose else {
+                    unusable = true;
+                    continue;
+                };
+                let centre = regressor
+                    .crop_rule()
+                    .region(&detections[i].bbox, &landmarks[i].points)
+                    .centre();
+                let r = Regressed::new(pose, camera.as_ref(), centre.x, centre.y);
+                regressed[i] = Some(r);
+                memories[i] = Some(RegressorMemory {
+                    fit_camera: fits[i].map_or(r.camera, |f| f.camera),
+                    regressed: r,
+                    age: 0,
+                });
+            }
+        }
+        if unusable && !self.warned_unusable_regression {
+            self.warned_unusable_regression = true;
+            let name = self.regressor.as_ref().map(|r| r.model().name());
+            self.pending_warnings.push(format!(
+                "head-pose model {} gave an unusable output (NaN, or beyond ±{} degrees) for a \
+                 face; such faces keep their landmark-fit angles",
+                name.unwrap_or_default(),
+                headpose::ANGLE_LIMIT
+            ));
+        }
+        let faces = detections
+            .iter()
+            .zip(landmarks)
             .enumerate()
-            .map(|(j, q)| (j, (0..3).map(|k| (q[k] - target[k]).powi(2)).sum::<f32>()))
-            .min_by(|a, b| a.1.total_cmp(&b.1));
-        match best {
-            Some((j, d)) if d <= tolerance => pairs.push(j),
-            _ => return Vec::new(),
-        }
+            .map(|(i, (d, l))| {
+                let skipped = regressed[i].is_none() && !to_run.contains(&i);
+                let e = self.solver.combine(fits[i], regressed[i], skipped);
+                face(d, l, e)
+            })
+            .collect();
+        Ok((faces, memories))
     }
-    let involution = pairs.iter().enumerate().all(|(i, &j)| pairs[j] == i);
-    if involution { pairs } else { Vec::new() }
-}
 
-/// Averages landmarks with those found on the mirrored crop (whose point `i` is the mirror point
-/// of `i`), and the two presence scores.
-fn average_with_mirror(plain: &Landmarks, mirrored: &Landmarks, pairs: &[usize]) -> Landmarks {
-    let points = plain
-        .points
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let q = mirrored.points[pairs[i]];
-            [
-                (p[0] + q[0]) * 0.5,
-                (p[1] + q[1]) * 0.5,
-                (p[2] + q[2]) * 0.5,
-            ]
-        })
-        .collect();
-    Landmarks {
-        points,
-        presence: (plain.presence + mirrored.presence) * 0.5,
-        crop: plain.crop,
+    /// Forgets the regressor estimates of tracks that are gone.
+    fn prune_regressor_memory(&mut self) {
+        let tracker = &self.tracker;
+        self.regressor_memory
+            .retain(|id, _| tracker.position(*id).is_some());
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mirror_pairs_match_symmetric_points_and_refuse_asymmetric_sets() {
-        let pts = [
-            [0.0, 1.0, 0.0],
-            [-2.0, 0.0, 1.0],
-            [2.0, 0.0, 1.0],
-            [-1.0, -1.0, 0.5],
-            [1.0, -1.0, 0.5],
-        ];
-        assert_eq!(mirror_pairs(&pts), [0, 2, 1, 4, 3]);
-        let lopsided = [[0.0, 1.0, 0.0], [-2.0, 0.0, 1.0], [1.0, 0.0, 1.0]];
-        assert!(mirror_pairs(&lopsided).is_empty());
-    }
-
-    #[test]
-    fn a_mirror_correction_moves_landmarks_with_their_crop() {
-        let crop = RotatedRect {
-            centre: geometry::Point::new(100.0, 100.0),
-            side: 96.0,
-            angle: 0.3,
-        };
-        let plain = Landmarks {
-            points: vec![[90.0, 95.0, -4.0], [120.0, 110.0, 2.0]],
-            presence: 1.0,
-            crop,
-        };
-        let averaged = Landmarks {
-            points: vec![[91.0, 94.0, -3.0], [119.5, 110.5, 2.0]],
-            ..plain.clone()
-        };
-        let c = mirror_correction(&plain, &averaged, 192.0);
-        let mut again = plain.clone();
-        apply_mirror_correction(&mut again, &c, 192.0);
-        for (a, b) in again.points.iter().zip(&averaged.points) {
-            assert!((0..3).all(|k| (a[k] - b[k]).abs() < 1e-4), "{a:?} vs {b:?}");
-        }
-        // The same correction on a crop twice as large, turned a quarter more, moves twice as far
-        // along the turned axes.
-        let turned = RotatedRect {
-            side: 192.0,
-            angle: 0.3 + std::f32::consts::FRAC_PI_2,
-            ..crop
-        };
-        let mut moved = Landmarks {
-            crop: turned,
-            ..plain.clone()
-        };
-        apply_mirror_correction(&mut moved, &c, 192.0);
-        let d0 = [averaged.points[0][0] - 90.0, averaged.points[0][1] - 95.0];
-        let d1 = [moved.points[0][0] - 90.0, moved.points[0][1] - 95.0];
-        assert!((d1[0] + 2.0 * d0[1]).abs() < 1e-3 && (d1[1] - 2.0 * d0[0]).abs() < 1e-3);
-        assert!((moved.points[0][2] - (-4.0 + 2.0)).abs() < 1e-4);
-    }
-
-    #[test]
-    fn averaging_with_the_mirror_pass_uses_the_mirror_index() {
-        let crop = RotatedRect {
-            centre: geometry::Point::new(0.0, 0.0),
-            side: 1.0,
-            angle: 0.0,
-        };
-        let plain = Landmarks {
-            points: vec![[0.0, 0.0, 0.0], [10.0, 0.0, 2.0]],
-            presence: 1.0,
-            crop,
-        };
-        let mirrored = Landmarks {
-            points: vec![[12.0, 2.0, 4.0], [2.0, 0.0, 0.0]],
-            presence: 0.5,
-            crop,
-        };
-        let avg = average_with_mirror(&plain, &mirrored, &[1, 0]);
-        assert_eq!(avg.points, vec![[1.0, 0.0, 0.0], [11.0, 1.0, 3.0]]);
-        assert_eq!(avg.presence, 0.75);
+/// A face from its detection, landmarks and angles.
+fn face(d: &Detection, l: Landmarks, e: Estimate) -> Face {
+    Face {
+        id: 0,
+        bbox: d.bbox,
+        score: d.score,
+        keypoints: d.keypoints,
+        landmarks: l.points,
+        presence: l.presence,
+        pose: e.pose,
+        rotation: e.rotation,
+        method: e.method,
+        fit_pose: e.fit_pose,
+        regressed_pose: e.regressed_pose,
+        regressor_weight: e.regressor_weight,
+        scale: e.scale,
+        fit_error: e.fit_error,
     }
 }

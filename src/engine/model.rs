@@ -169,6 +169,15 @@ impl Model {
         Ok(())
     }
 
+    /// The declared shape of output `name` (negative for dynamic dimensions), when it has one.
+    pub fn output_shape(&self, name: &str) -> Option<Vec<i64>> {
+        self.session
+            .outputs()
+            .iter()
+            .find(|o| o.name() == name)
+            .and_then(|o| o.dtype().tensor_shape().map(|s| s.iter().copied().collect()))
+    }
+
     /// A short name for messages: the file name.
     pub fn name(&self) -> String {
         self.path

@@ -176,6 +176,10 @@ mod tests {
             rotation: Pose::default().to_rotation(),
             scale: 1.0,
             fit_error: 0.0,
+            method: crate::engine::PoseMethod::Rigid,
+            fit_pose: None,
+            regressed_pose: None,
+            regressor_weight: 0.0,
         }
     }
 

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MPL-2.0
-//! Video: stable face ids, a detection interval, landmark-driven re-cropping and smoothing.
+//! Tracks: stable face ids, a detection interval, landmark-driven re-cropping and smoothing.
 //!
-//! [`Engine::track`] processes frames of one stream in order. On a detection frame it runs the same
-//! path as [`Engine::process`] (detector, landmark passes, pose) and gives each face the id of the
-//! track whose last box overlaps it most (intersection over union ≥ [`MATCH_IOU`]), or a new id.
+//! A [`Tracker`] holds every track of one video stream and decides, frame by frame, what the
+//! engine does (the engine drives it from [`super::video`]; this module knows nothing of the
+//! engine). On a detection frame the engine runs the same path as a still picture (detector,
+//! landmark passes, pose) and each face gets the id of the track whose last box overlaps it most
+//! (intersection over union ≥ [`MATCH_IOU`]), or a new id.
 //! Between detection frames each track's crop comes from its own previous landmarks and one
 //! landmark pass runs for all tracks in one batch; a face-presence score below
 //! [`TrackConfig::presence_threshold`] (or below half the track's score on its last detection
@@ -11,8 +13,8 @@
 //! a box that jumps or changes size more than twofold drops the track. Dropped and unmatched tracks are kept out
 //! of sight for [`KEEP_LOST_FRAMES`] frames so that a face the detector misses once keeps its id.
 //!
-//! The detection interval: 1 runs the detector on every frame (the faces are exactly those of
-//! [`Engine::process`], plus ids); N > 1 every N-th frame; 0 (automatic): every
+//! The detection interval: 1 runs the detector on every frame (the faces are exactly those of a
+//! still picture, plus ids); N > 1 every N-th frame; 0 (automatic): every
 //! [`AUTO_EMPTY_INTERVAL`] frames while no face is tracked, [`AUTO_LOST_GAP`] frames after the last
 //! detection when a face was lost, never while `max_faces` faces are tracked, and otherwise every
 //! 10 to 60 frames ([`AUTO_SEARCH_INTERVAL`]) to find new faces: as often as keeps detection
@@ -20,12 +22,12 @@
 //! models without a presence score (PFLD) cannot track: every frame is a detection frame for them.
 
 use super::detect::Detection;
+use super::error::{Error, Result};
 use super::face::Face;
 use super::geometry::{BBox, Point};
-use super::image::ImageView;
+use super::landmark::Landmarks;
+use super::mirror::MirrorCorrection;
 use super::smooth::{DEFAULT_FRAME_SECONDS, FaceSmoother};
-use super::{Engine, MirrorCorrection, Result, StageTimes, apply_mirror_correction};
-use std::time::Instant;
 
 /// Automatic mode: detection frames when no face is tracked.
 pub const AUTO_EMPTY_INTERVAL: u32 = 3;
@@ -53,12 +55,6 @@ const FACEMESH_EYES: [[usize; 2]; 2] = [[33, 133], [362, 263]];
 const FACEMESH_NOSE_TIP: usize = 1;
 const FACEMESH_MOUTH: [usize; 2] = [61, 291];
 
-/// Faces of a frame, the track each continues (`None`: a new track), and their new mirror
-/// corrections.
-type Followed = (Vec<Face>, Vec<Option<usize>>, Vec<Option<MirrorCorrection>>);
-/// Followed faces, their new mirror corrections, and the tracks that could not be followed.
-type FollowResult = (Vec<Face>, Vec<Option<MirrorCorrection>>, Vec<usize>);
-
 /// Tracking settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TrackConfig {
@@ -83,13 +79,13 @@ impl Default for TrackConfig {
 impl TrackConfig {
     pub fn validate(&self) -> Result<()> {
         if !(0.0..=1.0).contains(&self.presence_threshold) {
-            return Err(super::Error::Config(format!(
+            return Err(Error::Config(format!(
                 "presence threshold {} is outside 0..=1",
                 self.presence_threshold
             )));
         }
         if !(0.0..=1.0).contains(&self.smoothing) {
-            return Err(super::Error::Config(format!(
+            return Err(Error::Config(format!(
                 "smoothing {} is outside 0..=1",
                 self.smoothing
             )));
@@ -100,7 +96,7 @@ impl TrackConfig {
 
 /// One followed face.
 #[derive(Debug, Clone)]
-struct Track {
+pub(super) struct Track {
     id: u64,
     /// Unsmoothed landmarks of the last frame the face was seen (the next crop comes from them).
     landmarks: Vec<[f32; 3]>,
@@ -152,7 +148,92 @@ impl Tracker {
         self.tracks.iter().filter(|t| t.missed == 0)
     }
 
-    fn should_detect(&self, config: &TrackConfig, can_track: bool, max_faces: usize) -> bool {
+    /// Seconds since the previous frame, from this frame's timestamp `time` (`None` assumes 30
+    /// frames per second). Time going backwards (a seek without a flush) starts the smoothing
+    /// filters afresh.
+    pub(super) fn advance_clock(&mut self, time: Option<f64>) -> f64 {
+        let dt = match (time, self.last_time) {
+            (Some(now), Some(before)) if now > before => now - before,
+            (Some(_), Some(_)) => {
+                // Time went backwards (a seek without a flush): start the filters afresh.
+                for t in &mut self.tracks {
+                    t.smoother = None;
+                }
+                DEFAULT_FRAME_SECONDS
+            }
+            _ => DEFAULT_FRAME_SECONDS,
+        };
+        self.last_time = time.or(self.last_time.map(|t| t + dt));
+        dt
+    }
+
+    /// Starts a frame that runs the detector (`detect`) or only follows the tracks.
+    pub(super) fn start_frame(&mut self, detect: bool) {
+        self.lost_last_frame = false;
+        self.since_detection = if detect {
+            Some(0)
+        } else {
+            self.since_detection.map(|s| s + 1)
+        };
+    }
+
+    /// Ends a frame: remembers whether it ran the detector and whether a track was lost, and
+    /// folds its cost (`ms`) into the running means.
+    pub(super) fn finish_frame(&mut self, detect: bool, ms: f64) {
+        self.detected = detect;
+        if detect {
+            self.lost_pending = false;
+        }
+        self.lost_pending |= self.lost_last_frame;
+        self.record_cost(detect, ms);
+    }
+
+    /// Every track, visible or remembered; indices into this are track indices.
+    pub(super) fn track_count(&self) -> usize {
+        self.tracks.len()
+    }
+
+    pub(super) fn track(&self, index: usize) -> &Track {
+        &self.tracks[index]
+    }
+
+    /// The index of the track with id `id`.
+    pub(super) fn position(&self, id: u64) -> Option<usize> {
+        self.tracks.iter().position(|t| t.id == id)
+    }
+
+    /// The indices of the visible tracks.
+    pub(super) fn visible_indices(&self) -> Vec<usize> {
+        (0..self.tracks.len())
+            .filter(|&i| self.tracks[i].missed == 0)
+            .collect()
+    }
+
+    /// Marks a track that could not be followed as lost (out of sight, remembered a while).
+    pub(super) fn lose(&mut self, index: usize) {
+        let t = &mut self.tracks[index];
+        t.missed = 1;
+        t.smoother = None;
+        self.lost_last_frame = true;
+    }
+
+    /// For each detected box, the visible track it continues: greedy by overlap with the tracks'
+    /// last boxes, IoU ≥ [`MATCH_IOU`].
+    pub(super) fn match_visible(&self, boxes: &[BBox]) -> Vec<Option<usize>> {
+        let visible = self.visible_indices();
+        let track_boxes: Vec<BBox> = visible.iter().map(|&i| self.tracks[i].bbox).collect();
+        match_by_overlap(boxes, &track_boxes, MATCH_IOU)
+            .into_iter()
+            .map(|m| m.map(|k| visible[k]))
+            .collect()
+    }
+
+    pub(super) fn should_detect(
+        &self,
+        config: &TrackConfig,
+        can_track: bool,
+        max_faces: usize,
+    ) -> bool {
         let Some(since) = self.since_detection else {
             return true;
         };
@@ -203,7 +284,7 @@ impl Tracker {
 
     /// Gives each face of a detection frame an id: greedy by overlap with the last boxes of the
     /// tracks not `taken` already (all when `taken` is empty), else a new id.
-    fn assign_ids(&mut self, faces: &mut [Face], taken: &[bool]) -> Vec<Option<usize>> {
+    pub(super) fn assign_ids(&mut self, faces: &mut [Face], taken: &[bool]) -> Vec<Option<usize>> {
         let free: Vec<usize> = (0..self.tracks.len())
             .filter(|&i| !taken.get(i).copied().unwrap_or(false))
             .collect();
@@ -224,6 +305,150 @@ impl Tracker {
             };
         }
         face_track
+    }
+
+    /// Stores this frame's faces in their tracks, drops duplicates and old lost tracks, and
+    /// smooths the reported faces with `strength` (0 = off, see [`TrackConfig::smoothing`]).
+    pub(super) fn update_tracks(
+        &mut self,
+        faces: &mut Vec<Face>,
+        matched: &[Option<usize>],
+        corrections: &[Option<MirrorCorrection>],
+        detect: bool,
+        dt: f32,
+        strength: f32,
+    ) {
+        let mut seen = vec![false; self.tracks.len()];
+        let mut fresh = Vec::new();
+        for (fi, (face, m)) in faces.iter_mut().zip(matched).enumerate() {
+            let lbox = landmark_box(&face.landmarks);
+            let raw_landmarks = face.landmarks.clone();
+            let raw_box = face.bbox;
+            let track = match m {
+                Some(ti) => {
+                    seen[*ti] = true;
+                    let t = &mut self.tracks[*ti];
+                    t.missed = 0;
+                    t
+                }
+                None => {
+                    fresh.push(Track {
+                        id: face.id,
+                        landmarks: Vec::new(),
+                        box_from_landmarks: [0.0, 0.0, 1.0, 1.0],
+                        score: face.score,
+                        bbox: face.bbox,
+                        smoother: None,
+                        missed: 0,
+                        correction: None,
+                        detected_presence: face.presence,
+                        keypoints: face.keypoints,
+                    });
+                    fresh.last_mut().expect("just pushed")
+                }
+            };
+            if detect {
+                if let Some(lbox) = lbox {
+                    track.box_from_landmarks = relative_box(&raw_box, &lbox);
+                }
+                track.score = face.score;
+                track.detected_presence = face.presence;
+            }
+            track.landmarks = raw_landmarks;
+            track.bbox = raw_box;
+            track.keypoints = face.keypoints;
+            track.correction = match (
+                corrections.get(fi).and_then(|c| c.as_ref()),
+                track.correction.take(),
+            ) {
+                (Some(c), _) => Some((c.clone(), 0)),
+                (None, Some((c, age))) => Some((c, age + 1)),
+                (None, None) => None,
+            };
+            if strength > 0.0 {
+                match &mut track.smoother {
+                    Some(s) => s.apply(face, dt, strength),
+                    None => track.smoother = Some(FaceSmoother::new(face)),
+                }
+            }
+        }
+        for (t, seen) in self.tracks.iter_mut().zip(&seen) {
+            if !seen && t.missed > 0 {
+                t.missed += 1;
+            } else if !seen && detect {
+                // The detector did not find this face: remember it for a while, out of sight.
+                t.missed = 1;
+                t.smoother = None;
+            }
+        }
+        self.tracks.extend(fresh);
+        self.tracks.retain(|t| t.missed <= KEEP_LOST_FRAMES);
+
+        // Two visible tracks on one face: keep the older id.
+        let mut drop_ids = Vec::new();
+        let visible: Vec<&Track> = self.visible().collect();
+        for (i, a) in visible.iter().enumerate() {
+            for b in &visible[i + 1..] {
+                if a.bbox.iou(&b.bbox) > DUPLICATE_IOU {
+                    drop_ids.push(a.id.max(b.id));
+                }
+            }
+        }
+        if !drop_ids.is_empty() {
+            self.tracks.retain(|t| !drop_ids.contains(&t.id));
+            faces.retain(|f| !drop_ids.contains(&f.id));
+        }
+    }
+}
+
+impl Track {
+    pub(super) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Unsmoothed landmarks of the last frame the face was seen.
+    pub(super) fn landmarks(&self) -> &[[f32; 3]] {
+        &self.landmarks
+    }
+
+    /// The last mirror correction, if one was measured.
+    pub(super) fn correction(&self) -> Option<&MirrorCorrection> {
+        self.correction.as_ref().map(|(c, _)| c)
+    }
+
+    /// Whether the mirror correction is missing or too old to reuse on the next frame.
+    pub(super) fn correction_due(&self) -> bool {
+        self.correction
+            .as_ref()
+            .is_none_or(|(_, age)| *age + 1 >= MIRROR_REFRESH_FRAMES)
+    }
+
+    /// The detection that landmarks `l`, found on a crop from this track's landmarks, stand for
+    /// in a `width` × `height` frame: the box from the landmarks' box, the score of the last
+    /// detection, key points from the landmarks. `None` when the track cannot be followed: no
+    /// usable landmarks, a face-presence score below the floor (`threshold`, or half the score on
+    /// the last detection frame when that is lower), or a box that jumps.
+    pub(super) fn followed_detection(
+        &self,
+        l: &Landmarks,
+        threshold: f32,
+        width: f32,
+        height: f32,
+    ) -> Option<Detection> {
+        let lbox = landmark_box(&l.points);
+        // FaceMesh scores some real faces (blurred, occluded, turned away) near 0 from the
+        // start; those are judged against their own level, and checked by the detector.
+        let floor = threshold.min(0.5 * self.detected_presence);
+        let plausible =
+            lbox.is_some_and(|b| follows(&self.bbox, &absolute_box(&self.box_from_landmarks, &b)));
+        let (Some(lbox), true) = (lbox, l.presence >= floor && plausible) else {
+            return None;
+        };
+        Some(Detection {
+            bbox: absolute_box(&self.box_from_landmarks, &lbox).clamp_to(width, height),
+            score: self.score,
+            keypoints: keypoints_from_landmarks(&l.points, &self.keypoints),
+        })
     }
 }
 
@@ -304,340 +529,6 @@ fn keypoints_from_landmarks(points: &[[f32; 3]], previous: &[Point; 5]) -> [Poin
         ]
     } else {
         *previous
-    }
-}
-
-impl Engine {
-    /// Tracking settings take effect on the next frame.
-    pub fn set_track_config(&mut self, track: TrackConfig) -> Result<()> {
-        track.validate()?;
-        self.track_config = track;
-        Ok(())
-    }
-
-    pub fn track_config(&self) -> TrackConfig {
-        self.track_config
-    }
-
-    /// Forgets every track (call after a seek or a flush, or between streams).
-    pub fn reset_tracking(&mut self) {
-        self.tracker.reset();
-    }
-
-    /// Whether the last [`Engine::track`] call ran the detector.
-    pub fn last_frame_detected(&self) -> bool {
-        self.tracker.detected
-    }
-
-    /// The faces of the next frame of a video stream, with stable ids. `time` is the frame's
-    /// timestamp in seconds (used for smoothing; `None` assumes 30 frames per second).
-    pub fn track(&mut self, image: &ImageView, time: Option<f64>) -> Result<Vec<Face>> {
-        let config = self.track_config;
-        let can_track = self.landmarker.refines();
-        let dt = match (time, self.tracker.last_time) {
-            (Some(now), Some(before)) if now > before => now - before,
-            (Some(_), Some(_)) => {
-                // Time went backwards (a seek without a flush): start the filters afresh.
-                for t in &mut self.tracker.tracks {
-                    t.smoother = None;
-                }
-                DEFAULT_FRAME_SECONDS
-            }
-            _ => DEFAULT_FRAME_SECONDS,
-        };
-        self.tracker.last_time = time.or(self.tracker.last_time.map(|t| t + dt));
-
-        let detect = self
-            .tracker
-            .should_detect(&config, can_track, self.config.detect.max_faces);
-        self.tracker.lost_last_frame = false;
-        let started = Instant::now();
-        let (mut faces, matched, corrections) = if !detect {
-            self.tracker.since_detection = self.tracker.since_detection.map(|s| s + 1);
-            self.follow_all(image)?
-        } else if config.detection_interval == 1 || !can_track {
-            self.tracker.since_detection = Some(0);
-            let mut faces = self.process(image)?;
-            let corrections = std::mem::take(&mut self.last_corrections);
-            let matched = self.tracker.assign_ids(&mut faces, &[]);
-            let corrections = (0..faces.len())
-                .map(|i| corrections.get(i).cloned())
-                .collect();
-            (faces, matched, corrections)
-        } else {
-            self.tracker.since_detection = Some(0);
-            self.detect_and_follow(image)?
-        };
-        self.tracker.detected = detect;
-        if detect {
-            self.tracker.lost_pending = false;
-        }
-        self.tracker.lost_pending |= self.tracker.lost_last_frame;
-        self.tracker
-            .record_cost(detect, started.elapsed().as_secs_f64() * 1e3);
-
-        let t0 = Instant::now();
-        self.update_tracks(&mut faces, &matched, &corrections, detect, dt as f32);
-        self.times.pose += t0.elapsed().as_secs_f64() * 1e3;
-        Ok(faces)
-    }
-
-    /// A tracking frame: every visible track followed by its landmarks; tracks that fail are
-    /// marked lost.
-    fn follow_all(&mut self, image: &ImageView) -> Result<Followed> {
-        let t0 = Instant::now();
-        let visible: Vec<usize> = (0..self.tracker.tracks.len())
-            .filter(|&i| self.tracker.tracks[i].missed == 0)
-            .collect();
-        let (faces, corrections, failed) = self.follow(image, &visible)?;
-        for ti in failed {
-            let t = &mut self.tracker.tracks[ti];
-            t.missed = 1;
-            t.smoother = None;
-            self.tracker.lost_last_frame = true;
-        }
-        let matched = faces
-            .iter()
-            .map(|f| self.tracker.tracks.iter().position(|t| t.id == f.id))
-            .collect();
-        self.times = StageTimes {
-            detect: 0.0,
-            landmarks: t0.elapsed().as_secs_f64() * 1e3,
-            pose: 0.0,
-        };
-        Ok((faces, matched, corrections))
-    }
-
-    /// A detection frame while tracking: faces the detector finds where a track is are followed
-    /// by their landmarks (one pass, with the detector's fresh box); the others (new faces, and
-    /// tracks that fail to follow) go through the full still-picture passes and get ids by
-    /// overlap, which also brings back remembered lost tracks.
-    fn detect_and_follow(&mut self, image: &ImageView) -> Result<Followed> {
-        let t0 = Instant::now();
-        let detections = self.detector.detect(image, &self.config.detect)?;
-        let t1 = Instant::now();
-        let visible: Vec<usize> = (0..self.tracker.tracks.len())
-            .filter(|&i| self.tracker.tracks[i].missed == 0)
-            .collect();
-        let boxes: Vec<BBox> = visible
-            .iter()
-            .map(|&i| self.tracker.tracks[i].bbox)
-            .collect();
-        let det_boxes: Vec<BBox> = detections.iter().map(|d| d.bbox).collect();
-        let det_track: Vec<Option<usize>> = match_by_overlap(&det_boxes, &boxes, MATCH_IOU)
-            .into_iter()
-            .map(|m| m.map(|k| visible[k]))
-            .collect();
-        let to_follow: Vec<usize> = det_track.iter().flatten().copied().collect();
-        let (mut followed, mut corrections, failed) = self.follow(image, &to_follow)?;
-        let mut matched = Vec::with_capacity(detections.len());
-        let mut taken = vec![false; self.tracker.tracks.len()];
-        for face in &mut followed {
-            let ti = self
-                .tracker
-                .tracks
-                .iter()
-                .position(|t| t.id == face.id)
-                .expect("followed faces come from tracks");
-            let di = det_track
-                .iter()
-                .position(|m| *m == Some(ti))
-                .expect("followed tracks were matched");
-            let d = &detections[di];
-            face.bbox = d.bbox;
-            face.score = d.score;
-            face.keypoints = d.keypoints;
-            taken[ti] = true;
-            matched.push(Some(ti));
-        }
-        let fresh: Vec<&Detection> = detections
-            .iter()
-            .zip(&det_track)
-            .filter(|(_, m)| m.is_none_or(|ti| failed.contains(&ti)))
-            .map(|(d, _)| d)
-            .collect();
-        let crops = fresh
-            .iter()
-            .map(|d| self.landmarker.crop_from_detection(d))
-            .collect();
-        let (landmarks, fresh_corrections) =
-            self.landmark_passes(image, crops, self.config.refine_passes, true)?;
-        let t2 = Instant::now();
-        let mut new_faces: Vec<Face> = fresh
-            .iter()
-            .zip(landmarks)
-            .map(|(d, l)| self.solve(d, l))
-            .collect();
-        matched.extend(self.tracker.assign_ids(&mut new_faces, &taken));
-        corrections.extend((0..new_faces.len()).map(|i| fresh_corrections.get(i).cloned()));
-        followed.extend(new_faces);
-        self.times = StageTimes {
-            detect: (t1 - t0).as_secs_f64() * 1e3,
-            landmarks: (t2 - t1).as_secs_f64() * 1e3,
-            pose: t2.elapsed().as_secs_f64() * 1e3,
-        };
-        Ok((followed, matched, corrections))
-    }
-
-    /// One landmark pass for the tracks `which`, each cropped from its previous landmarks and
-    /// corrected by its mirror correction (or with a mirror pass for all when a correction is
-    /// missing or old). Returns the faces (with the tracks' ids), their new mirror corrections
-    /// (`None` where none was measured) and the tracks that could not be followed: no usable
-    /// landmarks, a face-presence score below the floor, or a box that jumps.
-    fn follow(&mut self, image: &ImageView, which: &[usize]) -> Result<FollowResult> {
-        let mut visible = Vec::new();
-        let mut crops = Vec::new();
-        let mut failed = Vec::new();
-        for &i in which {
-            match self
-                .landmarker
-                .crop_from_landmarks(&self.tracker.tracks[i].landmarks)
-            {
-                Some(crop) => {
-                    visible.push(i);
-                    crops.push(crop);
-                }
-                None => failed.push(i),
-            }
-        }
-        let refresh = self.mirror_enabled()
-            && visible.iter().any(|&i| {
-                self.tracker.tracks[i]
-                    .correction
-                    .as_ref()
-                    .is_none_or(|(_, age)| *age + 1 >= MIRROR_REFRESH_FRAMES)
-            });
-        let (mut landmarks, corrections) = self.landmark_passes(image, crops, 0, refresh)?;
-        if !refresh && self.mirror_enabled() {
-            let size = self.landmarker.input_size() as f32;
-            for (l, &ti) in landmarks.iter_mut().zip(&visible) {
-                if let Some((c, _)) = &self.tracker.tracks[ti].correction {
-                    apply_mirror_correction(l, c, size);
-                }
-            }
-        }
-        let threshold = self.track_config.presence_threshold;
-        let mut faces = Vec::with_capacity(landmarks.len());
-        let mut kept_corrections = Vec::with_capacity(landmarks.len());
-        for (k, (&ti, l)) in visible.iter().zip(landmarks).enumerate() {
-            let track = &self.tracker.tracks[ti];
-            let lbox = landmark_box(&l.points);
-            // FaceMesh scores some real faces (blurred, occluded, turned away) near 0 from the
-            // start; those are judged against their own level, and checked by the detector.
-            let floor = threshold.min(0.5 * track.detected_presence);
-            let plausible = lbox.is_some_and(|b| {
-                follows(&track.bbox, &absolute_box(&track.box_from_landmarks, &b))
-            });
-            let (Some(lbox), true) = (lbox, l.presence >= floor && plausible) else {
-                failed.push(ti);
-                continue;
-            };
-            let detection = Detection {
-                bbox: absolute_box(&track.box_from_landmarks, &lbox)
-                    .clamp_to(image.width() as f32, image.height() as f32),
-                score: track.score,
-                keypoints: keypoints_from_landmarks(&l.points, &track.keypoints),
-            };
-            let mut face = self.solve(&detection, l);
-            face.id = track.id;
-            faces.push(face);
-            kept_corrections.push(corrections.get(k).cloned());
-        }
-        Ok((faces, kept_corrections, failed))
-    }
-
-    /// Stores this frame's faces in their tracks, drops duplicates and old lost tracks, and
-    /// smooths the reported faces.
-    fn update_tracks(
-        &mut self,
-        faces: &mut Vec<Face>,
-        matched: &[Option<usize>],
-        corrections: &[Option<MirrorCorrection>],
-        detect: bool,
-        dt: f32,
-    ) {
-        let strength = self.track_config.smoothing;
-        let tracker = &mut self.tracker;
-        let mut seen = vec![false; tracker.tracks.len()];
-        let mut fresh = Vec::new();
-        for (fi, (face, m)) in faces.iter_mut().zip(matched).enumerate() {
-            let lbox = landmark_box(&face.landmarks);
-            let raw_landmarks = face.landmarks.clone();
-            let raw_box = face.bbox;
-            let track = match m {
-                Some(ti) => {
-                    seen[*ti] = true;
-                    let t = &mut tracker.tracks[*ti];
-                    t.missed = 0;
-                    t
-                }
-                None => {
-                    fresh.push(Track {
-                        id: face.id,
-                        landmarks: Vec::new(),
-                        box_from_landmarks: [0.0, 0.0, 1.0, 1.0],
-                        score: face.score,
-                        bbox: face.bbox,
-                        smoother: None,
-                        missed: 0,
-                        correction: None,
-                        detected_presence: face.presence,
-                        keypoints: face.keypoints,
-                    });
-                    fresh.last_mut().expect("just pushed")
-                }
-            };
-            if detect {
-                if let Some(lbox) = lbox {
-                    track.box_from_landmarks = relative_box(&raw_box, &lbox);
-                }
-                track.score = face.score;
-                track.detected_presence = face.presence;
-            }
-            track.landmarks = raw_landmarks;
-            track.bbox = raw_box;
-            track.keypoints = face.keypoints;
-            track.correction = match (
-                corrections.get(fi).and_then(|c| c.as_ref()),
-                track.correction.take(),
-            ) {
-                (Some(c), _) => Some((c.clone(), 0)),
-                (None, Some((c, age))) => Some((c, age + 1)),
-                (None, None) => None,
-            };
-            if strength > 0.0 {
-                match &mut track.smoother {
-                    Some(s) => s.apply(face, dt, strength),
-                    None => track.smoother = Some(FaceSmoother::new(face)),
-                }
-            }
-        }
-        for (t, seen) in tracker.tracks.iter_mut().zip(&seen) {
-            if !seen && t.missed > 0 {
-                t.missed += 1;
-            } else if !seen && detect {
-                // The detector did not find this face: remember it for a while, out of sight.
-                t.missed = 1;
-                t.smoother = None;
-            }
-        }
-        tracker.tracks.extend(fresh);
-        tracker.tracks.retain(|t| t.missed <= KEEP_LOST_FRAMES);
-
-        // Two visible tracks on one face: keep the older id.
-        let mut drop_ids = Vec::new();
-        let visible: Vec<&Track> = tracker.visible().collect();
-        for (i, a) in visible.iter().enumerate() {
-            for b in &visible[i + 1..] {
-                if a.bbox.iou(&b.bbox) > DUPLICATE_IOU {
-                    drop_ids.push(a.id.max(b.id));
-                }
-            }
-        }
-        if !drop_ids.is_empty() {
-            tracker.tracks.retain(|t| !drop_ids.contains(&t.id));
-            faces.retain(|f| !drop_ids.contains(&f.id));
-        }
     }
 }
 
@@ -767,6 +658,10 @@ mod tests {
             rotation: Default::default(),
             scale: 1.0,
             fit_error: 0.0,
+            method: crate::engine::PoseMethod::Rigid,
+            fit_pose: None,
+            regressed_pose: None,
+            regressor_weight: 0.0,
         };
         let mut faces = vec![face(310.0), face(700.0), face(5.0)];
         let matched = tracker.assign_ids(&mut faces, &[]);

@@ -30,7 +30,8 @@ use crate::engine::{self, DetectConfig, Engine, EngineConfig, Error as EngineErr
 use crate::{json, meta, overlay, video};
 
 const DEFAULT_EXECUTION_PROVIDER: ExecutionProvider = ExecutionProvider::Auto;
-const DEFAULT_POSE_METHOD: PoseMethod = PoseMethod::Rigid;
+const DEFAULT_POSE_METHOD: PoseMethod = PoseMethod::Fused;
+const DEFAULT_CAMERA_FOV: f32 = engine::pose::perspective::DEFAULT_CAMERA_FOV;
 const DEFAULT_DEVICE_ID: i32 = 0;
 const DEFAULT_FALLBACK: bool = true;
 const DEFAULT_INFERENCE_THREADS: u32 = 0;
@@ -62,7 +63,11 @@ struct Settings {
     detector_descriptor: Option<String>,
     landmark_model: Option<String>,
     landmark_descriptor: Option<String>,
+    /// `None`: the default regressor; `Some("")`: none.
+    pose_model: Option<String>,
+    pose_descriptor: Option<String>,
     pose_method: PoseMethod,
+    camera_fov: f32,
     ort_library: Option<String>,
     execution_provider: ExecutionProvider,
     device_id: i32,
@@ -89,7 +94,10 @@ impl Default for Settings {
             detector_descriptor: None,
             landmark_model: None,
             landmark_descriptor: None,
+            pose_model: None,
+            pose_descriptor: None,
             pose_method: DEFAULT_POSE_METHOD,
+            camera_fov: DEFAULT_CAMERA_FOV,
             ort_library: None,
             execution_provider: DEFAULT_EXECUTION_PROVIDER,
             device_id: DEFAULT_DEVICE_ID,
@@ -141,7 +149,14 @@ impl Settings {
         }
         c.detector_descriptor = self.detector_descriptor.as_ref().map(PathBuf::from);
         c.landmark_descriptor = self.landmark_descriptor.as_ref().map(PathBuf::from);
+        match self.pose_model.as_deref() {
+            Some("") => c.pose_model = None,
+            Some(p) => c.pose_model = Some(PathBuf::from(p)),
+            None => {}
+        }
+        c.pose_descriptor = self.pose_descriptor.as_ref().map(PathBuf::from);
         c.pose_method = self.pose_method.into();
+        c.camera_fov = self.camera_fov;
         c.runtime.library = self.ort_library.as_ref().map(PathBuf::from);
         c.runtime.provider = self.execution_provider.into();
         c.runtime.device_id = self.device_id;
@@ -159,6 +174,7 @@ struct State {
     json: Option<Box<dyn Write + Send>>,
     detector: String,
     landmarker: String,
+    pose_model: String,
     warned_draw: bool,
     /// The last buffer could not be analysed (it did not hold the negotiated frame).
     bad_run: bool,
@@ -276,10 +292,28 @@ impl ObjectImpl for FacePoseEstimator {
                     .blurb("Descriptor of the landmark model (default: the model's path with the extension .descriptor)")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("pose-model")
+                    .nick("Head-pose model")
+                    .blurb("Head-pose regressor ONNX file, with its .descriptor beside it (default: whenet.onnx in FACEPOSE_MODEL_DIR, else the build's models folder; an empty string: none, angles from the landmarks alone)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("pose-descriptor")
+                    .nick("Head-pose descriptor")
+                    .blurb("Descriptor of the head-pose model (default: the model's path with the extension .descriptor)")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecEnum::builder_with_default("pose-method", DEFAULT_POSE_METHOD)
                     .nick("Pose method")
-                    .blurb("How yaw, pitch and roll are computed from the landmarks")
+                    .blurb("How yaw, pitch and roll are found: fused (landmark fit and regressor blended by how turned the face is; rigid without a pose model), regression, rigid or seed-linear")
                     .mutable_ready()
+                    .build(),
+                glib::ParamSpecFloat::builder("camera-fov")
+                    .nick("Camera field of view")
+                    .blurb("The camera's horizontal field of view in degrees, used to give angles in the camera's frame for faces away from the image centre (0 = off: angles relative to each face's line of sight)")
+                    .minimum(0.0)
+                    .maximum(engine::pose::perspective::CAMERA_FOV_MAX)
+                    .default_value(DEFAULT_CAMERA_FOV)
+                    .mutable_playing()
                     .build(),
                 glib::ParamSpecString::builder("ort-library")
                     .nick("ONNX Runtime library")
@@ -419,7 +453,13 @@ impl ObjectImpl for FacePoseEstimator {
             "landmark-model" => s.landmark_model = string(),
             "detector-descriptor" => s.detector_descriptor = string(),
             "landmark-descriptor" => s.landmark_descriptor = string(),
+            "pose-model" => {
+                // An empty string is kept: it turns the regressor off.
+                s.pose_model = value.get::<Option<String>>().expect("type checked upstream")
+            }
+            "pose-descriptor" => s.pose_descriptor = string(),
             "pose-method" => s.pose_method = value.get().expect("type checked upstream"),
+            "camera-fov" => s.camera_fov = value.get().expect("type checked upstream"),
             "ort-library" => s.ort_library = string(),
             "execution-provider" => {
                 s.execution_provider = value.get().expect("type checked upstream")
@@ -472,7 +512,10 @@ impl ObjectImpl for FacePoseEstimator {
             "landmark-model" => s.landmark_model.to_value(),
             "detector-descriptor" => s.detector_descriptor.to_value(),
             "landmark-descriptor" => s.landmark_descriptor.to_value(),
+            "pose-model" => s.pose_model.to_value(),
+            "pose-descriptor" => s.pose_descriptor.to_value(),
             "pose-method" => s.pose_method.to_value(),
+            "camera-fov" => s.camera_fov.to_value(),
             "ort-library" => s.ort_library.to_value(),
             "execution-provider" => s.execution_provider.to_value(),
             "device-id" => s.device_id.to_value(),
@@ -591,6 +634,10 @@ impl BaseTransformImpl for FacePoseEstimator {
         *self.state.lock().unwrap() = Some(State {
             detector: name(&config.detector_model),
             landmarker: name(&config.landmark_model),
+            pose_model: engine
+                .regressor()
+                .map(|r| r.model().name())
+                .unwrap_or_default(),
             engine,
             info: None,
             json,
@@ -698,6 +745,7 @@ impl BaseTransformImpl for FacePoseEstimator {
             .engine
             .set_detect_config(settings.detect_config())
             .and_then(|()| state.engine.set_track_config(settings.track_config()))
+            .and_then(|()| state.engine.set_camera_fov(settings.camera_fov))
             .map_err(|e| {
                 gst::element_imp_error!(self, gst::LibraryError::Settings, ("{e}"));
                 gst::FlowError::Error
@@ -744,6 +792,9 @@ impl BaseTransformImpl for FacePoseEstimator {
             })?
         };
         let inference_ms = started.elapsed().as_secs_f64() * 1e3;
+        for w in state.engine.take_warnings() {
+            gst::element_imp_warning!(self, gst::StreamError::Decode, ("{w}"));
+        }
         if state.recent_ms.len() == LATENCY_WINDOW {
             state.recent_ms.pop_front();
         }
@@ -766,6 +817,7 @@ impl BaseTransformImpl for FacePoseEstimator {
                 height,
                 detector: &state.detector,
                 landmarker: &state.landmarker,
+                pose_model: &state.pose_model,
                 provider: state.engine.provider(),
                 inference_ms,
                 detected: state.engine.last_frame_detected(),

@@ -41,12 +41,11 @@ impl From<ExecutionProvider> for crate::engine::ExecutionProvider {
     }
 }
 
-/// How angles are computed from landmarks (the `pose-method` property).
+/// How a face's angles are found (the `pose-method` property).
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
 #[repr(u32)]
 #[enum_type(name = "GstFacePosePoseMethod")]
 pub enum PoseMethod {
-    #[default]
     #[enum_value(
         name = "Rigid fit of a 3-D reference face (all 468 points, or 14 for 98-point landmarks)",
         nick = "rigid"
@@ -57,6 +56,14 @@ pub enum PoseMethod {
         nick = "seed-linear"
     )]
     SeedLinear = 1,
+    #[default]
+    #[enum_value(
+        name = "Rigid fit and head-pose regressor blended by how turned the face is (rigid without a pose model)",
+        nick = "fused"
+    )]
+    Fused = 2,
+    #[enum_value(name = "The head-pose regressor alone (needs pose-model)", nick = "regression")]
+    Regression = 3,
 }
 
 impl From<PoseMethod> for crate::engine::PoseMethod {
@@ -64,6 +71,8 @@ impl From<PoseMethod> for crate::engine::PoseMethod {
         match p {
             PoseMethod::Rigid => Self::Rigid,
             PoseMethod::SeedLinear => Self::SeedLinear,
+            PoseMethod::Fused => Self::Fused,
+            PoseMethod::Regression => Self::Regression,
         }
     }
 }

@@ -1,302 +1,79 @@
 // SPDX-License-Identifier: MPL-2.0
-//! Landmark models on square face crops, two families:
-//! - MediaPipe FaceMesh (`facemesh`): 468 3-D points in crop pixels from a crop rotated so the
-//!   face is upright, plus a face-presence logit. The crop comes from a detection (box centre, eye
-//!   line) or, on a second pass or in tracking, from the previous landmarks.
-//! - PFLD (`pfld`, e.g. the 98 WFLW points of the seed project): 2-D points in 0..1 of an
-//!   axis-aligned square crop around the detector box (side = the box's longer side times
-//!   `crop-scale`, zero padding); no presence output (reported as 1) and no depth (z = 0).
+//! MediaPipe FaceMesh (`facemesh`): 468 3-D points in crop pixels from a crop rotated so the face
+//! is upright, plus a face-presence logit. The crop comes from a detection (box centre, eye line)
+//! or, on a second pass or in tracking, from the previous landmarks (see
+//! [`Landmarker::crop_from_landmarks`](super::Landmarker::crop_from_landmarks)).
 
 use std::path::Path;
 
-use super::super::descriptor::{Family, InputSize};
+use super::super::descriptor::Descriptor;
 use super::super::detect::Detection;
 use super::super::error::{Error, Result};
-use super::super::geometry::{Affine, Point, RotatedRect};
-use super::super::image::{ImageView, Layout, warp_into};
-use super::super::model::Model;
-use super::super::runtime::RuntimeOptions;
+use super::super::geometry::{Point, RotatedRect};
+use super::super::model::Output;
 
-/// Landmarks of one face in frame coordinates.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Landmarks {
-    /// x, y in frame pixels; z in pixels on the x scale, negative towards the camera.
-    pub points: Vec<[f32; 3]>,
-    /// Face-presence probability, 0..1.
-    pub presence: f32,
-    /// The crop the points came from.
-    pub crop: RotatedRect,
+/// Output tensors: the landmarks and the face flag.
+pub(super) const OUTPUTS: usize = 2;
+
+/// The `axis-points` of the descriptor: the top and bottom points of the face's vertical axis.
+pub(super) fn axis_points(d: &Descriptor, points: usize) -> Result<(usize, usize)> {
+    match d.numbers("axis-points")?.as_slice() {
+        [a, b]
+            if [a, b].iter().all(|v| v.fract() == 0.0 && **v >= 0.0)
+                && (*a as usize) < points
+                && (*b as usize) < points
+                && a != b =>
+        {
+            Ok((*a as usize, *b as usize))
+        }
+        _ => Err(d.error(
+            "axis-points",
+            format!("expected two different point indices (top, bottom) below {points}"),
+        )),
+    }
 }
 
-/// A landmark model with its reusable input buffer.
-pub struct Landmarker {
-    model: Model,
-    family: Family,
-    size: usize,
+/// The crop for a fresh detection: the box centre, the longer side times the crop scale, turned
+/// so the face is upright: by the eye line when the eyes are well apart, else (turned faces,
+/// where the two eye points nearly meet) by the axis from the eyes' midpoint to the mouth's.
+pub(super) fn crop_from_detection(d: &Detection, crop_scale: f32) -> RotatedRect {
+    let [left, right, _, mouth_l, mouth_r] = d.keypoints;
+    let eye_dist = ((right.x - left.x).powi(2) + (right.y - left.y).powi(2)).sqrt();
+    let eyes = Point::new((left.x + right.x) * 0.5, (left.y + right.y) * 0.5);
+    let mouth = Point::new((mouth_l.x + mouth_r.x) * 0.5, (mouth_l.y + mouth_r.y) * 0.5);
+    let (dx, dy) = (mouth.x - eyes.x, mouth.y - eyes.y);
+    let axis_len = (dx * dx + dy * dy).sqrt();
+    let angle = if eye_dist >= 0.5 * axis_len {
+        (right.y - left.y).atan2(right.x - left.x)
+    } else {
+        dy.atan2(dx) - std::f32::consts::FRAC_PI_2
+    };
+    RotatedRect {
+        centre: d.bbox.centre(),
+        side: d.bbox.width().max(d.bbox.height()) * crop_scale,
+        angle: if angle.is_finite() { angle } else { 0.0 },
+    }
+}
+
+/// The model's outputs for `n` crops of `points` points: x, y, z per point in crop pixels, and
+/// one face-presence logit per crop.
+pub(super) fn decode(
+    outputs: &[Output],
+    n: usize,
     points: usize,
-    crop_scale: f32,
-    axis_points: (usize, usize),
-    input: Vec<f32>,
-}
-
-impl Landmarker {
-    /// Loads a landmark model and its descriptor (default: beside the model).
-    pub fn load(
-        path: &Path,
-        descriptor: Option<&Path>,
-        options: &RuntimeOptions,
-    ) -> Result<Landmarker> {
-        let model = Model::load(path, descriptor, &[Family::FaceMesh, Family::Pfld], options)?;
-        let d = &model.descriptor;
-        let family = d.family;
-        let size = match d.size {
-            InputSize::Fixed { width, height } if width == height => width,
-            _ => return Err(d.error("size", "a landmark model needs a fixed square input".into())),
-        };
-        let points = d.integer("points", 1..=10_000)?;
-        let crop_scale = match d.numbers("crop-scale")?.as_slice() {
-            [s] if (0.5..=4.0).contains(s) => *s,
-            _ => return Err(d.error("crop-scale", "expected one number in 0.5..=4".into())),
-        };
-        let axis_points = match family {
-            Family::Pfld => (0, 0),
-            _ => match d.numbers("axis-points")?.as_slice() {
-                [a, b]
-                    if [a, b].iter().all(|v| v.fract() == 0.0 && **v >= 0.0)
-                        && (*a as usize) < points
-                        && (*b as usize) < points
-                        && a != b =>
-                {
-                    (*a as usize, *b as usize)
-                }
-                _ => {
-                    return Err(d.error(
-                        "axis-points",
-                        format!(
-                            "expected two different point indices (top, bottom) below {points}"
-                        ),
-                    ));
-                }
-            },
-        };
-        let outputs = if family == Family::Pfld { 1 } else { 2 };
-        if d.outputs.len() != outputs {
-            return Err(d.error(
-                "outputs",
-                format!("{} needs {outputs} output name(s)", family.name()),
-            ));
-        }
-        Ok(Landmarker {
-            family,
-            model,
-            size,
-            points,
-            crop_scale,
-            axis_points,
-            input: Vec::new(),
-        })
+    path: &Path,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let (lm, flag) = (&outputs[0], &outputs[1]);
+    if lm.data.len() != n * points * 3 || flag.data.len() != n {
+        return Err(Error::Model {
+            path: path.to_path_buf(),
+            message: format!(
+                "outputs have shapes {:?} and {:?}; expected {n}×{} landmark values and {n} face flags",
+                lm.shape,
+                flag.shape,
+                points * 3
+            ),
+        });
     }
-
-    pub fn model(&self) -> &Model {
-        &self.model
-    }
-
-    /// Side of the square model input, pixels.
-    pub fn input_size(&self) -> usize {
-        self.size
-    }
-
-    pub fn point_count(&self) -> usize {
-        self.points
-    }
-
-    pub fn family(&self) -> Family {
-        self.family
-    }
-
-    /// Whether re-cropping from landmarks and mirror averaging apply (FaceMesh only).
-    pub fn refines(&self) -> bool {
-        self.family == Family::FaceMesh
-    }
-
-    /// The crop for a fresh detection: the box centre, the longer side times the crop scale, turned
-    /// so the face is upright: by the eye line when the eyes are well apart, else (turned faces,
-    /// where the two eye points nearly meet) by the axis from the eyes' midpoint to the mouth's.
-    pub fn crop_from_detection(&self, d: &Detection) -> RotatedRect {
-        if self.family == Family::Pfld {
-            return RotatedRect {
-                centre: d.bbox.centre(),
-                side: d.bbox.width().max(d.bbox.height()) * self.crop_scale,
-                angle: 0.0,
-            };
-        }
-        let [left, right, _, mouth_l, mouth_r] = d.keypoints;
-        let eye_dist = ((right.x - left.x).powi(2) + (right.y - left.y).powi(2)).sqrt();
-        let eyes = Point::new((left.x + right.x) * 0.5, (left.y + right.y) * 0.5);
-        let mouth = Point::new((mouth_l.x + mouth_r.x) * 0.5, (mouth_l.y + mouth_r.y) * 0.5);
-        let (dx, dy) = (mouth.x - eyes.x, mouth.y - eyes.y);
-        let axis_len = (dx * dx + dy * dy).sqrt();
-        let angle = if eye_dist >= 0.5 * axis_len {
-            (right.y - left.y).atan2(right.x - left.x)
-        } else {
-            dy.atan2(dx) - std::f32::consts::FRAC_PI_2
-        };
-        RotatedRect {
-            centre: d.bbox.centre(),
-            side: d.bbox.width().max(d.bbox.height()) * self.crop_scale,
-            angle: if angle.is_finite() { angle } else { 0.0 },
-        }
-    }
-
-    /// The crop around earlier landmarks, turned so the face's vertical axis (from the top point
-    /// to the bottom point of `axis-points`) points down; this axis stays visible in profile.
-    pub fn crop_from_landmarks(&self, points: &[[f32; 3]]) -> Option<RotatedRect> {
-        let pts: Vec<Point> = points.iter().map(|p| Point::new(p[0], p[1])).collect();
-        let (top, bottom) = (*pts.get(self.axis_points.0)?, *pts.get(self.axis_points.1)?);
-        // The crop's x axis is the face's downward axis turned a quarter back: (dx, dy) → (dy, -dx),
-        // which is (1, 0) for an upright face.
-        let from = Point::new(0.0, 0.0);
-        let to = Point::new(bottom.y - top.y, -(bottom.x - top.x));
-        RotatedRect::around_points(&pts, from, to, self.crop_scale)
-    }
-
-    /// Runs the model on every crop, in one batch when the model allows it.
-    pub fn run(&mut self, image: &ImageView, crops: &[RotatedRect]) -> Result<Vec<Landmarks>> {
-        self.run_flagged(image, crops, &vec![false; crops.len()])
-    }
-
-    /// Runs the model on every crop and on its mirror image, in one batch when the model allows
-    /// it. The mirrored results are mapped back to the frame but keep the model's point order:
-    /// point `i` of a mirrored result describes the face's mirror point of `i`.
-    pub fn run_with_mirror(
-        &mut self,
-        image: &ImageView,
-        crops: &[RotatedRect],
-    ) -> Result<(Vec<Landmarks>, Vec<Landmarks>)> {
-        let all: Vec<RotatedRect> = crops.iter().chain(crops.iter()).copied().collect();
-        let flags: Vec<bool> = (0..all.len()).map(|i| i >= crops.len()).collect();
-        let mut out = self.run_flagged(image, &all, &flags)?;
-        let mirrored = out.split_off(crops.len());
-        Ok((out, mirrored))
-    }
-
-    fn run_flagged(
-        &mut self,
-        image: &ImageView,
-        crops: &[RotatedRect],
-        mirrored: &[bool],
-    ) -> Result<Vec<Landmarks>> {
-        if crops.is_empty() {
-            return Ok(Vec::new());
-        }
-        if self.model.dynamic_batch {
-            self.run_batch(image, crops, mirrored)
-        } else {
-            let mut out = Vec::with_capacity(crops.len());
-            for (c, m) in crops.iter().zip(mirrored) {
-                out.extend(self.run_batch(
-                    image,
-                    std::slice::from_ref(c),
-                    std::slice::from_ref(m),
-                )?);
-            }
-            Ok(out)
-        }
-    }
-
-    fn run_batch(
-        &mut self,
-        image: &ImageView,
-        crops: &[RotatedRect],
-        mirrored: &[bool],
-    ) -> Result<Vec<Landmarks>> {
-        let (size, n) = (self.size, crops.len());
-        let per = size * size * 3;
-        self.input.resize(per * n, 0.0);
-        let format = self.model.descriptor.tensor;
-        for ((crop, &flip), chunk) in crops.iter().zip(mirrored).zip(self.input.chunks_mut(per)) {
-            let mut map = Affine::from_rotated_rect(crop, size as f32);
-            if flip {
-                // Tensor column u samples the crop's column size - u.
-                map = Affine {
-                    a: -map.a,
-                    c: -map.c,
-                    tx: map.tx + map.a * size as f32,
-                    ty: map.ty + map.c * size as f32,
-                    ..map
-                };
-            }
-            warp_into(image, &map, size, size, &format, chunk);
-        }
-        let shape = match format.layout {
-            Layout::Nhwc => [n, size, size, 3],
-            Layout::Nchw => [n, 3, size, size],
-        };
-        let points = self.points;
-        let family = self.family;
-        let path = self.model.path.clone();
-        let (coords, flags) = self.model.run(&self.input, shape, |outputs| {
-            let lm = &outputs[0];
-            if family == Family::Pfld {
-                // 2-D points in 0..1 of the crop: scaled to crop pixels, no depth, no presence.
-                if lm.data.len() != n * points * 2 {
-                    return Err(Error::Model {
-                        path: path.clone(),
-                        message: format!(
-                            "output has shape {:?}; expected {n}×{} values ({points} points × 2)",
-                            lm.shape,
-                            points * 2
-                        ),
-                    });
-                }
-                let coords = lm
-                    .data
-                    .chunks_exact(2)
-                    .flat_map(|c| [c[0] * size as f32, c[1] * size as f32, 0.0])
-                    .collect();
-                return Ok((coords, vec![80.0; n]));
-            }
-            let flag = &outputs[1];
-            if lm.data.len() != n * points * 3 || flag.data.len() != n {
-                return Err(Error::Model {
-                    path: path.clone(),
-                    message: format!(
-                        "outputs have shapes {:?} and {:?}; expected {n}×{} landmark values and {n} face flags",
-                        lm.shape,
-                        flag.shape,
-                        points * 3
-                    ),
-                });
-            }
-            Ok((lm.data.to_vec(), flag.data.to_vec()))
-        })?;
-        let scale = 1.0 / size as f32;
-        Ok(crops
-            .iter()
-            .enumerate()
-            .map(|(i, crop)| {
-                let map = Affine::from_rotated_rect(crop, size as f32);
-                let flip = mirrored[i];
-                let z_scale = crop.side * scale;
-                let points = coords[i * points * 3..(i + 1) * points * 3]
-                    .chunks_exact(3)
-                    .map(|c| {
-                        let u = if flip { size as f32 - c[0] } else { c[0] };
-                        let p = map.apply(Point::new(u, c[1]));
-                        [p.x, p.y, c[2] * z_scale]
-                    })
-                    .collect();
-                let logit = flags[i].clamp(-80.0, 80.0);
-                Landmarks {
-                    points,
-                    presence: if logit.is_nan() {
-                        0.0
-                    } else {
-                        1.0 / (1.0 + (-logit).exp())
-                    },
-                    crop: *crop,
-                }
-            })
-            .collect())
-    }
+    Ok((lm.data.to_vec(), flag.data.to_vec()))
 }

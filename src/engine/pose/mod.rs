@@ -13,26 +13,59 @@
 //! A frontal face looking into the camera is (0, 0, 0).
 
 pub mod canonical;
+pub mod fusion;
+pub mod perspective;
 pub mod rigid;
 pub mod seed;
+pub mod solver;
 
-/// How angles are computed from landmarks.
+/// How a face's angles are found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PoseMethod {
-    /// Rigid fit of a 3-D reference face (the whole canonical face for FaceMesh; 14 matching
-    /// points for 98-point WFLW landmarks, fitted on x and y since PFLD gives no depth).
+    /// The rigid fit and the head-pose regressor, blended by how turned the face is (see
+    /// [`fusion`]); the default when a regressor is loaded.
     #[default]
+    Fused,
+    /// The head-pose regressor alone.
+    Regression,
+    /// Rigid fit of a 3-D reference face (the whole canonical face for FaceMesh; 14 matching
+    /// points for 98-point WFLW landmarks, fitted on x and y since PFLD gives no depth); the
+    /// default without a regressor.
     Rigid,
     /// The seed project's linear formula on 98 WFLW landmarks (see [`seed`]).
     SeedLinear,
 }
 
 impl PoseMethod {
+    pub const ALL: [PoseMethod; 4] = [
+        PoseMethod::Fused,
+        PoseMethod::Regression,
+        PoseMethod::Rigid,
+        PoseMethod::SeedLinear,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
+            PoseMethod::Fused => "fused",
+            PoseMethod::Regression => "regression",
             PoseMethod::Rigid => "rigid",
             PoseMethod::SeedLinear => "seed-linear",
         }
+    }
+
+    /// The method named `name`.
+    pub fn from_name(name: &str) -> Option<PoseMethod> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// Whether the method needs a head-pose regressor.
+    pub fn needs_regressor(self) -> bool {
+        matches!(self, PoseMethod::Fused | PoseMethod::Regression)
+    }
+
+    /// Whether the method fits the landmarks.
+    pub fn uses_landmarks(self) -> bool {
+        !matches!(self, PoseMethod::Regression)
     }
 }
 

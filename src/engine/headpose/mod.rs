@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Head-pose regressors: networks that read yaw, pitch and roll straight off a crop of the face
+//! (WHENet, the lightweight network of Li et al., FSA-Net). Unlike a fit to landmarks they keep
+//! working on profiles, where landmark models place their points badly.
+//!
+//! Everything model-specific is in the descriptor (family `headpose`):
+//!
+//! ```text
+//! input, layout, colour, size, mean, scale   # as for every model
+//! outputs = yaw pitch roll     # one tensor per axis (decode = bins) or one tensor (decode = angles)
+//! decode = bins                # bins: per-axis bins, decoded as step · E[bin] + offset
+//!                              # angles: the values are degrees
+//! axes = yaw pitch roll        # which angle each output (bins) or each value (angles) holds
+//! bins = 120 66 66             # bins only: count per axis, in `axes` order
+//! bin-step = 3 3 3             # bins only: degrees per bin
+//! bin-offset = -180 -99 -99    # bins only: the angle of bin 0
+//! bin-values = logits          # bins only: logits (softmax applied here) | probabilities
+//! crop = box                   # box: the detector's box | landmarks: the landmarks' extent
+//! crop-shape = square          # square: side = crop-scale · the longer side | rect: each side · crop-scale
+//! crop-scale = 1.2
+//! ```
+//! Every decoded angle is in the convention of [`crate::engine::pose`] (the AFLW2000-3D labels'),
+//! relative to the crop's viewing ray; [`crate::engine::pose::perspective`] turns it into the
+//! camera's frame.
+
+mod decode;
+
+use std::path::Path;
+
+pub use decode::{Axis, Decode};
+
+use super::descriptor::{Descriptor, Family, InputSize};
+use super::error::Result;
+use super::geometry::{Affine, BBox};
+use super::image::{ImageView, Layout, warp_into};
+use super::model::Model;
+use super::pose::Pose;
+use super::runtime::RuntimeOptions;
+
+/// The file name of the default regressor in the models folder.
+pub const DEFAULT_POSE_MODEL: &str = "whenet.onnx";
+
+/// Which region of the face the crop is built around.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CropSource {
+    /// The detector's box.
+    Box,
+    /// The bounding box of the landmarks (falls back to the detector's box without them).
+    Landmarks,
+}
+
+/// How the region becomes the crop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CropRule {
+    pub source: CropSource,
+    /// Square crops use `scale` × the longer side; others scale each side.
+    pub square: bool,
+    pub scale: f32,
+}
+
+impl CropRule {
+    /// The crop (frame pixels, axis-aligned, may extend past the frame: padded with black) for a
+    /// face with detector box `bbox` and optional `landmarks`.
+    pub fn region(&self, bbox: &BBox, landmarks: &[[f32; 3]]) -> BBox {
+        let base = match self.source {
+            CropSource::Box => *bbox,
+            CropSource::Landmarks => BBox::enclosing(
+                landmarks
+                    .iter()
+                    .map(|p| super::geometry::Point::new(p[0], p[1])),
+            )
+            .filter(|b| b.is_finite() && b.area() > 0.0)
+            .unwrap_or(*bbox),
+        };
+        let c = base.centre();
+        let (w, h) = if self.square {
+            let side = base.width().max(base.height()) * self.scale;
+            (side, side)
+        } else {
+            (base.width() * self.scale, base.height() * self.scale)
+        };
+        BBox::new(c.x - w * 0.5, c.y - h * 0.5, c.x + w * 0.5, c.y + h * 0.5)
+    }
+}
+
+/// A head-pose regressor with its reusable input buffer.
+pub struct Regressor {
+    model: Model,
+    width: usize,
+    height: usize,
+    decode: Decode,
+    crop: CropRule,
+    input: Vec<f32>,
+}
+
+/// The largest magnitude an angle may have; anything beyond is a broken output.
+pub const ANGLE_LIMIT: f32 = 180.0;
+
+impl Regressor {
+    /// Loads a regressor and its descriptor (default: beside the model), checking the outputs
+    /// against the decoding the descriptor asks for.
+    pub fn load(
+        path: &Path,
+        descriptor: Option<&Path>,
+        options: &RuntimeOptions,
+    ) -> Result<Regressor> {
+        let model = Model::load(path, descriptor, &[Family::HeadPose], options)?;
+        let d = &model.descriptor;
+        let (width, height) = match d.size {
+            InputSize::Fixed { width, height } => (width, height),
+            InputSize::Dynamic { .. } => {
+                return Err(d.error("size", "a head-pose regressor needs a fixed input".into()));
+            }
+        };
+        let decode = Decode::from_descriptor(d)?;
+        decode.check_outputs(d, |name| model.output_shape(name))?;
+        let crop = crop_rule(d)?;
+        Ok(Regressor {
+            model,
+            width,
+            height,
+            decode,
+            crop,
+            input: Vec::new(),
+        })
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    pub fn crop_rule(&self) -> CropRule {
+        self.crop
+    }
+
+    /// The angles of each face (detector box and landmarks, which may be empty), in one batch
+    /// when the model allows it. `None` for a face whose output is not a usable angle (NaN, or
+    /// beyond ±[`ANGLE_LIMIT`]).
+    pub fn run(
+        &mut self,
+        image: &ImageView,
+        faces: &[(BBox, &[[f32; 3]])],
+    ) -> Result<Vec<Option<Pose>>> {
+        if faces.is_empty() {
+            return Ok(Vec::new());
+        }
+        let regions: Vec<BBox> = faces
+            .iter()
+            .map(|(b, l)| self.crop.region(b, l))
+            .collect();
+        if self.model.dynamic_batch {
+            self.run_batch(image, &regions)
+        } else {
+            let mut out = Vec::with_capacity(regions.len());
+            for r in &regions {
+                out.extend(self.run_batch(image, std::slice::from_ref(r))?);
+            }
+            Ok(out)
+        }
+    }
+
+    fn run_batch(&mut self, image: &ImageView, regions: &[BBox]) -> Result<Vec<Option<Pose>>> {
+        let (w, h, n) = (self.width, self.height, regions.len());
+        let per = w * h * 3;
+        self.input.resize(per * n, 0.0);
+        let format = self.model.descriptor.tensor;
+        for (r, chunk) in regions.iter().zip(self.input.chunks_mut(per)) {
+            let map = Affine {
+                a: r.width() / w as f32,
+                b: 0.0,
+                c: 0.0,
+                d: r.height() / h as f32,
+                tx: r.x0,
+                ty: r.y0,
+            };
+            warp_into(image, &map, w, h, &format, chunk);
+        }
+        let shape = match format.layout {
+            Layout::Nhwc => [n, h, w, 3],
+            Layout::Nchw => [n, 3, h, w],
+        };
+        let decode = &self.decode;
+        let path = self.model.path.clone();
+        self.model
+            .run(&self.input, shape, |outputs| decode.decode(&path, outputs, n))
+    }
+}
+
+/// The checks [`Regressor::load`] makes of a descriptor before it looks at the model: decoding
+/// and crop rule.
+pub fn check_descriptor(d: &Descriptor) -> Result<()> {
+    Decode::from_descriptor(d)?;
+    crop_rule(d).map(drop)
+}
+
+fn crop_rule(d: &Descriptor) -> Result<CropRule> {
+    let source = match d.required("crop")?.as_str() {
+        "box" => CropSource::Box,
+        "landmarks" => CropSource::Landmarks,
+        other => return Err(d.error("crop", format!("`{other}` is not box or landmarks"))),
+    };
+    let square = match d.required("crop-shape")?.as_str() {
+        "square" => true,
+        "rect" => false,
+        other => return Err(d.error("crop-shape", format!("`{other}` is not square or rect"))),
+    };
+    let scale = match d.numbers("crop-scale")?.as_slice() {
+        [s] if (0.5..=4.0).contains(s) => *s,
+        _ => return Err(d.error("crop-scale", "expected one number in 0.5..=4".into())),
+    };
+    Ok(CropRule {
+        source,
+        square,
+        scale,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn square_crops_use_the_longer_side_and_rect_crops_scale_each_side() {
+        let b = BBox::new(10.0, 20.0, 30.0, 60.0);
+        let square = CropRule {
+            source: CropSource::Box,
+            square: true,
+            scale: 1.5,
+        };
+        assert_eq!(square.region(&b, &[]), BBox::new(-10.0, 10.0, 50.0, 70.0));
+        let rect = CropRule {
+            source: CropSource::Landmarks,
+            square: false,
+            scale: 2.0,
+        };
+        // Without landmarks the detector box stands in.
+        assert_eq!(rect.region(&b, &[]), BBox::new(0.0, 0.0, 40.0, 80.0));
+        let pts = [[0.0, 0.0, 0.0], [10.0, 4.0, 1.0]];
+        assert_eq!(rect.region(&b, &pts), BBox::new(-5.0, -2.0, 15.0, 6.0));
+    }
+}

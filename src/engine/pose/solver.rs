@@ -1,0 +1,340 @@
+// SPDX-License-Identifier: MPL-2.0
+//! One face's angles from everything the engine measured of it: the landmark fit (rigid or the
+//! seed's formula), the regressor's estimate, their fusion, and the turn into the camera's frame.
+
+use super::fusion::{Fusion, turn};
+use super::perspective::{Camera, Ray};
+use super::rigid::{self, RigidFit};
+use super::{Pose, PoseMethod, Rotation, mat_mul, seed};
+use crate::engine::geometry::RotatedRect;
+
+/// What the solver makes of one face. Every pose is in the camera's frame when a camera is
+/// given, else relative to the face's line of sight.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimate {
+    pub pose: Pose,
+    pub rotation: Rotation,
+    /// The method behind `pose`.
+    pub method: PoseMethod,
+    pub fit_pose: Option<Pose>,
+    pub regressed_pose: Option<Pose>,
+    pub regressor_weight: f32,
+    pub scale: f32,
+    pub fit_error: f32,
+}
+
+/// A landmark fit: the rotation in the camera's frame and as seen along the face's ray.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fitted {
+    pub camera: Rotation,
+    pub along_ray: Rotation,
+    pub scale: f32,
+    pub rms: f32,
+}
+
+/// A regressor's estimate in both frames.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Regressed {
+    pub camera: Rotation,
+    pub along_ray: Rotation,
+}
+
+impl Regressed {
+    /// Angles read off a crop centred at (x, y).
+    pub fn new(pose: Pose, camera: Option<&Camera>, x: f32, y: f32) -> Regressed {
+        let along_ray = pose.to_rotation();
+        Regressed {
+            camera: ray_at(camera, x, y).to_camera(&along_ray),
+            along_ray,
+        }
+    }
+}
+
+/// Tracking frames of a turned face reuse the regressor's last estimate for at most this many
+/// frames (carried along by how the landmark fit moved since), then run it again.
+pub const REGRESSOR_REFRESH_FRAMES: u32 = 5;
+
+/// A face's last regressor estimate and the landmark fit of that frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RegressorMemory {
+    pub fit_camera: Rotation,
+    pub regressed: Regressed,
+    /// Frames since the regressor ran.
+    pub age: u32,
+}
+
+impl RegressorMemory {
+    /// Whether the estimate may still stand in for a new one.
+    pub fn is_fresh(&self) -> bool {
+        self.age + 1 < REGRESSOR_REFRESH_FRAMES
+    }
+
+    /// The remembered estimate turned by the fit's motion since it was measured: `R_fit,now ·
+    /// R_fit,then⁻¹ · R_regressed,then`, in the camera frame and along the face's ray now.
+    pub fn carried(&self, fit: &Fitted) -> Regressed {
+        let motion = mat_mul(&fit.camera, &transpose(&self.fit_camera));
+        let camera = mat_mul(&motion, &self.regressed.camera);
+        // The ray's turn now: R_ray⁻¹ = R_along · R_camera⁻¹.
+        let along_ray = mat_mul(&mat_mul(&fit.along_ray, &transpose(&fit.camera)), &camera);
+        Regressed { camera, along_ray }
+    }
+
+    /// The memory one frame older.
+    pub fn aged(self) -> RegressorMemory {
+        RegressorMemory {
+            age: self.age + 1,
+            ..self
+        }
+    }
+}
+
+fn transpose(r: &Rotation) -> Rotation {
+    std::array::from_fn(|i| std::array::from_fn(|j| r[j][i]))
+}
+
+fn ray_at(camera: Option<&Camera>, x: f32, y: f32) -> Ray {
+    match camera {
+        Some(c) if x.is_finite() && y.is_finite() => c.ray_rotation(x, y),
+        _ => Ray::IDENTITY,
+    }
+}
+
+/// The reference face and how to fit it.
+#[derive(Debug, Clone)]
+pub struct Solver {
+    /// The landmark index each reference point corresponds to.
+    pub indices: Vec<usize>,
+    pub reference: Vec<[f64; 3]>,
+    pub weights: Vec<f64>,
+    /// Whether the landmarks carry depth (FaceMesh); without it the fit uses x and y only.
+    pub depth: bool,
+    pub method: PoseMethod,
+    pub fusion: Fusion,
+}
+
+impl Solver {
+    /// The landmark fit of one face, `None` when it fails (too few usable points) or the method
+    /// does not use landmarks.
+    pub fn fit(
+        &self,
+        points: &[[f32; 3]],
+        crop: &RotatedRect,
+        camera: Option<&Camera>,
+    ) -> Option<Fitted> {
+        if !self.method.uses_landmarks() || points.is_empty() {
+            return None;
+        }
+        let n = points.len() as f32;
+        let (mx, my) = points
+            .iter()
+            .fold((0.0, 0.0), |a, p| (a.0 + p[0] / n, a.1 + p[1] / n));
+        let ray = ray_at(camera, mx, my);
+        let fitted = if self.method == PoseMethod::SeedLinear {
+            // The formula reads crop pixels: it keeps the frame's own points.
+            seed::pose(points, crop).map(|p| RigidFit {
+                rotation: p.to_rotation(),
+                scale: 0.0,
+                translation: [0.0; 3],
+                rms: 0.0,
+            })
+        } else {
+            let rectified;
+            let seen = match camera {
+                Some(c) if ray != Ray::IDENTITY => {
+                    rectified = c.rectify(&ray, points);
+                    &rectified[..]
+                }
+                _ => points,
+            };
+            let observed: Option<Vec<[f64; 3]>> = self
+                .indices
+                .iter()
+                .map(|&i| seen.get(i).map(rigid::to_camera_frame))
+                .collect();
+            observed.and_then(|observed| {
+                let f = rigid::fit(&self.reference, &observed, &self.weights)?;
+                Some(if self.depth {
+                    f
+                } else {
+                    rigid::refine_2d(&self.reference, &observed, &self.weights, &f, 30)
+                })
+            })
+        }?;
+        let camera_rotation = ray.to_camera(&fitted.rotation);
+        Pose::from_rotation(&camera_rotation)
+            .is_finite()
+            .then_some(Fitted {
+                camera: camera_rotation,
+                along_ray: fitted.rotation,
+                scale: fitted.scale,
+                rms: fitted.rms,
+            })
+    }
+
+    /// Whether the regressor's angles would count for a face whose fit is `fit` and whose last
+    /// known regressor estimate is `regressed` (either may be missing).
+    pub fn wants_regressor(&self, fit: Option<&Fitted>, regressed: Option<&Regressed>) -> bool {
+        match self.method {
+            PoseMethod::Regression => true,
+            PoseMethod::Fused => match (fit, regressed) {
+                (Some(f), Some(r)) => self.fusion.weight(&f.along_ray, &r.along_ray) > 0.0,
+                (Some(f), None) => turn(&f.along_ray) >= self.fusion.start,
+                (None, _) => true,
+            },
+            PoseMethod::Rigid | PoseMethod::SeedLinear => false,
+        }
+    }
+
+    /// The face's angles from its fit and regressor estimate, by the configured method. A
+    /// method whose estimate is missing falls back to the other one (and says so), except when
+    /// fusing skipped the regressor because the face did not need it (`skipped`); with neither
+    /// estimate, the angles are 0 and `fit_error` is infinite.
+    pub fn combine(
+        &self,
+        fit: Option<Fitted>,
+        regressed: Option<Regressed>,
+        skipped: bool,
+    ) -> Estimate {
+        let fit_pose = fit.map(|f| Pose::from_rotation(&f.camera));
+        let regressed_pose = regressed.map(|r| Pose::from_rotation(&r.camera));
+        let (scale, fit_error) = fit.map_or((0.0, f32::INFINITY), |f| (f.scale, f.rms));
+        let (rotation, method, weight) = match (self.method, fit, regressed) {
+            (PoseMethod::Fused, Some(f), Some(r)) => {
+                let w = self.fusion.weight(&f.along_ray, &r.along_ray);
+                (
+                    super::fusion::slerp(&f.camera, &r.camera, w),
+                    PoseMethod::Fused,
+                    w,
+                )
+            }
+            (PoseMethod::Fused | PoseMethod::Regression, _, Some(r)) => {
+                (r.camera, PoseMethod::Regression, 1.0)
+            }
+            (PoseMethod::Fused, Some(f), None) if skipped => (f.camera, PoseMethod::Fused, 0.0),
+            (PoseMethod::Fused | PoseMethod::Regression, Some(f), None) => {
+                (f.camera, PoseMethod::Rigid, 0.0)
+            }
+            (m @ (PoseMethod::Rigid | PoseMethod::SeedLinear), Some(f), _) => (f.camera, m, 0.0),
+            (m, _, _) => (Pose::default().to_rotation(), m, 0.0),
+        };
+        Estimate {
+            pose: Pose::from_rotation(&rotation),
+            rotation,
+            method,
+            fit_pose,
+            regressed_pose,
+            regressor_weight: weight,
+            scale,
+            fit_error,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::pose::fusion::DEFAULT_FUSION;
+
+    fn solver(method: PoseMethod) -> Solver {
+        Solver {
+            indices: vec![],
+            reference: vec![],
+            weights: vec![],
+            depth: true,
+            method,
+            fusion: DEFAULT_FUSION,
+        }
+    }
+
+    fn fitted(yaw: f32) -> Fitted {
+        let r = Pose {
+            yaw,
+            ..Default::default()
+        }
+        .to_rotation();
+        Fitted {
+            camera: r,
+            along_ray: r,
+            scale: 1.0,
+            rms: 0.5,
+        }
+    }
+
+    #[test]
+    fn each_method_reports_what_produced_its_angles() {
+        let reg = Regressed::new(
+            Pose {
+                yaw: 80.0,
+                ..Default::default()
+            },
+            None,
+            0.0,
+            0.0,
+        );
+        let fused = solver(PoseMethod::Fused).combine(Some(fitted(50.0)), Some(reg), false);
+        assert_eq!(fused.method, PoseMethod::Fused);
+        assert!(fused.regressor_weight > 0.5 && fused.pose.yaw > 65.0, "{fused:?}");
+        assert_eq!(fused.fit_pose.unwrap().yaw.round(), 50.0);
+        assert_eq!(fused.regressed_pose.unwrap().yaw.round(), 80.0);
+        // A frontal face keeps the fit.
+        let near = Regressed::new(
+            Pose {
+                yaw: 6.0,
+                ..Default::default()
+            },
+            None,
+            0.0,
+            0.0,
+        );
+        let frontal = solver(PoseMethod::Fused).combine(Some(fitted(3.0)), Some(near), false);
+        assert_eq!(frontal.regressor_weight, 0.0);
+        assert!((frontal.pose.yaw - 3.0).abs() < 1e-4);
+        // No usable regressor output: the fit, said so.
+        let lone = solver(PoseMethod::Fused).combine(Some(fitted(40.0)), None, false);
+        assert_eq!((lone.method, lone.regressed_pose), (PoseMethod::Rigid, None));
+        // Not needed (a frontal face on a tracking frame): still fused, with no regressor share.
+        let skipped = solver(PoseMethod::Fused).combine(Some(fitted(4.0)), None, true);
+        assert_eq!((skipped.method, skipped.regressor_weight), (PoseMethod::Fused, 0.0));
+        let reg_only = solver(PoseMethod::Regression).combine(None, Some(reg), false);
+        assert_eq!(reg_only.method, PoseMethod::Regression);
+        assert_eq!(reg_only.regressor_weight, 1.0);
+        let nothing = solver(PoseMethod::Rigid).combine(None, None, false);
+        assert!(nothing.pose.is_finite() && nothing.fit_error.is_infinite());
+    }
+
+    #[test]
+    fn a_remembered_estimate_follows_the_fit() {
+        let then = fitted(30.0);
+        let reg = Regressed::new(
+            Pose {
+                yaw: 70.0,
+                ..Default::default()
+            },
+            None,
+            0.0,
+            0.0,
+        );
+        let memory = RegressorMemory {
+            fit_camera: then.camera,
+            regressed: reg,
+            age: 0,
+        };
+        // The fit turned 10° further: so does the remembered estimate.
+        let carried = memory.carried(&fitted(40.0));
+        let p = Pose::from_rotation(&carried.camera);
+        assert!((p.yaw - 80.0).abs() < 1e-3 && p.pitch.abs() < 1e-3, "{p:?}");
+        assert!(memory.is_fresh());
+        let old = (0..REGRESSOR_REFRESH_FRAMES - 1).fold(memory, |m, _| m.aged());
+        assert!(!old.is_fresh());
+    }
+
+    #[test]
+    fn the_regressor_is_wanted_only_for_turned_faces_when_fusing() {
+        let s = solver(PoseMethod::Fused);
+        assert!(!s.wants_regressor(Some(&fitted(5.0)), None));
+        assert!(s.wants_regressor(Some(&fitted(45.0)), None));
+        assert!(s.wants_regressor(None, None));
+        assert!(solver(PoseMethod::Regression).wants_regressor(Some(&fitted(0.0)), None));
+        assert!(!solver(PoseMethod::Rigid).wants_regressor(Some(&fitted(80.0)), None));
+    }
+}

@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Video: the engine across the frames of one stream.
+//!
+//! [`Engine::track`] processes frames of one stream in order, asking the engine's
+//! [`Tracker`](super::track::Tracker) what to do (see [`super::track`] for the policy): on a
+//! tracking frame every visible track is followed by one landmark pass on a crop from its own
+//! landmarks (`follow_all`); on a detection frame with the detector on every frame, or
+//! with a landmark model that cannot track, it runs [`Engine::process`] and gives ids by overlap;
+//! on other detection frames the faces the detector finds where a track is are followed, the
+//! others go through the still-picture path (`detect_and_follow`). The tracker then
+//! stores the faces in their tracks and smooths them.
+
+use std::time::Instant;
+
+use super::detect::Detection;
+use super::face::Face;
+use super::geometry::BBox;
+use super::image::ImageView;
+use super::mirror::{MirrorCorrection, apply_mirror_correction};
+use super::pose::solver::RegressorMemory;
+use super::track::TrackConfig;
+use super::{Engine, Result, StageTimes};
+
+/// Faces of a frame, the track each continues (`None`: a new track), their new mirror
+/// corrections and regressor memories.
+type Followed = (
+    Vec<Face>,
+    Vec<Option<usize>>,
+    Vec<Option<MirrorCorrection>>,
+    Vec<Option<RegressorMemory>>,
+);
+/// Followed faces, their new mirror corrections and regressor memories, and the tracks that
+/// could not be followed.
+type FollowResult = (
+    Vec<Face>,
+    Vec<Option<MirrorCorrection>>,
+    Vec<Option<RegressorMemory>>,
+    Vec<usize>,
+);
+
+impl Engine {
+    /// Tracking settings take effect on the next frame.
+    pub fn set_track_config(&mut self, track: TrackConfig) -> Result<()> {
+        track.validate()?;
+        self.track_config = track;
+        Ok(())
+    }
+
+    pub fn track_config(&self) -> TrackConfig {
+        self.track_config
+    }
+
+    /// Forgets every track (call after a seek or a flush, or between streams).
+    pub fn reset_tracking(&mut self) {
+        self.tracker.reset();
+        self.regressor_memory.clear();
+    }
+
+    /// Whether the last [`Engine::track`] call ran the detector.
+    pub fn last_frame_detected(&self) -> bool {
+        self.tracker.detected
+    }
+
+    /// The faces of the next frame of a video stream, with stable ids. `time` is the frame's
+    /// timestamp in seconds (used for smoothing; `None` assumes 30 frames per second).
+    pub fn track(&mut self, image: &ImageView, time: Option<f64>) -> Result<Vec<Face>> {
+        let config = self.track_config;
+        let can_track = self.landmarker.refines();
+        let dt = self.tracker.advance_clock(time);
+
+        let detect = self
+            .tracker
+            .should_detect(&config, can_track, self.config.detect.max_faces);
+        self.tracker.start_frame(detect);
+        let started = Instant::now();
+        let (mut faces, matched, corrections, memories) = if !detect {
+            self.follow_all(image)?
+        } else if config.detection_interval == 1 || !can_track {
+            let mut faces = self.process(image)?;
+            let corrections = std::mem::take(&mut self.last_corrections);
+            let matched = self.tracker.assign_ids(&mut faces, &[]);
+            let corrections = (0..faces.len())
+                .map(|i| corrections.get(i).cloned())
+                .collect();
+            (faces, matched, corrections, Vec::new())
+        } else {
+            self.detect_and_follow(image)?
+        };
+        self.tracker
+            .finish_frame(detect, started.elapsed().as_secs_f64() * 1e3);
+
+        let t0 = Instant::now();
+        self.tracker.update_tracks(
+            &mut faces,
+            &matched,
+            &corrections,
+            detect,
+            dt as f32,
+            self.track_config.smoothing,
+        );
+        for (face, memory) in faces.iter().zip(memories) {
+            if let Some(m) = memory {
+                self.regressor_memory.insert(face.id, m);
+            }
+        }
+        self.prune_regressor_memory();
+        self.times.pose += t0.elapsed().as_secs_f64() * 1e3;
+        Ok(faces)
+    }
+
+    /// A tracking frame: every visible track followed by its landmarks; tracks that fail are
+    /// marked lost.
+    fn follow_all(&mut self, image: &ImageView) -> Result<Followed> {
+        let t0 = Instant::now();
+        let visible = self.tracker.visible_indices();
+        let (faces, corrections, memories, failed) = self.follow(image, &visible)?;
+        for ti in failed {
+            self.tracker.lose(ti);
+        }
+        let matched = faces.iter().map(|f| self.tracker.position(f.id)).collect();
+        self.times = StageTimes {
+            detect: 0.0,
+            landmarks: t0.elapsed().as_secs_f64() * 1e3,
+            pose: 0.0,
+        };
+        Ok((faces, matched, corrections, memories))
+    }
+
+    /// A detection frame while tracking: faces the detector finds where a track is are followed
+    /// by their landmarks (one pass, with the detector's fresh box); the others (new faces, and
+    /// tracks that fail to follow) go through the full still-picture passes and get ids by
+    /// overlap, which also brings back remembered lost tracks.
+    fn detect_and_follow(&mut self, image: &ImageView) -> Result<Followed> {
+        let t0 = Instant::now();
+        let detections = self.detector.detect(image, &self.config.detect)?;
+        let t1 = Instant::now();
+        let det_boxes: Vec<BBox> = detections.iter().map(|d| d.bbox).collect();
+        let det_track = self.tracker.match_visible(&det_boxes);
+        let to_follow: Vec<usize> = det_track.iter().flatten().copied().collect();
+        let (mut followed, mut corrections, mut memories, failed) =
+            self.follow(image, &to_follow)?;
+        let mut matched = Vec::with_capacity(detections.len());
+        let mut taken = vec![false; self.tracker.track_count()];
+        for face in &mut followed {
+            let ti = self
+                .tracker
+                .position(face.id)
+                .expect("followed faces come from tracks");
+            let di = det_track
+                .iter()
+                .position(|m| *m == Some(ti))
+                .expect("followed tracks were matched");
+            let d = &detections[di];
+            face.bbox = d.bbox;
+            face.score = d.score;
+            face.keypoints = d.keypoints;
+            taken[ti] = true;
+            matched.push(Some(ti));
+        }
+        let fresh: Vec<Detection> = detections
+            .iter()
+            .zip(&det_track)
+            .filter(|(_, m)| m.is_none_or(|ti| failed.contains(&ti)))
+            .map(|(d, _)| *d)
+            .collect();
+        let crops = fresh
+            .iter()
+            .map(|d| self.landmarker.crop_from_detection(d))
+            .collect();
+        let (landmarks, fresh_corrections) =
+            self.landmark_passes(image, crops, self.config.refine_passes, true)?;
+        let t2 = Instant::now();
+        let (mut new_faces, new_memories) = self.solve(image, &fresh, landmarks, None)?;
+        matched.extend(self.tracker.assign_ids(&mut new_faces, &taken));
+        corrections.extend((0..new_faces.len()).map(|i| fresh_corrections.get(i).cloned()));
+        memories.extend(new_memories);
+        followed.extend(new_faces);
+        self.times = StageTimes {
+            detect: (t1 - t0).as_secs_f64() * 1e3,
+            landmarks: (t2 - t1).as_secs_f64() * 1e3,
+            pose: t2.elapsed().as_secs_f64() * 1e3,
+        };
+        Ok((followed, matched, corrections, memories))
+    }
+
+    /// One landmark pass for the tracks `which`, each cropped from its previous landmarks and
+    /// corrected by its mirror correction (or with a mirror pass for all when a correction is
+    /// missing or old). Returns the faces (with the tracks' ids), their new mirror corrections
+    /// (`None` where none was measured) and the tracks that could not be followed: no usable
+    /// landmarks, a face-presence score below the floor, or a box that jumps.
+    fn follow(&mut self, image: &ImageView, which: &[usize]) -> Result<FollowResult> {
+        let mut visible = Vec::new();
+        let mut crops = Vec::new();
+        let mut failed = Vec::new();
+        for &i in which {
+            match self
+                .landmarker
+                .crop_from_landmarks(self.tracker.track(i).landmarks())
+            {
+                Some(crop) => {
+                    visible.push(i);
+                    crops.push(crop);
+                }
+                None => failed.push(i),
+            }
+        }
+        let refresh = self.mirror_enabled()
+            && visible
+                .iter()
+                .any(|&i| self.tracker.track(i).correction_due());
+        let (mut landmarks, corrections) = self.landmark_passes(image, crops, 0, refresh)?;
+        if !refresh && self.mirror_enabled() {
+            let size = self.landmarker.input_size() as f32;
+            for (l, &ti) in landmarks.iter_mut().zip(&visible) {
+                if let Some(c) = self.tracker.track(ti).correction() {
+                    apply_mirror_correction(l, c, size);
+                }
+            }
+        }
+        let threshold = self.track_config.presence_threshold;
+        let mut kept = Vec::with_capacity(landmarks.len());
+        let mut detections = Vec::with_capacity(landmarks.len());
+        let mut kept_landmarks = Vec::with_capacity(landmarks.len());
+        let mut kept_corrections = Vec::with_capacity(landmarks.len());
+        let mut memory = Vec::with_capacity(landmarks.len());
+        for (k, (&ti, l)) in visible.iter().zip(landmarks).enumerate() {
+            let track = self.tracker.track(ti);
+            let Some(detection) = track.followed_detection(
+                &l,
+                threshold,
+                image.width() as f32,
+                image.height() as f32,
+            ) else {
+                failed.push(ti);
+                continue;
+            };
+            memory.push(self.regressor_memory.get(&track.id()).copied());
+            kept.push(ti);
+            detections.push(detection);
+            kept_landmarks.push(l);
+            kept_corrections.push(corrections.get(k).cloned());
+        }
+        let (mut faces, memories) =
+            self.solve(image, &detections, kept_landmarks, Some(&memory))?;
+        for (face, &ti) in faces.iter_mut().zip(&kept) {
+            face.id = self.tracker.track(ti).id();
+        }
+        Ok((faces, kept_corrections, memories, failed))
+    }
+}
