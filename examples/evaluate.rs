@@ -3,13 +3,31 @@
 //!
 //! `cargo run --release --example evaluate -- ../shared/data/aflw2000/labels.csv [options]`
 //!
-//! Options: `--all` (also the rows with within_99deg = 0), `--limit N` (first N rows), `--every K`
-//! (every K-th row), `--out DIR` (default `out/eval`), `--input-size N`, `--refine N`,
-//! `--detector PATH` (ONNX model with its descriptor beside it), `--threads N`, `--no-mirror`
-//! (no mirror averaging), `--track-frames N` (each picture as a still video of N frames through
-//! the tracker; the last frame is scored), `--smoothing S` (with `--track-frames`).
-//! Prints detection rate, MAE per axis and mean, mean signed error, median time per image, and
-//! MAE by |yaw| band; writes `per_image.csv` and `error_vs_yaw.png` to the output folder.
+//! Options:
+//! - which images: `--all` (also the rows with within_99deg = 0), `--limit N` (first N rows),
+//!   `--every K` (every K-th row);
+//! - models: `--detector PATH` / `--landmarker PATH` (ONNX model with its descriptor beside it, or
+//!   given by `--detector-descriptor PATH` / `--landmark-descriptor PATH`), `--pose-model PATH`
+//!   (head-pose regressor; descriptor beside it or `--pose-descriptor PATH`), `--no-pose-model`
+//!   (landmarks alone);
+//! - pose: `--pose-method NAME` (fused, regression, rigid, seed-linear; default: the engine's),
+//!   `--camera-fov DEG` (0: angles relative to each face's line of sight), `--no-mirror` (no mirror
+//!   averaging);
+//! - engine: `--input-size N`, `--refine N`, `--threads N`, `--track-frames N` (each picture as a
+//!   still video of N frames through the tracker; the last frame is scored), `--smoothing S` (with
+//!   `--track-frames`);
+//! - `--out DIR` (default `out/eval`);
+//! - `--tune-fusion`: grid-search the fusion's parameters on the tuning fifth (see below) from each
+//!   face's landmark-fit and regressor estimates, and report the best with their held-out errors;
+//! - `--matrix`: every detector × landmarker × pose method × pose model available instead (a
+//!   Markdown table of detection rate, MAE and time).
+//!
+//! Prints detection rate, MAE per axis and mean, mean signed error, median time per image and MAE
+//! by |yaw| band of the final angles; then, for all images, the tuning fifth (images whose index in
+//! the label list, after the within_99deg filter, is a multiple of 5) and the held-out rest, a
+//! table of each estimate the engine gave (final angles, landmark fit, regressor): faces, MAE per
+//! axis and mean, and mean MAE per |yaw| band of the label. Writes `per_image.csv`, `summary.md`
+//! (those tables, and the fusion search) and `error_vs_yaw.png` to the output folder.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -20,7 +38,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use gstfacepose::engine::geometry::BBox;
-use gstfacepose::engine::{Engine, EngineConfig, PoseMethod, TrackConfig};
+use gstfacepose::engine::pose::fusion::{DEFAULT_FUSION, Fusion};
+use gstfacepose::engine::{Engine, EngineConfig, Pose, PoseMethod, TrackConfig};
 use support::Picture;
 
 struct Options {
@@ -35,13 +54,25 @@ struct Options {
     detector_descriptor: Option<PathBuf>,
     landmarker: Option<PathBuf>,
     landmark_descriptor: Option<PathBuf>,
-    pose_method: PoseMethod,
+    pose_method: Option<PoseMethod>,
+    pose_model: Option<PathBuf>,
+    pose_descriptor: Option<PathBuf>,
+    no_pose_model: bool,
+    camera_fov: Option<f32>,
     threads: Option<usize>,
     matrix: bool,
+    tune_fusion: bool,
     no_mirror: bool,
+    no_pose_mirror: bool,
     track_frames: usize,
     smoothing: f32,
 }
+
+const USAGE: &str = "usage: evaluate LABELS.csv [--all] [--limit N] [--every K] [--out DIR] \
+    [--input-size N] [--refine N] [--threads N] [--detector PATH] [--detector-descriptor PATH] \
+    [--landmarker PATH] [--landmark-descriptor PATH] [--pose-method fused|regression|rigid|seed-linear] \
+    [--pose-model PATH] [--pose-descriptor PATH] [--no-pose-model] [--camera-fov DEG] [--no-mirror] \
+    [--track-frames N] [--smoothing S] [--tune-fusion] [--matrix]";
 
 fn parse_args() -> Result<Options, String> {
     let mut o = Options {
@@ -56,10 +87,16 @@ fn parse_args() -> Result<Options, String> {
         detector_descriptor: None,
         landmarker: None,
         landmark_descriptor: None,
-        pose_method: PoseMethod::Rigid,
+        pose_method: None,
+        pose_model: None,
+        pose_descriptor: None,
+        no_pose_model: false,
+        camera_fov: None,
         threads: None,
         matrix: false,
+        tune_fusion: false,
         no_mirror: false,
+        no_pose_mirror: false,
         track_frames: 0,
         smoothing: 0.0,
     };
@@ -68,6 +105,11 @@ fn parse_args() -> Result<Options, String> {
         v.ok_or(format!("{name} needs a value"))?
             .parse()
             .map_err(|_| format!("{name} needs a whole number"))
+    };
+    let path = |name: &str, v: Option<String>| -> Result<Option<PathBuf>, String> {
+        Ok(Some(PathBuf::from(
+            v.ok_or(format!("{name} needs a path"))?,
+        )))
     };
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -78,33 +120,36 @@ fn parse_args() -> Result<Options, String> {
             "--input-size" => o.input_size = Some(number("--input-size", args.next())?),
             "--refine" => o.refine = Some(number("--refine", args.next())?),
             "--threads" => o.threads = Some(number("--threads", args.next())?),
-            "--detector" => {
-                o.detector = Some(PathBuf::from(args.next().ok_or("--detector needs a path")?))
-            }
-            "--detector-descriptor" => {
-                o.detector_descriptor = Some(PathBuf::from(
-                    args.next().ok_or("--detector-descriptor needs a path")?,
-                ))
-            }
-            "--landmarker" => {
-                o.landmarker = Some(PathBuf::from(
-                    args.next().ok_or("--landmarker needs a path")?,
-                ))
-            }
-            "--landmark-descriptor" => {
-                o.landmark_descriptor = Some(PathBuf::from(
-                    args.next().ok_or("--landmark-descriptor needs a path")?,
-                ))
-            }
+            "--detector" => o.detector = path(&a, args.next())?,
+            "--detector-descriptor" => o.detector_descriptor = path(&a, args.next())?,
+            "--landmarker" => o.landmarker = path(&a, args.next())?,
+            "--landmark-descriptor" => o.landmark_descriptor = path(&a, args.next())?,
+            "--pose-model" => o.pose_model = path(&a, args.next())?,
+            "--pose-descriptor" => o.pose_descriptor = path(&a, args.next())?,
+            "--no-pose-model" => o.no_pose_model = true,
             "--pose-method" => {
-                o.pose_method = match args.next().as_deref() {
-                    Some("rigid") => PoseMethod::Rigid,
-                    Some("seed-linear") => PoseMethod::SeedLinear,
-                    _ => return Err("--pose-method needs rigid or seed-linear".into()),
-                }
+                o.pose_method = Some(
+                    args.next()
+                        .as_deref()
+                        .and_then(PoseMethod::from_name)
+                        .ok_or_else(|| {
+                            let names: Vec<&str> = PoseMethod::ALL.map(|m| m.name()).to_vec();
+                            format!("--pose-method needs one of {}", names.join(", "))
+                        })?,
+                )
+            }
+            "--camera-fov" => {
+                o.camera_fov = Some(
+                    args.next()
+                        .and_then(|v| v.parse().ok())
+                        .filter(|v| (0.0..180.0).contains(v))
+                        .ok_or("--camera-fov needs degrees in 0..180")?,
+                )
             }
             "--matrix" => o.matrix = true,
+            "--tune-fusion" => o.tune_fusion = true,
             "--no-mirror" => o.no_mirror = true,
+            "--no-pose-mirror" => o.no_pose_mirror = true,
             "--track-frames" => o.track_frames = number("--track-frames", args.next())?,
             "--smoothing" => {
                 o.smoothing = args
@@ -113,18 +158,60 @@ fn parse_args() -> Result<Options, String> {
                     .filter(|v| (0.0..=1.0).contains(v))
                     .ok_or("--smoothing needs a number in 0..=1")?
             }
-            s if s.starts_with("--") => return Err(format!("unknown option {s}")),
+            s if s.starts_with("--") => return Err(format!("unknown option {s}\n{USAGE}")),
             _ => o.labels = PathBuf::from(a),
         }
     }
     if o.labels.as_os_str().is_empty() {
-        return Err("usage: evaluate LABELS.csv [--all] [--limit N] [--every K] [--out DIR] [--input-size N] [--refine N] [--detector PATH] [--threads N]".into());
+        return Err(USAGE.into());
+    }
+    if o.no_pose_model && (o.pose_model.is_some() || o.pose_descriptor.is_some()) {
+        return Err("--no-pose-model goes with neither --pose-model nor --pose-descriptor".into());
     }
     Ok(o)
 }
 
+/// The engine's configuration: the defaults with the options applied.
+fn engine_config(o: &Options) -> Result<EngineConfig, String> {
+    let mut config = support::config()?;
+    if let Some(s) = o.input_size {
+        config.detect.input_size = s;
+    }
+    if let Some(r) = o.refine {
+        config.refine_passes = r;
+    }
+    if let Some(t) = o.threads {
+        config.runtime.threads = t;
+    }
+    if let Some(d) = &o.detector {
+        config.detector_model = d.clone();
+    }
+    config.detector_descriptor = o.detector_descriptor.clone();
+    if let Some(l) = &o.landmarker {
+        config.landmark_model = l.clone();
+    }
+    config.landmark_descriptor = o.landmark_descriptor.clone();
+    if let Some(m) = o.pose_method {
+        config.pose_method = m;
+    }
+    if o.no_pose_model {
+        config.pose_model = None;
+    } else if let Some(p) = &o.pose_model {
+        config.pose_model = Some(p.clone());
+    }
+    config.pose_descriptor = o.pose_descriptor.clone();
+    if let Some(fov) = o.camera_fov {
+        config.camera_fov = fov;
+    }
+    config.mirror_average = !o.no_mirror;
+    config.pose_mirror_average = !o.no_pose_mirror;
+    Ok(config)
+}
+
 /// One labelled row.
 struct Row {
+    /// Position in the label list after the within_99deg filter (decides the split).
+    index: usize,
     file: String,
     truth: [f32; 3],
     gt_box: BBox,
@@ -178,6 +265,7 @@ fn read_labels(path: &Path, all: bool) -> Result<Vec<Row>, String> {
             continue;
         }
         rows.push(Row {
+            index: rows.len(),
             file: f.get(cf).ok_or("missing file column")?.trim().to_string(),
             truth: [num(cy)?, num(cp)?, num(cr)?],
             gt_box: BBox::new(num(cb[0])?, num(cb[1])?, num(cb[2])?, num(cb[3])?),
@@ -186,12 +274,312 @@ fn read_labels(path: &Path, all: bool) -> Result<Vec<Row>, String> {
     Ok(rows)
 }
 
-struct Result_ {
-    row: usize,
-    pred: Option<[f32; 3]>,
-    ms: f64,
+/// What the engine said about one labelled face.
+struct Found {
+    /// The final angles and the method that produced them.
+    pose: Pose,
+    method: PoseMethod,
+    /// The landmark fit's and the regressor's own estimates, when they ran.
+    fit: Option<Pose>,
+    reg: Option<Pose>,
+    /// The regressor's share of `pose`.
+    weight: f32,
     score: f32,
     presence: f32,
+}
+
+/// One labelled image's result (same order as the rows).
+struct Outcome {
+    found: Option<Found>,
+    ms: f64,
+}
+
+fn angles(p: &Pose) -> [f32; 3] {
+    [p.yaw, p.pitch, p.roll]
+}
+
+/// The |yaw| bands of the label, degrees, lower bound included.
+const BANDS: [(f32, f32); 3] = [(0.0, 30.0), (30.0, 60.0), (60.0, 100.0)];
+
+/// Error sums over a set of faces.
+#[derive(Clone, Copy, Default)]
+struct Errors {
+    count: usize,
+    abs: [f64; 3],
+    signed: [f64; 3],
+}
+
+impl Errors {
+    fn add(&mut self, truth: [f32; 3], pred: [f32; 3]) {
+        for k in 0..3 {
+            let d = (pred[k] - truth[k]) as f64;
+            self.abs[k] += d.abs();
+            self.signed[k] += d;
+        }
+        self.count += 1;
+    }
+
+    /// MAE per axis (NaN without faces).
+    fn mae(&self) -> [f64; 3] {
+        self.abs.map(|v| v / self.count as f64)
+    }
+
+    /// Mean of the three MAEs.
+    fn mean(&self) -> f64 {
+        self.mae().iter().sum::<f64>() / 3.0
+    }
+
+    fn bias(&self) -> [f64; 3] {
+        self.signed.map(|v| v / self.count as f64)
+    }
+}
+
+/// Errors over all faces and per |yaw| band of the label.
+#[derive(Clone, Copy, Default)]
+struct Scores {
+    all: Errors,
+    bands: [Errors; 3],
+}
+
+impl Scores {
+    fn add(&mut self, truth: [f32; 3], pred: [f32; 3]) {
+        self.all.add(truth, pred);
+        let yaw = truth[0].abs();
+        if let Some(b) = BANDS.iter().position(|&(lo, hi)| yaw >= lo && yaw < hi) {
+            self.bands[b].add(truth, pred);
+        }
+    }
+}
+
+/// Which images count.
+#[derive(Clone, Copy)]
+enum Split {
+    All,
+    /// Label index a multiple of 5: where the fusion is tuned.
+    Tuning,
+    HeldOut,
+}
+
+impl Split {
+    const ALL: [Split; 3] = [Split::All, Split::Tuning, Split::HeldOut];
+
+    fn name(self) -> &'static str {
+        match self {
+            Split::All => "all",
+            Split::Tuning => "tuning fifth (label index a multiple of 5)",
+            Split::HeldOut => "held-out rest",
+        }
+    }
+
+    fn contains(self, index: usize) -> bool {
+        match self {
+            Split::All => true,
+            Split::Tuning => index.is_multiple_of(5),
+            Split::HeldOut => !index.is_multiple_of(5),
+        }
+    }
+}
+
+/// The errors of the angles `pose` gives, over the detected faces of `split`.
+fn scores(
+    rows: &[Row],
+    results: &[Outcome],
+    split: Split,
+    pose: impl Fn(&Found) -> Option<Pose>,
+) -> Scores {
+    let mut s = Scores::default();
+    for (row, r) in rows.iter().zip(results) {
+        if let Some(p) = r
+            .found
+            .as_ref()
+            .filter(|_| split.contains(row.index))
+            .and_then(&pose)
+        {
+            s.add(row.truth, angles(&p));
+        }
+    }
+    s
+}
+
+/// The estimates each face may carry.
+#[derive(Clone, Copy)]
+enum Estimate {
+    Final,
+    Fit,
+    Regression,
+}
+
+impl Estimate {
+    const ALL: [Estimate; 3] = [Estimate::Final, Estimate::Fit, Estimate::Regression];
+
+    fn of(self, f: &Found) -> Option<Pose> {
+        match self {
+            Estimate::Final => Some(f.pose),
+            Estimate::Fit => f.fit,
+            Estimate::Regression => f.reg,
+        }
+    }
+
+    /// Row label; the final angles name the method(s) that produced them.
+    fn label(self, results: &[Outcome]) -> String {
+        match self {
+            Estimate::Final => {
+                let mut counts: Vec<(usize, PoseMethod)> = PoseMethod::ALL
+                    .into_iter()
+                    .map(|m| {
+                        let n = results
+                            .iter()
+                            .filter(|r| r.found.as_ref().is_some_and(|f| f.method == m))
+                            .count();
+                        (n, m)
+                    })
+                    .filter(|c| c.0 > 0)
+                    .collect();
+                counts.sort_by_key(|c| std::cmp::Reverse(c.0));
+                let names: Vec<String> = counts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (n, m))| match i {
+                        0 => m.name().to_string(),
+                        _ => format!("{} on {n}", m.name()),
+                    })
+                    .collect();
+                format!("final ({})", names.join("; "))
+            }
+            Estimate::Fit => "rigid fit".into(),
+            Estimate::Regression => "regression".into(),
+        }
+    }
+}
+
+/// Two decimals, or `-` for a mean over nothing.
+fn num(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.2}")
+    } else {
+        "-".into()
+    }
+}
+
+const BAND_HEADER: &str = "0-30° | 30-60° | 60-100°";
+
+/// Mean MAE per band with the band's face count, as table cells.
+fn band_cells(s: &Scores) -> String {
+    s.bands
+        .iter()
+        .map(|b| format!("{} ({})", num(b.mean()), b.count))
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// Markdown table of each estimate on `split`.
+fn estimate_table(rows: &[Row], results: &[Outcome], split: Split) -> String {
+    let images = rows.iter().filter(|r| split.contains(r.index)).count();
+    let mut t = format!("\n### {}: {images} images\n\n", split.name());
+    if images == 0 {
+        return t + "no images\n";
+    }
+    t += &format!(
+        "| estimate | faces | yaw | pitch | roll | mean | {BAND_HEADER} |\n\
+         |---|---|---|---|---|---|---|---|---|\n"
+    );
+    for e in Estimate::ALL {
+        let s = scores(rows, results, split, |f| e.of(f));
+        if s.all.count == 0 {
+            continue;
+        }
+        let m = s.all.mae();
+        t += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            e.label(results),
+            s.all.count,
+            num(m[0]),
+            num(m[1]),
+            num(m[2]),
+            num(s.all.mean()),
+            band_cells(&s)
+        );
+    }
+    t
+}
+
+/// The angles `fusion` gives a face from its fit and regressor estimates (either alone when the
+/// other is missing, the final angles when both are).
+fn fused(f: &Found, fusion: &Fusion) -> Pose {
+    match (f.fit, f.reg) {
+        (Some(fit), Some(reg)) => {
+            Pose::from_rotation(&fusion.fuse(&fit.to_rotation(), &reg.to_rotation()).0)
+        }
+        (fit, reg) => fit.or(reg).unwrap_or(f.pose),
+    }
+}
+
+/// Grid search of the fusion's parameters on the tuning fifth; Markdown report of the best few
+/// and the default, each on the tuning fifth and the held-out rest.
+fn tune_fusion(rows: &[Row], results: &[Outcome]) -> String {
+    const SHOWN: usize = 5;
+    let mut t = String::from("\n## Fusion search\n\n");
+    let both = |split: Split| {
+        rows.iter()
+            .zip(results)
+            .filter(|(row, r)| {
+                split.contains(row.index)
+                    && r.found
+                        .as_ref()
+                        .is_some_and(|f| f.fit.is_some() && f.reg.is_some())
+            })
+            .count()
+    };
+    if both(Split::Tuning) == 0 {
+        return t + "no face of the tuning fifth has both a landmark fit and a regressor estimate \
+                    (run with --pose-method fused and a pose model)\n";
+    }
+    let mut grid = Vec::new();
+    for start in (0..=40).step_by(5) {
+        for full in (start + 5..=80).step_by(5) {
+            grid.push(Fusion {
+                start: start as f32,
+                full: full as f32,
+            });
+        }
+    }
+    let score =
+        |fusion: &Fusion, split: Split| scores(rows, results, split, |f| Some(fused(f, fusion)));
+    let mut ranked: Vec<(Fusion, f64)> = grid
+        .iter()
+        .map(|f| (*f, score(f, Split::Tuning).all.mean()))
+        .collect();
+    ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
+    t += &format!(
+        "{} settings (start 0-40, full start+5-80, step 5), ranked \
+         by mean MAE on the tuning fifth ({} faces with both estimates; held-out: {}). Cells: mean \
+         MAE, per |yaw| band with its face count.\n\n\
+         | fusion | start | full | tuning mean | {BAND_HEADER} | held-out mean | {BAND_HEADER} |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
+        grid.len(),
+        both(Split::Tuning),
+        both(Split::HeldOut),
+    );
+    let shown = std::iter::once(("default".to_string(), DEFAULT_FUSION)).chain(
+        ranked
+            .iter()
+            .take(SHOWN)
+            .enumerate()
+            .map(|(i, (f, _))| (format!("#{}", i + 1), *f)),
+    );
+    for (name, f) in shown {
+        let (tune, held) = (score(&f, Split::Tuning), score(&f, Split::HeldOut));
+        t += &format!(
+            "| {name} | {} | {} | {} | {} | {} | {} |\n",
+            f.start,
+            f.full,
+            num(tune.all.mean()),
+            band_cells(&tune),
+            num(held.all.mean()),
+            band_cells(&held)
+        );
+    }
+    t
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -220,31 +608,21 @@ fn run() -> Result<(), String> {
         rows.truncate(n);
     }
     let base = o.labels.parent().unwrap_or(Path::new("."));
-    let mut config = support::config()?;
-    if let Some(s) = o.input_size {
-        config.detect.input_size = s;
-    }
-    if let Some(r) = o.refine {
-        config.refine_passes = r;
-    }
-    if let Some(t) = o.threads {
-        config.runtime.threads = t;
-    }
-    if let Some(d) = &o.detector {
-        config.detector_model = d.clone();
-    }
-    config.detector_descriptor = o.detector_descriptor.clone();
-    if let Some(l) = &o.landmarker {
-        config.landmark_model = l.clone();
-    }
-    config.landmark_descriptor = o.landmark_descriptor.clone();
-    config.pose_method = o.pose_method;
-    config.mirror_average = !o.no_mirror;
+    let config = engine_config(&o)?;
     std::fs::create_dir_all(&o.out)
         .map_err(|e| format!("cannot create {}: {e}", o.out.display()))?;
     if o.matrix {
         return matrix(&config, &rows, base);
     }
+    let setup = format!(
+        "pose method {}, pose model {}, camera fov {}°",
+        config.pose_method.name(),
+        config
+            .pose_model
+            .as_ref()
+            .map_or("none".into(), |p| p.display().to_string()),
+        config.camera_fov
+    );
     let mut engine = Engine::new(config).map_err(|e| e.to_string())?;
     engine
         .set_track_config(TrackConfig {
@@ -270,85 +648,40 @@ fn run() -> Result<(), String> {
         }
         .map_err(|e| format!("{}: {e}", row.file))?;
         let ms = t.elapsed().as_secs_f64() * 1e3 / o.track_frames.max(1) as f64;
-        let face = support::matching_face(&faces, &row.gt_box);
-        results.push(Result_ {
-            row: i,
-            pred: face.map(|f| [f.pose.yaw, f.pose.pitch, f.pose.roll]),
-            ms,
-            score: face.map_or(0.0, |f| f.score),
-            presence: face.map_or(0.0, |f| f.presence),
+        let found = support::matching_face(&faces, &row.gt_box).map(|f| Found {
+            pose: f.pose,
+            method: f.method,
+            fit: f.fit_pose,
+            reg: f.regressed_pose,
+            weight: f.regressor_weight,
+            score: f.score,
+            presence: f.presence,
         });
+        results.push(Outcome { found, ms });
         progress(i + 1, rows.len(), start);
     }
     eprintln!();
 
-    // Per-image CSV.
     let csv_path = o.out.join("per_image.csv");
-    let mut csv = std::fs::File::create(&csv_path)
-        .map_err(|e| format!("cannot write {}: {e}", csv_path.display()))?;
-    let mut text = String::from(
-        "file,yaw_true,pitch_true,roll_true,detected,yaw,pitch,roll,err_yaw,err_pitch,err_roll,err_mean,score,presence,ms\n",
-    );
-    for r in &results {
-        let row = &rows[r.row];
-        let [ty, tp, tr] = row.truth;
-        match r.pred {
-            Some(p) => {
-                let e = [(p[0] - ty).abs(), (p[1] - tp).abs(), (p[2] - tr).abs()];
-                text += &format!(
-                    "{},{ty},{tp},{tr},1,{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.4},{:.4},{:.2}\n",
-                    row.file,
-                    p[0],
-                    p[1],
-                    p[2],
-                    e[0],
-                    e[1],
-                    e[2],
-                    (e[0] + e[1] + e[2]) / 3.0,
-                    r.score,
-                    r.presence,
-                    r.ms
-                );
-            }
-            None => text += &format!("{},{ty},{tp},{tr},0,,,,,,,,,,{:.2}\n", row.file, r.ms),
-        }
-    }
-    csv.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+    write_csv(&csv_path, &rows, &results)?;
 
-    // Summary.
-    let detected: Vec<(&Row, [f32; 3])> = results
-        .iter()
-        .filter_map(|r| r.pred.map(|p| (&rows[r.row], p)))
-        .collect();
-    let n = results.len();
-    let stats = |filter: &dyn Fn(&Row) -> bool| {
-        let mut abs = [0.0f64; 3];
-        let mut signed = [0.0f64; 3];
-        let mut count = 0usize;
-        for (row, p) in detected.iter().filter(|(r, _)| filter(r)) {
-            for k in 0..3 {
-                let d = (p[k] - row.truth[k]) as f64;
-                abs[k] += d.abs();
-                signed[k] += d;
-            }
-            count += 1;
-        }
-        let c = count.max(1) as f64;
-        (count, abs.map(|v| v / c), signed.map(|v| v / c))
-    };
-    let (count, mae, bias) = stats(&|_| true);
+    // Summary of the final angles.
+    let summary = scores(&rows, &results, Split::All, |f| Some(f.pose));
+    let (n, count) = (rows.len(), summary.all.count);
     let mut times: Vec<f64> = results.iter().map(|r| r.ms).collect();
     println!("images: {n}  (labels {})", o.labels.display());
+    println!("{setup}");
     println!(
         "detection rate: {:.2}% ({count}/{n})",
         100.0 * count as f64 / n.max(1) as f64
     );
+    let (mae, bias) = (summary.all.mae(), summary.all.bias());
     println!(
         "MAE  yaw {:.2}  pitch {:.2}  roll {:.2}  mean {:.2}  (degrees)",
         mae[0],
         mae[1],
         mae[2],
-        (mae[0] + mae[1] + mae[2]) / 3.0
+        summary.all.mean()
     );
     println!(
         "mean signed error  yaw {:+.2}  pitch {:+.2}  roll {:+.2}",
@@ -359,30 +692,95 @@ fn run() -> Result<(), String> {
         median(&mut times),
         engine.provider()
     );
-    for (lo, hi) in [(0.0, 30.0), (30.0, 60.0), (60.0, 100.0)] {
-        let (c, m, _) = stats(&|r: &Row| r.truth[0].abs() >= lo && r.truth[0].abs() < hi);
+    for ((lo, hi), band) in BANDS.iter().zip(&summary.bands) {
+        let m = band.mae();
         println!(
-            "  |yaw| {lo:>2}-{hi:<3}: {c:>4} faces  MAE yaw {:.2} pitch {:.2} roll {:.2} mean {:.2}",
+            "  |yaw| {lo:>2}-{hi:<3}: {:>4} faces  MAE yaw {:.2} pitch {:.2} roll {:.2} mean {:.2}",
+            band.count,
             m[0],
             m[1],
             m[2],
-            (m[0] + m[1] + m[2]) / 3.0
+            band.mean()
         );
     }
+
+    // Each estimate on all images, the tuning fifth and the held-out rest; the fusion search.
+    let mut md = format!(
+        "# Head-pose evaluation\n\n{n} images ({}), {count} detected; {setup}. MAE in degrees; the \
+         band columns give the mean MAE over the faces whose label has that |yaw| (face count in \
+         brackets).\n",
+        o.labels.display()
+    );
+    for split in Split::ALL {
+        md += &estimate_table(&rows, &results, split);
+    }
+    if o.tune_fusion {
+        md += &tune_fusion(&rows, &results);
+    }
+    println!("{md}");
+    let md_path = o.out.join("summary.md");
+    std::fs::write(&md_path, &md)
+        .map_err(|e| format!("cannot write {}: {e}", md_path.display()))?;
     println!("wrote {}", csv_path.display());
+    println!("wrote {}", md_path.display());
+
     let plot = o.out.join("error_vs_yaw.png");
-    let points: Vec<(f32, f32)> = detected
+    let points: Vec<(f32, f32)> = rows
         .iter()
-        .map(|(r, p)| {
-            (
-                r.truth[0].abs(),
-                (0..3).map(|k| (p[k] - r.truth[k]).abs()).sum::<f32>() / 3.0,
-            )
+        .zip(&results)
+        .filter_map(|(row, r)| {
+            let p = angles(&r.found.as_ref()?.pose);
+            let err = (0..3).map(|k| (p[k] - row.truth[k]).abs()).sum::<f32>() / 3.0;
+            Some((row.truth[0].abs(), err))
         })
         .collect();
     plot_errors(&plot, &points)?;
     println!("wrote {}", plot.display());
     Ok(())
+}
+
+/// One line per image: labels, final angles and errors, then each estimate.
+fn write_csv(path: &Path, rows: &[Row], results: &[Outcome]) -> Result<(), String> {
+    let cells = |p: Option<Pose>| {
+        p.map_or(",,".into(), |p| {
+            format!("{:.3},{:.3},{:.3}", p.yaw, p.pitch, p.roll)
+        })
+    };
+    let mut text = String::from(
+        "file,yaw_true,pitch_true,roll_true,detected,yaw,pitch,roll,err_yaw,err_pitch,err_roll,err_mean,score,presence,ms,\
+         method,fit_yaw,fit_pitch,fit_roll,reg_yaw,reg_pitch,reg_roll,reg_weight\n",
+    );
+    for (row, r) in rows.iter().zip(results) {
+        let [ty, tp, tr] = row.truth;
+        text += &format!("{},{ty},{tp},{tr},", row.file);
+        match &r.found {
+            Some(f) => {
+                let p = angles(&f.pose);
+                let e = [0, 1, 2].map(|k| (p[k] - row.truth[k]).abs());
+                text += &format!(
+                    "1,{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.4},{:.4},{:.2},{},{},{},{:.3}\n",
+                    p[0],
+                    p[1],
+                    p[2],
+                    e[0],
+                    e[1],
+                    e[2],
+                    (e[0] + e[1] + e[2]) / 3.0,
+                    f.score,
+                    f.presence,
+                    r.ms,
+                    f.method.name(),
+                    cells(f.fit),
+                    cells(f.reg),
+                    f.weight
+                );
+            }
+            None => text += &format!("0,,,,,,,,,,{:.2},,,,,,,,\n", r.ms),
+        }
+    }
+    let mut csv =
+        std::fs::File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    csv.write_all(text.as_bytes()).map_err(|e| e.to_string())
 }
 
 fn progress(done: usize, total: usize, start: Instant) {
@@ -461,23 +859,41 @@ fn plot_errors(path: &Path, points: &[(f32, f32)]) -> Result<(), String> {
     Ok(())
 }
 
-/// Every detector × landmarker × pose method available: detection rate, MAE per axis and mean,
-/// and milliseconds per image, as a Markdown table.
+/// A model file with its descriptor (`None`: beside it).
+struct Model {
+    name: &'static str,
+    path: PathBuf,
+    descriptor: Option<PathBuf>,
+}
+
+impl Model {
+    fn new(name: &'static str, path: PathBuf, descriptor: Option<PathBuf>) -> Model {
+        Model {
+            name,
+            path,
+            descriptor,
+        }
+    }
+}
+
+/// Every detector × landmarker × pose method available (and, for the default detector with
+/// FaceMesh, regression and fusion with each head-pose regressor found): detection rate, MAE per
+/// axis and mean, and milliseconds per image, as a Markdown table.
 fn matrix(base_config: &EngineConfig, rows: &[Row], base: &Path) -> Result<(), String> {
     let models = gstfacepose::engine::default_model_dir();
     let shared = support::shared_dir().join("models");
     let detectors = [
-        (
+        Model::new(
             "RetinaFace MobileNetV2",
             models.join("retinaface_mbv2.onnx"),
             None,
         ),
-        (
+        Model::new(
             "BlazeFace full range",
             models.join("blazeface_full.onnx"),
             None,
         ),
-        (
+        Model::new(
             "RetinaFace MobileNet-0.25 (seed)",
             shared.join("retinaface_mnet025/FaceDetector.onnx"),
             Some(models.join("retinaface_mnet025.descriptor")),
@@ -485,74 +901,112 @@ fn matrix(base_config: &EngineConfig, rows: &[Row], base: &Path) -> Result<(), S
     ];
     let landmarkers = [
         (
-            "FaceMesh 468",
-            models.join("face_landmark.onnx"),
-            None,
+            Model::new("FaceMesh 468", models.join("face_landmark.onnx"), None),
             vec![PoseMethod::Rigid],
         ),
         (
-            "PFLD 98 (seed)",
-            shared.join("pfld_98/PFLD_GhostOne_112_1_opt_sim.onnx"),
-            Some(models.join("pfld_98.descriptor")),
+            Model::new(
+                "PFLD 98 (seed)",
+                shared.join("pfld_98/PFLD_GhostOne_112_1_opt_sim.onnx"),
+                Some(models.join("pfld_98.descriptor")),
+            ),
             vec![PoseMethod::Rigid, PoseMethod::SeedLinear],
         ),
     ];
+    let regressors: Vec<Model> = [
+        Model::new("WHENet", models.join("whenet.onnx"), None),
+        Model::new(
+            "Lightweight b66",
+            shared.join("headpose_lightweight/lightweight_b66.onnx"),
+            Some(models.join("headpose_lightweight.descriptor")),
+        ),
+        Model::new(
+            "FSA-Net capsule 1x1",
+            shared.join("fsanet/fsanet_capsule_1x1.onnx"),
+            Some(models.join("fsanet_capsule_1x1.descriptor")),
+        ),
+    ]
+    .into_iter()
+    .filter(|m| {
+        let found = m.path.exists();
+        if !found {
+            println!(
+                "skipping pose model {}: {} is missing",
+                m.name,
+                m.path.display()
+            );
+        }
+        found
+    })
+    .collect();
+    // (detector, landmarker, method, regressor); the landmark methods run without a regressor.
+    let mut runs: Vec<(&Model, &Model, PoseMethod, Option<&Model>)> = Vec::new();
+    for (di, detector) in detectors.iter().enumerate() {
+        for (li, (landmarker, methods)) in landmarkers.iter().enumerate() {
+            runs.extend(methods.iter().map(|&m| (detector, landmarker, m, None)));
+            if di == 0 && li == 0 {
+                for r in &regressors {
+                    for m in [PoseMethod::Regression, PoseMethod::Fused] {
+                        runs.push((detector, landmarker, m, Some(r)));
+                    }
+                }
+            }
+        }
+    }
     let pictures: Vec<Picture> = rows
         .iter()
         .map(|r| Picture::load(&base.join(&r.file)))
         .collect::<Result<_, _>>()?;
     println!("images: {}", rows.len());
-    println!("| detector | landmarks | pose | detected | yaw | pitch | roll | mean | ms/image |");
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for (dname, dpath, ddesc) in &detectors {
-        for (lname, lpath, ldesc, methods) in &landmarkers {
-            for method in methods {
-                let mut config = base_config.clone();
-                config.detector_model = dpath.clone();
-                config.detector_descriptor = ddesc.clone();
-                config.landmark_model = lpath.clone();
-                config.landmark_descriptor = ldesc.clone();
-                config.pose_method = *method;
-                let mut engine = match Engine::new(config) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        println!(
-                            "| {dname} | {lname} | {} | not available: {e} | | | | | |",
-                            method.name()
-                        );
-                        continue;
-                    }
-                };
-                let mut abs = [0.0f64; 3];
-                let mut detected = 0usize;
-                let mut times = Vec::with_capacity(rows.len());
-                for (row, picture) in rows.iter().zip(&pictures) {
-                    let t = Instant::now();
-                    let faces = engine
-                        .process(&picture.view())
-                        .map_err(|e| format!("{}: {e}", row.file))?;
-                    times.push(t.elapsed().as_secs_f64() * 1e3);
-                    if let Some(f) = support::matching_face(&faces, &row.gt_box) {
-                        detected += 1;
-                        let p = [f.pose.yaw, f.pose.pitch, f.pose.roll];
-                        for k in 0..3 {
-                            abs[k] += (p[k] - row.truth[k]).abs() as f64;
-                        }
-                    }
-                }
-                let m = abs.map(|v| v / detected.max(1) as f64);
-                println!(
-                    "| {dname} | {lname} | {} | {:.1}% | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
-                    method.name(),
-                    100.0 * detected as f64 / rows.len().max(1) as f64,
-                    m[0],
-                    m[1],
-                    m[2],
-                    (m[0] + m[1] + m[2]) / 3.0,
-                    median(&mut times)
-                );
+    println!(
+        "| detector | landmarks | pose | pose model | detected | yaw | pitch | roll | mean | ms/image |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (detector, landmarker, method, regressor) in runs {
+        let mut config = base_config.clone();
+        config.detector_model = detector.path.clone();
+        config.detector_descriptor = detector.descriptor.clone();
+        config.landmark_model = landmarker.path.clone();
+        config.landmark_descriptor = landmarker.descriptor.clone();
+        config.pose_method = method;
+        config.pose_model = regressor.map(|r| r.path.clone());
+        config.pose_descriptor = regressor.and_then(|r| r.descriptor.clone());
+        let head = format!(
+            "| {} | {} | {} | {} |",
+            detector.name,
+            landmarker.name,
+            method.name(),
+            regressor.map_or("none", |r| r.name)
+        );
+        let mut engine = match Engine::new(config) {
+            Ok(e) => e,
+            Err(e) => {
+                println!("{head} not available: {e} | | | | | |");
+                continue;
+            }
+        };
+        let mut errors = Errors::default();
+        let mut times = Vec::with_capacity(rows.len());
+        for (row, picture) in rows.iter().zip(&pictures) {
+            let t = Instant::now();
+            let faces = engine
+                .process(&picture.view())
+                .map_err(|e| format!("{}: {e}", row.file))?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            if let Some(f) = support::matching_face(&faces, &row.gt_box) {
+                errors.add(row.truth, angles(&f.pose));
             }
         }
+        let m = errors.mae();
+        println!(
+            "{head} {:.1}% | {} | {} | {} | {} | {:.0} |",
+            100.0 * errors.count as f64 / rows.len().max(1) as f64,
+            num(m[0]),
+            num(m[1]),
+            num(m[2]),
+            num(errors.mean()),
+            median(&mut times)
+        );
     }
     Ok(())
 }

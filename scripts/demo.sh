@@ -41,8 +41,10 @@ run_one() {
     case "${input,,}" in
         *.png | *.jpg | *.jpeg)
             local out="out/${name}_annotated.png"
+            # A still picture is often a crop taken with an unknown lens: its angles are given
+            # along each face's line of sight (camera-fov=0), not in an assumed webcam's frame.
             gst-launch-1.0 -q filesrc location="$input" ! decodebin ! videoconvert \
-                ! faceposeestimator draw=true json-location="$json" \
+                ! faceposeestimator draw=true camera-fov=0 json-location="$json" \
                 ! videoconvert ! pngenc ! filesink location="$out"
             ;;
         *)

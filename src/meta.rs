@@ -150,7 +150,10 @@ pub fn face_structure(face: &Face, width: u32, height: u32) -> gst::Structure {
         .field("roll", finite(face.pose.roll))
         .field("method", face.method.name())
         .field("fit", pose_structure("fit", face.fit_pose))
-        .field("regression", pose_structure("regression", face.regressed_pose))
+        .field(
+            "regression",
+            pose_structure("regression", face.regressed_pose),
+        )
         .field("regression-weight", finite(face.regressor_weight))
         .field("keypoints", keypoints(face, width, height))
         .field("landmark-count", face.landmarks.len() as u32)

@@ -250,3 +250,103 @@ fn a_missing_reference_face_is_named() {
         "missing reference face",
     );
 }
+
+/// The default set-up with the head-pose regressor's descriptor changed by `edit` (the default
+/// WHENet model stays).
+fn edited_pose_descriptor(
+    test: &str,
+    edit: impl Fn(&str) -> String,
+) -> (EngineConfig, PathBuf, Scratch) {
+    let m = models();
+    let dir = Scratch::new(test);
+    let original = std::fs::read_to_string(m.join("whenet.descriptor")).unwrap();
+    let descriptor = dir.join("pose.descriptor");
+    let edited = edit(&original);
+    assert_ne!(edited, original, "the edit changed nothing");
+    write(&descriptor, edited.as_bytes());
+    let config = EngineConfig {
+        pose_descriptor: Some(descriptor.clone()),
+        ..EngineConfig::default()
+    };
+    (config, descriptor, dir)
+}
+
+/// `text` with the line of `key` replaced by `key = value`.
+fn set_key(text: &str, key: &str, value: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.split('=').next().is_some_and(|k| k.trim() == key) {
+                format!("{key} = {value}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_head_pose_model_with_the_wrong_input_size_is_named() {
+    // WHENet takes 224×224: a descriptor saying 64×64 does not fit it.
+    let (config, _descriptor, _dir) =
+        edited_pose_descriptor("pose-size", |t| set_key(t, "size", "64x64"));
+    let model = config.pose_model.clone().unwrap();
+    let text = load_error(config, "WHENet with a 64x64 descriptor");
+    assert_mentions(
+        &text,
+        &[&model.display().to_string(), "shape", "224", "64×64"],
+        "WHENet with a 64x64 descriptor",
+    );
+}
+
+#[test]
+fn a_head_pose_descriptor_naming_a_missing_output_is_named() {
+    let (config, _descriptor, _dir) =
+        edited_pose_descriptor("pose-output", |t| set_key(t, "outputs", "yaw pitch tilt"));
+    let model = config.pose_model.clone().unwrap();
+    let text = load_error(config, "an output WHENet lacks");
+    assert_mentions(
+        &text,
+        &[&model.display().to_string(), "no output named `tilt`"],
+        "an output WHENet lacks",
+    );
+}
+
+#[test]
+fn head_pose_bins_that_do_not_fit_the_outputs_are_named() {
+    let (config, descriptor, _dir) =
+        edited_pose_descriptor("pose-bins", |t| set_key(t, "bins", "120 66 60"));
+    let text = load_error(config, "60 roll bins for a 66-wide output");
+    assert_mentions(
+        &text,
+        &[&descriptor.display().to_string(), "bins", "`roll`", "66"],
+        "60 roll bins for a 66-wide output",
+    );
+}
+
+#[test]
+fn a_missing_head_pose_model_is_named_and_regression_needs_one() {
+    let _ = models();
+    let dir = Scratch::new("pose-missing");
+    let path = dir.join("whenet.onnx");
+    let config = EngineConfig {
+        pose_model: Some(path.clone()),
+        ..EngineConfig::default()
+    };
+    let text = load_error(config, "missing head-pose model");
+    assert_mentions(
+        &text,
+        &[&path.display().to_string(), "no such file"],
+        "missing head-pose model",
+    );
+    let config = EngineConfig {
+        pose_model: None,
+        pose_method: gstfacepose::engine::PoseMethod::Regression,
+        ..EngineConfig::default()
+    };
+    let text = load_error(config, "regression without a model");
+    assert_mentions(
+        &text,
+        &["regression", "pose-model"],
+        "regression without a model",
+    );
+}

@@ -70,7 +70,21 @@ fn properties_have_their_defaults_and_round_trip() {
     assert_eq!(e.property::<u32>("max-faces"), 16);
     assert!(!e.property::<bool>("draw"));
     assert_eq!(e.property::<Option<String>>("detector-model"), None);
+    assert_eq!(e.property::<Option<String>>("pose-model"), None);
+    assert_eq!(
+        e.property::<gstfacepose::PoseMethod>("pose-method"),
+        gstfacepose::PoseMethod::Fused
+    );
+    assert_eq!(e.property::<f32>("camera-fov"), 60.0);
     e.set_property("detection-threshold", 0.7f32);
+    // An empty pose model is kept (it turns the regressor off), unlike other empty paths.
+    e.set_property("pose-model", "");
+    assert_eq!(
+        e.property::<Option<String>>("pose-model").as_deref(),
+        Some("")
+    );
+    e.set_property("camera-fov", 0.0f32);
+    assert_eq!(e.property::<f32>("camera-fov"), 0.0);
     e.set_property("detector-input-size", 320u32);
     e.set_property("draw", true);
     e.set_property("detector-model", "/x/y.onnx");
@@ -134,10 +148,68 @@ fn metas_carry_the_face_and_its_pose_as_the_engine_sees_it() {
         frame.get::<String>("detector").unwrap(),
         "retinaface_mbv2.onnx"
     );
+    assert_eq!(frame.get::<String>("pose-model").unwrap(), "whenet.onnx");
     let faces = frame.get::<gst::Array>("faces").unwrap();
     let face = faces.as_slice()[0].get::<gst::Structure>().unwrap();
     assert_eq!(face.get::<gst::Array>("landmarks").unwrap().len(), 468 * 3);
     assert!((face.get::<f64>("pitch").unwrap() - expected[0].pose.pitch as f64).abs() < 0.5);
+    // Both estimates ride along with the method that produced the angles.
+    assert_eq!(face.get::<String>("method").unwrap(), "fused");
+    let fit = face.get::<gst::Structure>("fit").unwrap();
+    let reg = face.get::<gst::Structure>("regression").unwrap();
+    assert!(fit.get::<bool>("valid").unwrap() && reg.get::<bool>("valid").unwrap());
+    let e = &expected[0];
+    let (f, r) = (e.fit_pose.unwrap(), e.regressed_pose.unwrap());
+    assert!((fit.get::<f64>("yaw").unwrap() - f.yaw as f64).abs() < 0.5);
+    assert!((reg.get::<f64>("pitch").unwrap() - r.pitch as f64).abs() < 0.5);
+    let w = face.get::<f64>("regression-weight").unwrap();
+    assert!((w - e.regressor_weight as f64).abs() < 1e-3);
+}
+
+#[test]
+fn an_empty_pose_model_gives_landmark_fit_angles_and_says_so() {
+    init();
+    let (buffer, caps, _) = astronaut();
+    let mut h = harness(&[("pose-model", "".to_value())]);
+    h.set_src_caps(caps);
+    let out = h.push_and_pull(buffer).unwrap();
+    let frame = gstfacepose::meta::frame_structure(&out).expect("FacePoseMeta on the buffer");
+    assert_eq!(frame.get::<String>("pose-model").unwrap(), "");
+    let faces = frame.get::<gst::Array>("faces").unwrap();
+    let face = faces.as_slice()[0].get::<gst::Structure>().unwrap();
+    assert_eq!(face.get::<String>("method").unwrap(), "rigid");
+    let reg = face.get::<gst::Structure>("regression").unwrap();
+    assert!(!reg.get::<bool>("valid").unwrap());
+}
+
+#[test]
+fn camera_fov_turns_an_off_centre_face_into_the_camera_frame() {
+    init();
+    // The astronaut's face is above the picture's centre: seen with a wide lens, a face there
+    // that looks along its line of sight looks down at the camera's axis, so the camera-frame
+    // pitch is lower than the line-of-sight pitch by about the ray's elevation.
+    let pitch = |fov: f32| {
+        let (buffer, caps, _) = astronaut();
+        let mut h = harness(&[("camera-fov", fov.to_value())]);
+        h.set_src_caps(caps);
+        let out = h.push_and_pull(buffer).unwrap();
+        let roi = out
+            .iter_meta::<VideoRegionOfInterestMeta>()
+            .next()
+            .expect("a face");
+        let (_, y, _, hgt) = roi.rect();
+        let p = roi.param("head-pose").unwrap().get::<f64>("pitch").unwrap();
+        (p, y as f64 + hgt as f64 / 2.0)
+    };
+    let (along_ray, centre_y) = pitch(0.0);
+    let (camera, _) = pitch(60.0);
+    let focal = 256.0 / 30f64.to_radians().tan();
+    let elevation = ((256.0 - centre_y) / focal).atan().to_degrees();
+    assert!(elevation > 10.0, "{elevation}");
+    assert!(
+        (along_ray - camera - elevation).abs() < 2.0,
+        "pitch {along_ray:.1} along the ray, {camera:.1} in the camera frame, ray elevation {elevation:.1}"
+    );
 }
 
 #[test]

@@ -92,6 +92,9 @@ pub struct EngineConfig {
     /// Head-pose regressor (`None`: angles from the landmarks alone).
     pub pose_model: Option<PathBuf>,
     pub pose_descriptor: Option<PathBuf>,
+    /// Average the regressor's estimate with its estimate on the mirrored crop (one more run per
+    /// face, in the same batch).
+    pub pose_mirror_average: bool,
     /// Horizontal field of view of the camera in degrees, to give angles in the camera's frame
     /// (0: relative to each face's line of sight; see [`pose::perspective`]).
     pub camera_fov: f32,
@@ -114,6 +117,7 @@ impl EngineConfig {
             pose_method: PoseMethod::Fused,
             pose_model: Some(dir.join(headpose::DEFAULT_POSE_MODEL)),
             pose_descriptor: None,
+            pose_mirror_average: true,
             camera_fov: pose::perspective::DEFAULT_CAMERA_FOV,
         }
     }
@@ -174,11 +178,12 @@ impl Engine {
         config.detect.validate()?;
         check_camera_fov(config.camera_fov)?;
         let regressor = match (&config.pose_model, config.pose_method) {
-            (Some(path), m) if m.needs_regressor() => Some(Regressor::load(
-                path,
-                config.pose_descriptor.as_deref(),
-                &config.runtime,
-            )?),
+            (Some(path), m) if m.needs_regressor() => {
+                let mut r =
+                    Regressor::load(path, config.pose_descriptor.as_deref(), &config.runtime)?;
+                r.set_mirror_average(config.pose_mirror_average);
+                Some(r)
+            }
             (None, PoseMethod::Regression) => {
                 return Err(Error::Config(
                     "pose method regression needs a head-pose model (pose-model is empty)".into(),
@@ -432,8 +437,9 @@ impl Engine {
     /// (in one batch) where the method needs it, and their combination; ids are 0.
     ///
     /// `memory` holds each face's remembered regressor estimate on tracking frames: a fresh one
-    /// is carried along by the fit instead of running the regressor, and a face that needs none
-    /// (frontal, when fusing) skips it. `None` (still pictures, new faces) runs the regressor on
+    /// (or any one, for a nearly frontal face) is carried along by the fit instead of running the
+    /// regressor, and a nearly frontal face without one skips it (see
+    /// [`Solver::wants_regressor`]). `None` (still pictures, new faces) runs the regressor on
     /// every face. Returns each face's new memory too.
     fn solve(
         &mut self,
@@ -453,15 +459,20 @@ impl Engine {
         let mut to_run = Vec::new();
         if self.regressor.is_some() {
             for i in 0..n {
-                let remembered = memory
-                    .and_then(|m| m.get(i).copied().flatten())
-                    .filter(RegressorMemory::is_fresh);
+                let remembered = memory.and_then(|m| m.get(i).copied().flatten());
                 match (remembered, &fits[i]) {
                     (Some(m), Some(fit)) => {
-                        regressed[i] = Some(m.carried(fit));
-                        memories[i] = Some(m.aged());
+                        let carried = m.carried(fit);
+                        if m.is_fresh() || !self.solver.wants_regressor(Some(fit), Some(&carried)) {
+                            regressed[i] = Some(carried);
+                            memories[i] = Some(m.aged());
+                        } else {
+                            to_run.push(i);
+                        }
                     }
-                    _ if memory.is_none() || self.solver.wants_regressor(fits[i].as_ref(), None) => {
+                    _ if memory.is_none()
+                        || self.solver.wants_regressor(fits[i].as_ref(), None) =>
+                    {
                         to_run.push(i)
                     }
                     _ => {}

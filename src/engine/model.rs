@@ -175,7 +175,11 @@ impl Model {
             .outputs()
             .iter()
             .find(|o| o.name() == name)
-            .and_then(|o| o.dtype().tensor_shape().map(|s| s.iter().copied().collect()))
+            .and_then(|o| {
+                o.dtype()
+                    .tensor_shape()
+                    .map(|s| s.iter().copied().collect())
+            })
     }
 
     /// A short name for messages: the file name.

@@ -455,7 +455,9 @@ impl ObjectImpl for FacePoseEstimator {
             "landmark-descriptor" => s.landmark_descriptor = string(),
             "pose-model" => {
                 // An empty string is kept: it turns the regressor off.
-                s.pose_model = value.get::<Option<String>>().expect("type checked upstream")
+                s.pose_model = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
             }
             "pose-descriptor" => s.pose_descriptor = string(),
             "pose-method" => s.pose_method = value.get().expect("type checked upstream"),

@@ -62,7 +62,10 @@ pub enum PoseMethod {
         nick = "fused"
     )]
     Fused = 2,
-    #[enum_value(name = "The head-pose regressor alone (needs pose-model)", nick = "regression")]
+    #[enum_value(
+        name = "The head-pose regressor alone (needs pose-model)",
+        nick = "regression"
+    )]
     Regression = 3,
 }
 

@@ -61,7 +61,11 @@ pub fn sample_pictures() -> Vec<PathBuf> {
 /// The default configuration, checked for the files it needs.
 pub fn config() -> Result<EngineConfig, String> {
     let c = EngineConfig::default();
-    for p in [&c.detector_model, &c.landmark_model, &c.reference_face] {
+    let pose = c.pose_model.iter();
+    for p in [&c.detector_model, &c.landmark_model, &c.reference_face]
+        .into_iter()
+        .chain(pose)
+    {
         if !p.exists() {
             return Err(format!("{} is missing: run `make models`", p.display()));
         }

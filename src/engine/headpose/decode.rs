@@ -78,7 +78,10 @@ impl Decode {
             _ => {
                 return Err(d.error(
                     "axes",
-                    format!("`{}` is not yaw, pitch and roll in some order", words.join(" ")),
+                    format!(
+                        "`{}` is not yaw, pitch and roll in some order",
+                        words.join(" ")
+                    ),
                 ));
             }
         };
@@ -114,7 +117,10 @@ impl Decode {
                 let mut bins = [0usize; 3];
                 for (b, c) in bins.iter_mut().zip(counts) {
                     if c.fract() != 0.0 || !(2.0..=10_000.0).contains(&c) {
-                        return Err(d.error("bins", format!("`{c}` is not a whole number of bins in 2..=10000")));
+                        return Err(d.error(
+                            "bins",
+                            format!("`{c}` is not a whole number of bins in 2..=10000"),
+                        ));
                     }
                     *b = c as usize;
                 }
@@ -181,8 +187,7 @@ impl Decode {
             let last = shape.last().copied().unwrap_or(-1);
             let per_face: i64 = shape.iter().skip(1).product();
             let fixed = shape.iter().skip(1).all(|v| *v > 0);
-            if (last > 0 && last as usize != expected) || (fixed && per_face as usize != expected)
-            {
+            if (last > 0 && last as usize != expected) || (fixed && per_face as usize != expected) {
                 let key = if matches!(self, Decode::Bins { .. }) {
                     "bins"
                 } else {
@@ -346,7 +351,13 @@ mod tests {
         };
         let p = probabilities.decode(Path::new("m"), &outs, 1).unwrap()[0].unwrap();
         assert_eq!((p.yaw, p.pitch, p.roll), (30.0, -9.0, 21.0));
-        assert!(matches!(decode, Decode::Bins { axes: [Axis::Pitch, Axis::Yaw, Axis::Roll], .. }));
+        assert!(matches!(
+            decode,
+            Decode::Bins {
+                axes: [Axis::Pitch, Axis::Yaw, Axis::Roll],
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -378,8 +389,14 @@ mod tests {
         let cases = [
             (BINS.replace("bins = 120 66 66", "bins = 120 66"), "bins"),
             (BINS.replace("bins = 120 66 66", "bins = 200 66 66"), "bins"),
-            (BINS.replace("bin-step = 3 3 3", "bin-step = 3 0 3"), "bin-step"),
-            (BINS.replace("axes = yaw pitch roll", "axes = yaw yaw roll"), "axes"),
+            (
+                BINS.replace("bin-step = 3 3 3", "bin-step = 3 0 3"),
+                "bin-step",
+            ),
+            (
+                BINS.replace("axes = yaw pitch roll", "axes = yaw yaw roll"),
+                "axes",
+            ),
             (BINS.replace("outputs = y p r", "outputs = y p"), "outputs"),
             (BINS.replace("decode = bins", "decode = magic"), "decode"),
             (BINS.replace("bins = 120 66 66\n", ""), "`bins` is missing"),
@@ -399,7 +416,13 @@ mod tests {
         let d = descriptor(BINS).unwrap();
         let decode = Decode::from_descriptor(&d).unwrap();
         let e = decode
-            .check_outputs(&d, |n| Some(if n == "p" { vec![-1, 62] } else { vec![-1, 120] }))
+            .check_outputs(&d, |n| {
+                Some(if n == "p" {
+                    vec![-1, 62]
+                } else {
+                    vec![-1, 120]
+                })
+            })
             .unwrap_err()
             .to_string();
         assert!(e.contains("bins") && e.contains("`p`"), "{e}");

@@ -90,6 +90,8 @@ pub struct Regressor {
     height: usize,
     decode: Decode,
     crop: CropRule,
+    /// Also run each crop mirrored and average the two (see [`Regressor::set_mirror_average`]).
+    mirror: bool,
     input: Vec<f32>,
 }
 
@@ -121,6 +123,7 @@ impl Regressor {
             height,
             decode,
             crop,
+            mirror: false,
             input: Vec::new(),
         })
     }
@@ -131,6 +134,13 @@ impl Regressor {
 
     pub fn crop_rule(&self) -> CropRule {
         self.crop
+    }
+
+    /// With mirror averaging each crop also runs flipped left to right (in the same batch) and
+    /// the two estimates are averaged, the mirrored one with yaw and roll negated: this cancels
+    /// the network's left-right bias at twice the cost.
+    pub fn set_mirror_average(&mut self, on: bool) {
+        self.mirror = on;
     }
 
     /// The angles of each face (detector box and landmarks, which may be empty), in one batch
@@ -144,33 +154,51 @@ impl Regressor {
         if faces.is_empty() {
             return Ok(Vec::new());
         }
-        let regions: Vec<BBox> = faces
-            .iter()
-            .map(|(b, l)| self.crop.region(b, l))
-            .collect();
-        if self.model.dynamic_batch {
-            self.run_batch(image, &regions)
-        } else {
-            let mut out = Vec::with_capacity(regions.len());
-            for r in &regions {
-                out.extend(self.run_batch(image, std::slice::from_ref(r))?);
-            }
-            Ok(out)
+        let regions: Vec<BBox> = faces.iter().map(|(b, l)| self.crop.region(b, l)).collect();
+        let mut crops: Vec<(BBox, bool)> = regions.iter().map(|r| (*r, false)).collect();
+        if self.mirror {
+            crops.extend(regions.iter().map(|r| (*r, true)));
         }
+        let mut out = if self.model.dynamic_batch {
+            self.run_batch(image, &crops)?
+        } else {
+            let mut out = Vec::with_capacity(crops.len());
+            for c in &crops {
+                out.extend(self.run_batch(image, std::slice::from_ref(c))?);
+            }
+            out
+        };
+        if self.mirror {
+            let mirrored = out.split_off(regions.len());
+            for (p, m) in out.iter_mut().zip(mirrored) {
+                *p = match (*p, m) {
+                    (Some(p), Some(m)) => Some(average_with_mirror(p, m)),
+                    _ => None,
+                };
+            }
+        }
+        Ok(out)
     }
 
-    fn run_batch(&mut self, image: &ImageView, regions: &[BBox]) -> Result<Vec<Option<Pose>>> {
-        let (w, h, n) = (self.width, self.height, regions.len());
+    /// Runs the model on axis-aligned crops, each mirrored left to right when flagged.
+    fn run_batch(
+        &mut self,
+        image: &ImageView,
+        crops: &[(BBox, bool)],
+    ) -> Result<Vec<Option<Pose>>> {
+        let (w, h, n) = (self.width, self.height, crops.len());
         let per = w * h * 3;
         self.input.resize(per * n, 0.0);
         let format = self.model.descriptor.tensor;
-        for (r, chunk) in regions.iter().zip(self.input.chunks_mut(per)) {
+        for ((r, flip), chunk) in crops.iter().zip(self.input.chunks_mut(per)) {
+            let sx = r.width() / w as f32;
+            // Mirrored: tensor column u samples the crop's column w - u.
             let map = Affine {
-                a: r.width() / w as f32,
+                a: if *flip { -sx } else { sx },
                 b: 0.0,
                 c: 0.0,
                 d: r.height() / h as f32,
-                tx: r.x0,
+                tx: if *flip { r.x1 } else { r.x0 },
                 ty: r.y0,
             };
             warp_into(image, &map, w, h, &format, chunk);
@@ -181,8 +209,23 @@ impl Regressor {
         };
         let decode = &self.decode;
         let path = self.model.path.clone();
-        self.model
-            .run(&self.input, shape, |outputs| decode.decode(&path, outputs, n))
+        self.model.run(&self.input, shape, |outputs| {
+            decode.decode(&path, outputs, n)
+        })
+    }
+}
+
+/// The mean of an estimate and the estimate on the mirrored crop (whose yaw and roll have the
+/// opposite sign), taken on the circle so that ±180° of yaw average to 180°.
+fn average_with_mirror(p: Pose, m: Pose) -> Pose {
+    let circular = |a: f32, b: f32| {
+        let (a, b) = (a.to_radians(), b.to_radians());
+        (a.sin() + b.sin()).atan2(a.cos() + b.cos()).to_degrees()
+    };
+    Pose {
+        yaw: circular(p.yaw, -m.yaw),
+        pitch: (p.pitch + m.pitch) * 0.5,
+        roll: circular(p.roll, -m.roll),
     }
 }
 
@@ -218,6 +261,25 @@ fn crop_rule(d: &Descriptor) -> Result<CropRule> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mirror_averaging_negates_yaw_and_roll_and_wraps() {
+        let p = Pose {
+            yaw: 40.0,
+            pitch: 10.0,
+            roll: 6.0,
+        };
+        let m = Pose {
+            yaw: -36.0,
+            pitch: 12.0,
+            roll: -4.0,
+        };
+        let a = average_with_mirror(p, m);
+        assert!((a.yaw - 38.0).abs() < 1e-4 && (a.pitch - 11.0).abs() < 1e-4);
+        assert!((a.roll - 5.0).abs() < 1e-4);
+        let back = average_with_mirror(Pose { yaw: 178.0, ..p }, Pose { yaw: 178.0, ..m });
+        assert!((back.yaw.abs() - 180.0).abs() < 1e-3, "{back:?}");
+    }
 
     #[test]
     fn square_crops_use_the_longer_side_and_rect_crops_scale_each_side() {

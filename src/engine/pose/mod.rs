@@ -85,6 +85,12 @@ const ROLL_SIGN: f32 = -1.0;
 
 impl Pose {
     /// Angles of a rotation matrix, decomposed as `Rx(a) · Ry(b) · Rz(c)`.
+    ///
+    /// Every rotation has two such decompositions, (yaw, pitch, roll) and (180° - yaw, pitch +
+    /// 180°, roll + 180°) up to wrapping. The one with the smaller pitch and roll is chosen: a
+    /// head turns all the way round in yaw but hardly nods or tilts past 90°, so a face seen from
+    /// behind one shoulder reads yaw 120° rather than yaw 60° upside down. (AFLW2000-3D labels
+    /// and WHENet's outputs use this form.)
     pub fn from_rotation(r: &Rotation) -> Pose {
         let b = r[0][2].clamp(-1.0, 1.0).asin();
         let (a, c) = if r[0][2].abs() < 0.9999 {
@@ -93,10 +99,21 @@ impl Pose {
             // Gimbal lock: put everything in a.
             (r[2][1].atan2(r[1][1]), 0.0)
         };
-        Pose {
+        let first = Pose {
             yaw: -b.to_degrees(),
             pitch: -a.to_degrees(),
             roll: ROLL_SIGN * c.to_degrees(),
+        };
+        let second = Pose {
+            yaw: wrap_degrees(-180.0 - first.yaw),
+            pitch: wrap_degrees(first.pitch + 180.0),
+            roll: wrap_degrees(first.roll + 180.0),
+        };
+        let tilt = |p: &Pose| p.pitch.abs() + p.roll.abs();
+        if tilt(&second) + 1e-3 < tilt(&first) {
+            second
+        } else {
+            first
         }
     }
 
@@ -128,6 +145,12 @@ impl Pose {
     }
 }
 
+/// An angle in degrees brought into (-180, 180].
+pub fn wrap_degrees(v: f32) -> f32 {
+    let w = v.rem_euclid(360.0);
+    if w > 180.0 { w - 360.0 } else { w }
+}
+
 pub fn mat_mul(a: &Rotation, b: &Rotation) -> Rotation {
     std::array::from_fn(|i| std::array::from_fn(|j| (0..3).map(|k| a[i][k] * b[k][j]).sum()))
 }
@@ -153,6 +176,27 @@ mod tests {
                 "{p:?} {q:?}"
             );
         }
+    }
+
+    #[test]
+    fn yaw_past_ninety_degrees_keeps_pitch_and_roll_small() {
+        for (yaw, pitch, roll) in [
+            (95.0, 10.0, 5.0),
+            (-120.0, -20.0, 30.0),
+            (170.0, 5.0, -8.0),
+            (-99.0, 31.0, -31.0),
+        ] {
+            let p = Pose { yaw, pitch, roll };
+            let q = Pose::from_rotation(&p.to_rotation());
+            assert!(
+                (p.yaw - q.yaw).abs() < 1e-2
+                    && (p.pitch - q.pitch).abs() < 1e-2
+                    && (p.roll - q.roll).abs() < 1e-2,
+                "{p:?} {q:?}"
+            );
+        }
+        assert_eq!(wrap_degrees(190.0), -170.0);
+        assert_eq!(wrap_degrees(-180.0), 180.0);
     }
 
     #[test]

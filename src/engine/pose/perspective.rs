@@ -71,9 +71,7 @@ impl Camera {
         let s = (axis[0] * axis[0] + axis[1] * axis[1]).sqrt();
         let c = -d[2];
         if !(s > 1e-12) || !s.is_finite() {
-            return Ray {
-                rotation: IDENTITY,
-            };
+            return Ray { rotation: IDENTITY };
         }
         let k = [axis[0] / s, axis[1] / s, 0.0];
         // Rodrigues: R = I + sin·K + (1 - cos)·K².
@@ -135,9 +133,7 @@ impl Camera {
 
 impl Ray {
     /// No turn: the face is on the optical axis, or the correction is off.
-    pub const IDENTITY: Ray = Ray {
-        rotation: IDENTITY,
-    };
+    pub const IDENTITY: Ray = Ray { rotation: IDENTITY };
 
     /// A pose measured by the virtual camera, in the real camera's frame.
     pub fn to_camera(&self, virtual_pose: &Rotation) -> Rotation {
@@ -147,7 +143,8 @@ impl Ray {
 
     /// A pose in the real camera's frame, as the virtual camera sees it.
     pub fn to_virtual(&self, camera_pose: &Rotation) -> Rotation {
-        let rt: Rotation = std::array::from_fn(|i| std::array::from_fn(|j| self.rotation[j][i] as f32));
+        let rt: Rotation =
+            std::array::from_fn(|i| std::array::from_fn(|j| self.rotation[j][i] as f32));
         mat_mul(&rt, camera_pose)
     }
 }
@@ -186,13 +183,23 @@ mod tests {
             pts.push([3.0 * s, 4.2, 1.3]);
             pts.push([2.2 * s, -4.0, 1.6]);
         }
-        pts.extend([[0.0, 1.0, 4.0], [0.0, -1.0, 5.5], [0.0, -2.0, 4.0], [0.0, -7.5, 1.5]]);
+        pts.extend([
+            [0.0, 1.0, 4.0],
+            [0.0, -1.0, 5.5],
+            [0.0, -2.0, 4.0],
+            [0.0, -7.5, 1.5],
+        ]);
         pts
     }
 
     /// The face at `pose` (camera frame), its centre at (x, y, -distance), seen through `cam`:
     /// landmarks as a landmark model reports them (pixels; z in pixels, away from the camera).
-    fn project(cam: &Camera, pose: Pose, centre: [f64; 3], reference: &[[f64; 3]]) -> Vec<[f32; 3]> {
+    fn project(
+        cam: &Camera,
+        pose: Pose,
+        centre: [f64; 3],
+        reference: &[[f64; 3]],
+    ) -> Vec<[f32; 3]> {
         let r = pose.to_rotation();
         let dist = (centre[0].powi(2) + centre[1].powi(2) + centre[2].powi(2)).sqrt();
         let ray = centre.map(|v| v / dist);
@@ -207,7 +214,11 @@ mod tests {
         let across = {
             let a = [ray[1], -ray[0], 0.0];
             let n = (a[0] * a[0] + a[1] * a[1]).sqrt();
-            if n > 1e-12 { [a[0] / n, a[1] / n, 0.0] } else { [1.0, 0.0, 0.0] }
+            if n > 1e-12 {
+                [a[0] / n, a[1] / n, 0.0]
+            } else {
+                [1.0, 0.0, 0.0]
+            }
         };
         let up = [
             ray[1] * across[2] - ray[2] * across[1],
@@ -216,11 +227,14 @@ mod tests {
         ];
         let step = |d: [f64; 3]| pixel([centre[0] + d[0], centre[1] + d[1], centre[2] + d[2]]);
         let (c, a, b) = (pixel(centre), step(across), step(up));
-        let real_scale = ((a.0 - c.0) * (b.1 - c.1) - (a.1 - c.1) * (b.0 - c.0)).abs().sqrt();
+        let real_scale = ((a.0 - c.0) * (b.1 - c.1) - (a.1 - c.1) * (b.0 - c.0))
+            .abs()
+            .sqrt();
         reference
             .iter()
             .map(|s| {
-                let rs: [f64; 3] = std::array::from_fn(|i| (0..3).map(|k| r[i][k] as f64 * s[k]).sum());
+                let rs: [f64; 3] =
+                    std::array::from_fn(|i| (0..3).map(|k| r[i][k] as f64 * s[k]).sum());
                 let p = [centre[0] + rs[0], centre[1] + rs[1], centre[2] + rs[2]];
                 let (u, v) = pixel(p);
                 let depth = rs[0] * ray[0] + rs[1] * ray[1] + rs[2] * ray[2];
@@ -234,7 +248,9 @@ mod tests {
         match cam {
             Some(cam) => {
                 let n = landmarks.len() as f32;
-                let (mx, my) = landmarks.iter().fold((0.0, 0.0), |a, p| (a.0 + p[0] / n, a.1 + p[1] / n));
+                let (mx, my) = landmarks
+                    .iter()
+                    .fold((0.0, 0.0), |a, p| (a.0 + p[0] / n, a.1 + p[1] / n));
                 let ray = cam.ray_rotation(mx, my);
                 let observed: Vec<[f64; 3]> = cam
                     .rectify(&ray, landmarks)
@@ -244,14 +260,18 @@ mod tests {
                 ray.to_camera(&rigid::fit(reference, &observed, &weights).unwrap().rotation)
             }
             None => {
-                let observed: Vec<[f64; 3]> = landmarks.iter().map(rigid::to_camera_frame).collect();
+                let observed: Vec<[f64; 3]> =
+                    landmarks.iter().map(rigid::to_camera_frame).collect();
                 rigid::fit(reference, &observed, &weights).unwrap().rotation
             }
         }
     }
 
     fn error(a: Pose, b: Pose) -> f32 {
-        (a.yaw - b.yaw).abs().max((a.pitch - b.pitch).abs()).max((a.roll - b.roll).abs())
+        (a.yaw - b.yaw)
+            .abs()
+            .max((a.pitch - b.pitch).abs())
+            .max((a.roll - b.roll).abs())
     }
 
     #[test]
@@ -262,16 +282,34 @@ mod tests {
         let cam = Camera::from_fov(w, h, fov).unwrap();
         let distance = 80.0;
         let mut worst_uncorrected = 0.0f32;
-        for (fx, fy) in [(0.5, 0.5), (0.05, 0.5), (0.95, 0.5), (0.5, 0.05), (0.5, 0.95), (0.05, 0.05), (0.95, 0.92), (0.1, 0.8)] {
+        for (fx, fy) in [
+            (0.5, 0.5),
+            (0.05, 0.5),
+            (0.95, 0.5),
+            (0.5, 0.05),
+            (0.5, 0.95),
+            (0.05, 0.05),
+            (0.95, 0.92),
+            (0.1, 0.8),
+        ] {
             // The face's centre on the ray through that point of the image.
             let d = cam.ray(fx * w as f64, fy * h as f64);
             let n = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt();
             let centre = d.map(|v| v / n * distance);
-            for (yaw, pitch, roll) in [(0.0, 0.0, 0.0), (30.0, -10.0, 5.0), (-55.0, 15.0, -12.0), (70.0, 5.0, 20.0), (10.0, 35.0, 0.0)] {
+            for (yaw, pitch, roll) in [
+                (0.0, 0.0, 0.0),
+                (30.0, -10.0, 5.0),
+                (-55.0, 15.0, -12.0),
+                (70.0, 5.0, 20.0),
+                (10.0, 35.0, 0.0),
+            ] {
                 let truth = Pose { yaw, pitch, roll };
                 let lm = project(&cam, truth, centre, &reference);
                 let got = Pose::from_rotation(&solve(Some(&cam), &lm, &reference));
-                assert!(error(got, truth) < 0.5, "at ({fx}, {fy}) {truth:?}: {got:?}");
+                assert!(
+                    error(got, truth) < 0.5,
+                    "at ({fx}, {fy}) {truth:?}: {got:?}"
+                );
                 let plain = Pose::from_rotation(&solve(None, &lm, &reference));
                 worst_uncorrected = worst_uncorrected.max(error(plain, truth));
             }
@@ -285,7 +323,11 @@ mod tests {
         let cam = Camera::from_fov(640, 480, 60.0).unwrap();
         assert!((cam.focal - 320.0 / 30f64.to_radians().tan()).abs() < 1e-9);
         let ray = cam.ray_rotation(600.0, 50.0);
-        let axis = [-ray.rotation[0][2], -ray.rotation[1][2], -ray.rotation[2][2]];
+        let axis = [
+            -ray.rotation[0][2],
+            -ray.rotation[1][2],
+            -ray.rotation[2][2],
+        ];
         let d = cam.ray(600.0, 50.0);
         let n = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt();
         for k in 0..3 {
