@@ -6,7 +6,7 @@ INPUT ?=
 LABELS ?= ../shared/data/aflw2000/labels.csv
 SOAK_FRAMES ?= 100000
 
-.PHONY: all setup system ort models build demo demo-engine test lint eval eval-matrix bench soak clean
+.PHONY: all setup system ort models build demo demo-engine test lint eval eval-gst eval-matrix bench soak clean
 
 all: build
 
@@ -46,6 +46,12 @@ lint: setup
 # Head-pose accuracy on the labelled AFLW2000-3D images (1969 with |angles| <= 99 deg).
 eval: build
 	$(CARGO) run --release --quiet --example evaluate -- $(LABELS) --out out/eval
+
+# The element itself on the same pictures: one gst-launch-1.0 pipeline (detection-interval=1,
+# json-location), scored from its JSON Lines. EVAL_GST_ARGS: element properties, e.g. camera-fov=0.
+EVAL_GST_ARGS ?=
+eval-gst: build
+	python3 scripts/eval_gst.py $(LABELS) --out out/eval-gst $(EVAL_GST_ARGS)
 
 # Every detector x landmark model x pose method (the seed's models from ../shared/models).
 eval-matrix: build

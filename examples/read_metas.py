@@ -8,7 +8,7 @@
 
 Each line: {"frame", "pts" (ns or null), "face_count" (from the per-frame FacePoseMeta, null
 without it), "faces": [{"id", "confidence", "x_min", "y_min", "x_max", "y_max" (normalised),
-"yaw", "pitch", "roll" (degrees), "presence"}]}, the faces read from the
+"yaw", "pitch", "roll" (degrees), "method", "presence"}]}, the faces read from the
 GstVideoRegionOfInterestMeta of each face (roi_type "face", params "detection" and "head-pose").
 
 Needs Debian's python3-gi, python3-gst-1.0 and gir1.2-gst-plugins-base-1.0 (the system
@@ -93,6 +93,7 @@ def roi_faces(buffer):
                         "yaw": number(pose, "yaw"),
                         "pitch": number(pose, "pitch"),
                         "roll": number(pose, "roll"),
+                        "method": pose.get_string("method") if pose is not None else None,
                         "presence": number(pose, "presence"),
                     }
                 )

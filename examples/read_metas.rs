@@ -34,6 +34,8 @@ pub struct FaceReport {
     pub yaw: f64,
     pub pitch: f64,
     pub roll: f64,
+    /// What produced the angles: fused, regression, rigid or seed-linear.
+    pub method: String,
     pub presence: f64,
 }
 
@@ -93,6 +95,7 @@ fn face_from(id: i32, detection: &gst::StructureRef, pose: &gst::StructureRef) -
         yaw: double(pose, "yaw"),
         pitch: double(pose, "pitch"),
         roll: double(pose, "roll"),
+        method: pose.get::<String>("method").unwrap_or_default(),
         presence: double(pose, "presence"),
     }
 }
@@ -252,8 +255,8 @@ fn print_face(prefix: &str, f: &FaceReport) {
         print!(" = {w}x{h} px at ({x}, {y})");
     }
     println!(
-        ", yaw {:+.2}° pitch {:+.2}° roll {:+.2}°, presence {:.2}",
-        f.yaw, f.pitch, f.roll, f.presence
+        ", yaw {:+.2}° pitch {:+.2}° roll {:+.2}° ({}), presence {:.2}",
+        f.yaw, f.pitch, f.roll, f.method, f.presence
     );
 }
 

@@ -75,6 +75,10 @@ fn roi_params(face: &gst::StructureRef) -> [gst::Structure; 2] {
         .field("yaw", f("yaw"))
         .field("pitch", f("pitch"))
         .field("roll", f("roll"))
+        .field(
+            "method",
+            face.get::<&str>("method").unwrap_or("rigid").to_string(),
+        )
         .field("presence", f("presence"))
         .field(
             "landmark-count",

@@ -173,18 +173,24 @@ fn a_descriptor_of_the_wrong_family_is_named() {
     );
 }
 
-/// The default detector with a copy of its descriptor changed by `edit`, beside a copy of the model.
+/// A copy of the descriptor `file` of `models/` changed by `edit`, in a fresh folder.
+fn edited_copy(test: &str, file: &str, edit: impl Fn(&str) -> String) -> (PathBuf, Scratch) {
+    let m = models();
+    let dir = Scratch::new(test);
+    let original = std::fs::read_to_string(m.join(file)).unwrap();
+    let descriptor = dir.join(file);
+    let edited = edit(&original);
+    assert_ne!(edited, original, "the edit changed nothing");
+    write(&descriptor, edited.as_bytes());
+    (descriptor, dir)
+}
+
+/// The default set-up with the detector's descriptor changed by `edit`.
 fn edited_descriptor(
     test: &str,
     edit: impl Fn(&str) -> String,
 ) -> (EngineConfig, PathBuf, Scratch) {
-    let m = models();
-    let dir = Scratch::new(test);
-    let original = std::fs::read_to_string(m.join("retinaface_mbv2.descriptor")).unwrap();
-    let descriptor = dir.join("detector.descriptor");
-    let edited = edit(&original);
-    assert_ne!(edited, original, "the edit changed nothing");
-    write(&descriptor, edited.as_bytes());
+    let (descriptor, dir) = edited_copy(test, "retinaface_mbv2.descriptor", edit);
     let config = EngineConfig {
         detector_descriptor: Some(descriptor.clone()),
         ..EngineConfig::default()
@@ -257,13 +263,7 @@ fn edited_pose_descriptor(
     test: &str,
     edit: impl Fn(&str) -> String,
 ) -> (EngineConfig, PathBuf, Scratch) {
-    let m = models();
-    let dir = Scratch::new(test);
-    let original = std::fs::read_to_string(m.join("whenet.descriptor")).unwrap();
-    let descriptor = dir.join("pose.descriptor");
-    let edited = edit(&original);
-    assert_ne!(edited, original, "the edit changed nothing");
-    write(&descriptor, edited.as_bytes());
+    let (descriptor, dir) = edited_copy(test, "whenet.descriptor", edit);
     let config = EngineConfig {
         pose_descriptor: Some(descriptor.clone()),
         ..EngineConfig::default()

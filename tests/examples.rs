@@ -115,6 +115,8 @@ fn compare(python: &[String], rust: &[FrameReport], expected_frames: usize) {
                 [roi.yaw, roi.pitch, roi.roll],
                 [meta.yaw, meta.pitch, meta.roll]
             );
+            assert_eq!(roi.method, meta.method);
+            assert_eq!(roi.method, "fused");
             assert_eq!(roi.bbox, meta.bbox);
         }
         assert!(!frame.faces.is_empty(), "no face in frame {}", frame.index);
@@ -128,6 +130,11 @@ fn compare(python: &[String], rust: &[FrameReport], expected_frames: usize) {
         assert_eq!(
             values(line, "pts"),
             [frame.pts.map(|t| t.nseconds() as f64)],
+            "{line}"
+        );
+        assert_eq!(
+            line.matches("\"method\": \"fused\"").count(),
+            frame.faces.len(),
             "{line}"
         );
         let ids = values(line, "id");

@@ -45,9 +45,10 @@ use headpose::Regressor;
 use mirror::{average_with_mirror, mirror_correction};
 use pose::canonical::{ReferenceFace, WFLW_TO_CANONICAL};
 use pose::fusion::DEFAULT_FUSION;
+use pose::fusion::turn;
 use pose::perspective::{CAMERA_FOV_MAX, Camera};
 use pose::seed;
-use pose::solver::{Estimate, Regressed, RegressorMemory, Solver};
+use pose::solver::{Estimate, Regressed, RegressorMemory, Solver, TRACKING_TURN};
 use track::Tracker;
 
 /// Environment variable naming the folder of default models.
@@ -93,7 +94,8 @@ pub struct EngineConfig {
     pub pose_model: Option<PathBuf>,
     pub pose_descriptor: Option<PathBuf>,
     /// Average the regressor's estimate with its estimate on the mirrored crop (one more run per
-    /// face, in the same batch).
+    /// face, in the same batch) for faces turned [`pose::solver::TRACKING_TURN`] or more by the
+    /// landmark fit (or without one): nearly frontal faces, where the fit dominates, skip it.
     pub pose_mirror_average: bool,
     /// Horizontal field of view of the camera in degrees, to give angles in the camera's frame
     /// (0: relative to each face's line of sight; see [`pose::perspective`]).
@@ -178,12 +180,11 @@ impl Engine {
         config.detect.validate()?;
         check_camera_fov(config.camera_fov)?;
         let regressor = match (&config.pose_model, config.pose_method) {
-            (Some(path), m) if m.needs_regressor() => {
-                let mut r =
-                    Regressor::load(path, config.pose_descriptor.as_deref(), &config.runtime)?;
-                r.set_mirror_average(config.pose_mirror_average);
-                Some(r)
-            }
+            (Some(path), m) if m.needs_regressor() => Some(Regressor::load(
+                path,
+                config.pose_descriptor.as_deref(),
+                &config.runtime,
+            )?),
             (None, PoseMethod::Regression) => {
                 return Err(Error::Config(
                     "pose method regression needs a head-pose model (pose-model is empty)".into(),
@@ -481,9 +482,17 @@ impl Engine {
         }
         let mut unusable = false;
         if let (Some(regressor), false) = (self.regressor.as_mut(), to_run.is_empty()) {
+            let mirror = self.config.pose_mirror_average;
             let inputs: Vec<_> = to_run
                 .iter()
-                .map(|&i| (detections[i].bbox, &landmarks[i].points[..]))
+                .map(|&i| {
+                    let turned = fits[i].is_none_or(|f| turn(&f.along_ray) >= TRACKING_TURN);
+                    (
+                        detections[i].bbox,
+                        &landmarks[i].points[..],
+                        mirror && turned,
+                    )
+                })
                 .collect();
             let poses = regressor.run(image, &inputs)?;
             for (&i, pose) in to_run.iter().zip(poses) {

@@ -90,8 +90,6 @@ pub struct Regressor {
     height: usize,
     decode: Decode,
     crop: CropRule,
-    /// Also run each crop mirrored and average the two (see [`Regressor::set_mirror_average`]).
-    mirror: bool,
     input: Vec<f32>,
 }
 
@@ -123,7 +121,6 @@ impl Regressor {
             height,
             decode,
             crop,
-            mirror: false,
             input: Vec::new(),
         })
     }
@@ -136,29 +133,27 @@ impl Regressor {
         self.crop
     }
 
-    /// With mirror averaging each crop also runs flipped left to right (in the same batch) and
-    /// the two estimates are averaged, the mirrored one with yaw and roll negated: this cancels
-    /// the network's left-right bias at twice the cost.
-    pub fn set_mirror_average(&mut self, on: bool) {
-        self.mirror = on;
-    }
-
-    /// The angles of each face (detector box and landmarks, which may be empty), in one batch
-    /// when the model allows it. `None` for a face whose output is not a usable angle (NaN, or
-    /// beyond ±[`ANGLE_LIMIT`]).
+    /// The angles of each face (detector box, landmarks (may be empty), and whether to average
+    /// with the mirrored crop), in one batch when the model allows it. Mirror averaging runs the
+    /// crop flipped left to right too (in the same batch) and averages the two estimates, the
+    /// mirrored one with yaw and roll negated: this cancels the network's left-right bias at
+    /// twice the cost. `None` for a face whose output is not a usable angle (NaN, or beyond
+    /// ±[`ANGLE_LIMIT`]).
     pub fn run(
         &mut self,
         image: &ImageView,
-        faces: &[(BBox, &[[f32; 3]])],
+        faces: &[(BBox, &[[f32; 3]], bool)],
     ) -> Result<Vec<Option<Pose>>> {
         if faces.is_empty() {
             return Ok(Vec::new());
         }
-        let regions: Vec<BBox> = faces.iter().map(|(b, l)| self.crop.region(b, l)).collect();
+        let regions: Vec<BBox> = faces
+            .iter()
+            .map(|(b, l, _)| self.crop.region(b, l))
+            .collect();
         let mut crops: Vec<(BBox, bool)> = regions.iter().map(|r| (*r, false)).collect();
-        if self.mirror {
-            crops.extend(regions.iter().map(|r| (*r, true)));
-        }
+        let mirrored: Vec<usize> = (0..faces.len()).filter(|&i| faces[i].2).collect();
+        crops.extend(mirrored.iter().map(|&i| (regions[i], true)));
         let mut out = if self.model.dynamic_batch {
             self.run_batch(image, &crops)?
         } else {
@@ -168,14 +163,12 @@ impl Regressor {
             }
             out
         };
-        if self.mirror {
-            let mirrored = out.split_off(regions.len());
-            for (p, m) in out.iter_mut().zip(mirrored) {
-                *p = match (*p, m) {
-                    (Some(p), Some(m)) => Some(average_with_mirror(p, m)),
-                    _ => None,
-                };
-            }
+        let flipped = out.split_off(regions.len());
+        for (&i, m) in mirrored.iter().zip(flipped) {
+            out[i] = match (out[i], m) {
+                (Some(p), Some(m)) => Some(average_with_mirror(p, m)),
+                _ => None,
+            };
         }
         Ok(out)
     }

@@ -118,25 +118,7 @@ fn normalise(q: Quaternion) -> Quaternion {
 
 /// The rotation matrix of a unit quaternion.
 pub fn rotation(q: &Quaternion) -> Rotation {
-    let [w, x, y, z] = *q;
-    [
-        [
-            1.0 - 2.0 * (y * y + z * z),
-            2.0 * (x * y - w * z),
-            2.0 * (x * z + w * y),
-        ],
-        [
-            2.0 * (x * y + w * z),
-            1.0 - 2.0 * (x * x + z * z),
-            2.0 * (y * z - w * x),
-        ],
-        [
-            2.0 * (x * z - w * y),
-            2.0 * (y * z + w * x),
-            1.0 - 2.0 * (x * x + y * y),
-        ],
-    ]
-    .map(|row| row.map(|v| v as f32))
+    super::rigid::quaternion_to_rotation(*q).map(|row| row.map(|v| v as f32))
 }
 
 /// Spherical interpolation from `a` (t = 0) to `b` (t = 1) along the shorter arc.

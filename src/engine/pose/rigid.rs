@@ -139,7 +139,8 @@ fn mat_vec(r: &[[f64; 3]; 3], v: [f64; 3]) -> [f64; 3] {
     std::array::from_fn(|i| r[i][0] * v[0] + r[i][1] * v[1] + r[i][2] * v[2])
 }
 
-fn quaternion_to_rotation(q: [f64; 4]) -> [[f64; 3]; 3] {
+/// The rotation matrix of a unit quaternion (w, x, y, z).
+pub(super) fn quaternion_to_rotation(q: [f64; 4]) -> [[f64; 3]; 3] {
     let [w, x, y, z] = q;
     [
         [

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MPL-2.0
+"""Head-pose accuracy of the element itself, as a user runs it: every labelled AFLW2000-3D picture
+(|angles| <= 99 deg) goes through one gst-launch-1.0 pipeline
+
+    multifilesrc ! jpegdec ! videoconvert ! faceposeestimator detection-interval=1 json-location=…
+
+and the JSON Lines it writes are scored against the labels (MAE per axis, by |yaw| band, detection
+rate). Extra element properties follow the labels file:
+
+    scripts/eval_gst.py ../shared/data/aflw2000/labels.csv [--out DIR] [prop=value ...]
+
+The pictures are reached through numbered links in DIR/frames (nothing is copied).
+"""
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BANDS = [(0, 30), (30, 60), (60, 100)]
+
+
+def read_labels(path):
+    rows = []
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            if r["within_99deg"].strip() != "1":
+                continue
+            rows.append(
+                {
+                    "file": r["file"],
+                    "truth": [float(r["yaw_deg"]), float(r["pitch_deg"]), float(r["roll_deg"])],
+                    "box": [float(r[k]) for k in ("lmk68_xmin", "lmk68_ymin", "lmk68_xmax", "lmk68_ymax")],
+                }
+            )
+    return rows
+
+
+def iou(a, b):
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def matching_face(faces, gt):
+    """The face that belongs to the labelled box, as the Rust evaluation picks it."""
+    cx, cy = (gt[0] + gt[2]) / 2, (gt[1] + gt[3]) / 2
+    best = None
+    for f in faces:
+        b = f["box"]
+        inside = b[0] <= cx <= b[2] and b[1] <= cy <= b[3]
+        if (iou(b, gt) >= 0.25 or inside) and (best is None or iou(b, gt) > iou(best["box"], gt)):
+            best = f
+    return best
+
+
+def main():
+    args = sys.argv[1:]
+    if not args or args[0].startswith("-"):
+        sys.exit(__doc__)
+    labels = Path(args[0])
+    out = Path("out/eval-gst")
+    props = []
+    rest = args[1:]
+    while rest:
+        a = rest.pop(0)
+        if a == "--out":
+            out = Path(rest.pop(0))
+        elif "=" in a:
+            props.append(a)
+        else:
+            sys.exit(f"eval_gst.py: unknown argument {a!r}\n{__doc__}")
+    rows = read_labels(labels)
+    if not rows:
+        sys.exit(f"eval_gst.py: no usable rows in {labels}")
+    frames = out / "frames"
+    frames.mkdir(parents=True, exist_ok=True)
+    for old in frames.iterdir():
+        old.unlink()
+    for i, r in enumerate(rows):
+        os.symlink((labels.parent / r["file"]).resolve(), frames / f"{i:05d}.jpg")
+    jsonl = out / "faces.jsonl"
+    pipeline = [
+        "gst-launch-1.0", "-q",
+        "multifilesrc", f"location={frames}/%05d.jpg", "index=0", f"stop-index={len(rows) - 1}",
+        "caps=image/jpeg,framerate=30/1",
+        "!", "jpegdec", "!", "videoconvert",
+        "!", "faceposeestimator", "detection-interval=1", f"json-location={jsonl}", *props,
+        "!", "fakesink",
+    ]
+    print("running:", " ".join(pipeline), flush=True)
+    subprocess.run(pipeline, check=True)
+    lines = [json.loads(l) for l in open(jsonl)]
+    if len(lines) != len(rows):
+        sys.exit(f"eval_gst.py: {len(lines)} JSON lines for {len(rows)} pictures")
+
+    found = []
+    for r, frame in zip(rows, lines):
+        f = matching_face(frame["faces"], r["box"])
+        if f is not None:
+            found.append((r, [f["yaw"], f["pitch"], f["roll"]], f.get("method")))
+
+    def mae(sel):
+        chosen = [(r, p) for r, p, _ in found if sel(r)]
+        if not chosen:
+            return 0, [float("nan")] * 4
+        e = [sum(abs(p[k] - r["truth"][k]) for r, p in chosen) / len(chosen) for k in range(3)]
+        return len(chosen), e + [sum(e) / 3]
+
+    n, e = mae(lambda r: True)
+    print(f"pictures: {len(rows)}  properties: {' '.join(props) or '(defaults)'}")
+    print(f"detection rate: {100 * len(found) / len(rows):.2f}% ({len(found)}/{len(rows)})")
+    methods = {}
+    for _, _, m in found:
+        methods[m] = methods.get(m, 0) + 1
+    print(f"methods: {methods}")
+    print(f"MAE  yaw {e[0]:.2f}  pitch {e[1]:.2f}  roll {e[2]:.2f}  mean {e[3]:.2f}  (degrees)")
+    for lo, hi in BANDS:
+        c, b = mae(lambda r: lo <= abs(r["truth"][0]) < hi)
+        print(f"  |yaw| {lo:>2}-{hi:<3}: {c:>4} faces  MAE yaw {b[0]:.2f} pitch {b[1]:.2f} roll {b[2]:.2f} mean {b[3]:.2f}")
+    print(f"wrote {jsonl}")
+
+
+if __name__ == "__main__":
+    main()
