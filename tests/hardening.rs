@@ -1010,13 +1010,22 @@ proptest! {
     #![proptest_config(config())]
 
     /// Any 3×3 matrix decomposes without a panic; a finite one always gives finite angles in
-    /// range (even when it is not a rotation).
+    /// range (even when it is not a rotation), yaw over the full circle and pitch plus roll no
+    /// larger than in the other decomposition.
     #[test]
     fn angles_of_any_finite_matrix_are_finite_and_in_range(r in wild_rotation()) {
         let p = Pose::from_rotation(&r);
         if r.iter().flatten().all(|v| v.is_finite()) {
             assert_pose_in_range(&p)?;
-            prop_assert!(p.yaw.abs() <= 90.0, "{p:?}");
+            prop_assert!(p.yaw.abs() <= 180.0, "{p:?}");
+            let other = [p.pitch + 180.0, p.roll + 180.0].map(|v| {
+                let w = v.rem_euclid(360.0);
+                if w > 180.0 { w - 360.0 } else { w }
+            });
+            prop_assert!(
+                p.pitch.abs() + p.roll.abs() <= other[0].abs() + other[1].abs() + 1e-2,
+                "{p:?}"
+            );
         }
     }
 

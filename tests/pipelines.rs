@@ -339,8 +339,13 @@ fn check_json_lines(tmp: &Path) {
     assert_eq!(lines.len(), FRAMES, "{text}");
     for l in lines {
         assert!(l.starts_with("{\"pts\":") && l.ends_with('}'), "{l}");
-        for key in ["\"box\":", "\"yaw\":", "\"pitch\":", "\"roll\":"] {
+        // One face: one box, one method, one set of each estimate (the reported angles, the
+        // landmark fit's and the regressor's each have a yaw, pitch and roll).
+        for key in ["\"box\":", "\"method\":", "\"fit\":", "\"regression\":"] {
             assert_eq!(l.matches(key).count(), 1, "{key} in {l}");
+        }
+        for key in ["\"yaw\":", "\"pitch\":", "\"roll\":"] {
+            assert_eq!(l.matches(key).count(), 3, "{key} in {l}");
         }
     }
 }

@@ -225,7 +225,7 @@ fn the_seed_pipeline_runs_in_the_element_by_properties_alone() {
     std::fs::remove_file(&json).ok();
     assert_eq!(text.lines().count(), 1);
     assert_eq!(
-        text.matches("\"yaw\"").count(),
+        text.matches("\"method\":\"seed-linear\"").count(),
         1,
         "one face: {}",
         &text[..200.min(text.len())]
