@@ -99,6 +99,59 @@ fn ids_stay_stable_and_the_detector_rests_on_a_moving_face() {
         .iter()
         .fold((f32::MAX, f32::MIN), |(a, b), &y| (a.min(y), b.max(y)));
     assert!(hi - lo < 6.0, "yaw wandered from {lo} to {hi}");
+    // A frontal face needs the head-pose regressor on its detection frames only (its share of a
+    // frontal face's angles is small): one crop per detection, no mirrored crop.
+    assert_eq!(e.regressor_crops(), detections as u64);
+}
+
+#[test]
+fn a_turned_face_keeps_fused_angles_and_refreshes_the_regressor_every_few_frames() {
+    use gstfacepose::engine::PoseMethod;
+    use gstfacepose::engine::pose::solver::REGRESSOR_REFRESH_FRAMES;
+    // AFLW2000-3D image00599: labelled yaw -75.3°, a profile the landmark fit alone gets wrong.
+    let Some(path) = support::shared_or_skip(
+        "data/aflw2000/images/image00599.jpg",
+        "a_turned_face_keeps_fused_angles_and_refreshes_the_regressor_every_few_frames",
+    ) else {
+        return;
+    };
+    let picture = Picture::load(&path).unwrap();
+    let mut still = engine(1);
+    let reference = still.process(&picture.view()).unwrap();
+    assert_eq!(reference.len(), 1);
+    let truth = -75.3;
+    assert!(
+        (reference[0].pose.yaw - truth).abs() < 8.0,
+        "{:?}",
+        reference[0].pose
+    );
+
+    let mut e = engine(0);
+    let frames = 3 * REGRESSOR_REFRESH_FRAMES as usize;
+    for frame in 0..frames {
+        let faces = e.track(&picture.view(), Some(frame as f64 / 30.0)).unwrap();
+        assert_eq!(faces.len(), 1, "frame {frame}");
+        let f = &faces[0];
+        assert_eq!(f.method, PoseMethod::Fused, "frame {frame}");
+        assert!(
+            f.regressed_pose.is_some() && f.fit_pose.is_some(),
+            "frame {frame}"
+        );
+        assert!(
+            f.regressor_weight > 0.8,
+            "frame {frame}: {}",
+            f.regressor_weight
+        );
+        assert!(
+            (f.pose.yaw - truth).abs() < 10.0,
+            "frame {frame}: yaw {} against the label {truth}",
+            f.pose.yaw
+        );
+    }
+    // The first frame and a refresh every REGRESSOR_REFRESH_FRAMES frames, each a crop and its
+    // mirror (the face is turned).
+    let runs = 1 + (frames as u64 - 1) / REGRESSOR_REFRESH_FRAMES as u64;
+    assert_eq!(e.regressor_crops(), 2 * runs, "{runs} runs expected");
 }
 
 #[test]

@@ -161,6 +161,8 @@ pub struct Engine {
     /// Warnings raised while processing, not yet taken by [`Engine::take_warnings`].
     pending_warnings: Vec<String>,
     warned_unusable_regression: bool,
+    /// Crops the regressor has run on (mirrored ones included) since the engine started.
+    regressor_crops: u64,
 }
 
 /// Checks a camera field of view (degrees, 0 = off).
@@ -278,6 +280,7 @@ impl Engine {
             regressor_memory: HashMap::new(),
             pending_warnings: Vec::new(),
             warned_unusable_regression: false,
+            regressor_crops: 0,
         })
     }
 
@@ -325,6 +328,12 @@ impl Engine {
             w.extend(r.model().warnings.iter().cloned());
         }
         w
+    }
+
+    /// How many crops the head-pose regressor has run on since the engine started (mirrored
+    /// crops included): what tracking saves shows here.
+    pub fn regressor_crops(&self) -> u64 {
+        self.regressor_crops
     }
 
     /// Warnings raised while processing since the last call (each kind once per engine).
@@ -463,10 +472,10 @@ impl Engine {
                 let remembered = memory.and_then(|m| m.get(i).copied().flatten());
                 match (remembered, &fits[i]) {
                     (Some(m), Some(fit)) => {
-                        let carried = m.carried(fit);
+                        let carried = m.carried(fit, &self.solver.fusion);
                         if m.is_fresh() || !self.solver.wants_regressor(Some(fit), Some(&carried)) {
                             regressed[i] = Some(carried);
-                            memories[i] = Some(m.aged());
+                            memories[i] = Some(m.advanced(fit, carried));
                         } else {
                             to_run.push(i);
                         }
@@ -494,6 +503,7 @@ impl Engine {
                     )
                 })
                 .collect();
+            self.regressor_crops += inputs.iter().map(|f| 1 + f.2 as u64).sum::<u64>();
             let poses = regressor.run(image, &inputs)?;
             for (&i, pose) in to_run.iter().zip(poses) {
                 let Some(pose) = pose else {
@@ -506,11 +516,11 @@ impl Engine {
                     .centre();
                 let r = Regressed::new(pose, camera.as_ref(), centre.x, centre.y);
                 regressed[i] = Some(r);
-                memories[i] = Some(RegressorMemory {
-                    fit_camera: fits[i].map_or(r.camera, |f| f.camera),
-                    regressed: r,
-                    age: 0,
-                });
+                memories[i] = Some(RegressorMemory::measured(
+                    r,
+                    fits[i].as_ref(),
+                    memory.is_none(),
+                ));
             }
         }
         if unusable && !self.warned_unusable_regression {

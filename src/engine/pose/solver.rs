@@ -58,36 +58,69 @@ pub const REGRESSOR_REFRESH_FRAMES: u32 = 5;
 /// angles is small (about 0.16 at 20°).
 pub const TRACKING_TURN: f32 = 20.0;
 
-/// A face's last regressor estimate and the landmark fit of that frame.
+/// A face's regressor estimate (measured, or carried since) and the landmark fit of the frame
+/// it belongs to.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RegressorMemory {
     pub fit_camera: Rotation,
     pub regressed: Regressed,
     /// Frames since the regressor ran.
     pub age: u32,
+    /// Whether `fit_camera` came from the still-picture landmark passes (re-crops and a mirror
+    /// pass) rather than from a tracking frame's single pass.
+    pub still_fit: bool,
 }
 
 impl RegressorMemory {
+    /// A fresh measurement.
+    pub fn measured(regressed: Regressed, fit: Option<&Fitted>, still_fit: bool) -> Self {
+        RegressorMemory {
+            fit_camera: fit.map_or(regressed.camera, |f| f.camera),
+            regressed,
+            age: 0,
+            still_fit,
+        }
+    }
+
     /// Whether the estimate may still stand in for a new one.
     pub fn is_fresh(&self) -> bool {
         self.age + 1 < REGRESSOR_REFRESH_FRAMES
     }
 
-    /// The remembered estimate turned by the fit's motion since it was measured: `R_fit,now ·
-    /// R_fit,then⁻¹ · R_regressed,then`, in the camera frame and along the face's ray now.
-    pub fn carried(&self, fit: &Fitted) -> Regressed {
-        let motion = mat_mul(&fit.camera, &transpose(&self.fit_camera));
-        let camera = mat_mul(&motion, &self.regressed.camera);
-        // The ray's turn now: R_ray⁻¹ = R_along · R_camera⁻¹.
-        let along_ray = mat_mul(&mat_mul(&fit.along_ray, &transpose(&fit.camera)), &camera);
-        Regressed { camera, along_ray }
+    /// The estimate carried to a tracking frame whose fit is `fit`: turned by the fit's motion
+    /// since the last frame (`R_fit,now · R_fit,then⁻¹ · R_regressed,then`), as far as the fit is
+    /// trusted (`1 −` the regressor's fusion weight: on a profile the fit's motion is as unreliable
+    /// as the fit, and the estimate is held), in the camera frame and along the face's ray now.
+    /// After a still-picture fit the estimate is held: the still path's fit differs from a
+    /// tracking frame's by more than any motion (on profiles especially), and that difference is
+    /// not the head's.
+    pub fn carried(&self, fit: &Fitted, fusion: &Fusion) -> Regressed {
+        let along = |camera: &Rotation| {
+            // The ray's turn now: R_ray⁻¹ = R_along · R_camera⁻¹.
+            mat_mul(&mat_mul(&fit.along_ray, &transpose(&fit.camera)), camera)
+        };
+        let held = self.regressed.camera;
+        let camera = if self.still_fit {
+            held
+        } else {
+            let motion = mat_mul(&fit.camera, &transpose(&self.fit_camera));
+            let moved = mat_mul(&motion, &held);
+            let trust = 1.0 - fusion.weight(&fit.along_ray, &along(&held));
+            super::fusion::slerp(&held, &moved, trust)
+        };
+        Regressed {
+            camera,
+            along_ray: along(&camera),
+        }
     }
 
-    /// The memory one frame older.
-    pub fn aged(self) -> RegressorMemory {
+    /// The memory of a tracking frame whose fit is `fit` and to which the estimate was carried.
+    pub fn advanced(&self, fit: &Fitted, carried: Regressed) -> RegressorMemory {
         RegressorMemory {
+            fit_camera: fit.camera,
+            regressed: carried,
             age: self.age + 1,
-            ..self
+            still_fit: false,
         }
     }
 }
@@ -332,18 +365,43 @@ mod tests {
             0.0,
             0.0,
         );
-        let memory = RegressorMemory {
-            fit_camera: then.camera,
-            regressed: reg,
-            age: 0,
-        };
+        let memory = RegressorMemory::measured(reg, Some(&then), false);
         // The fit turned 10° further: so does the remembered estimate.
-        let carried = memory.carried(&fitted(40.0));
+        let now = fitted(40.0);
+        let all_fit = Fusion {
+            start: 170.0,
+            full: 180.0,
+        };
+        let carried = memory.carried(&now, &all_fit);
         let p = Pose::from_rotation(&carried.camera);
         assert!((p.yaw - 80.0).abs() < 1e-3 && p.pitch.abs() < 1e-3, "{p:?}");
+        // With the default fusion a profile holds its estimate (the fit's motion is not
+        // trusted), and a face turned 30° follows most of its fit's motion.
+        let profile = Pose::from_rotation(&memory.carried(&now, &DEFAULT_FUSION).camera);
+        assert!(profile.yaw > 70.0 && profile.yaw < 71.0, "{profile:?}");
+        let reg30 = Regressed::new(
+            Pose {
+                yaw: 30.0,
+                ..Default::default()
+            },
+            None,
+            0.0,
+            0.0,
+        );
+        let moderate = RegressorMemory::measured(reg30, Some(&fitted(20.0)), false);
+        let p = Pose::from_rotation(&moderate.carried(&fitted(30.0), &DEFAULT_FUSION).camera);
+        assert!(p.yaw > 35.0 && p.yaw < 39.0, "{p:?}");
         assert!(memory.is_fresh());
-        let old = (0..REGRESSOR_REFRESH_FRAMES - 1).fold(memory, |m, _| m.aged());
+        // Step by step it goes the same way, and grows old.
+        let next = memory.advanced(&now, carried);
+        let p = Pose::from_rotation(&next.carried(&fitted(45.0), &all_fit).camera);
+        assert!((p.yaw - 85.0).abs() < 1e-3, "{p:?}");
+        let old = (0..REGRESSOR_REFRESH_FRAMES - 1).fold(memory, |m, _| m.advanced(&now, carried));
         assert!(!old.is_fresh());
+        // After the still-picture path the estimate is held: the change of fit is not motion.
+        let still = RegressorMemory::measured(reg, Some(&then), true);
+        let p = Pose::from_rotation(&still.carried(&now, &all_fit).camera);
+        assert!((p.yaw - 70.0).abs() < 1e-3, "{p:?}");
     }
 
     #[test]
