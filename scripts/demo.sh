@@ -23,7 +23,8 @@ for i, f in enumerate(frames[:5]):
     for j, face in enumerate(f["faces"]):
         x0, y0, x1, y1 = face["box"]
         print(f"  frame {i} face {j}: box ({x0:.0f}, {y0:.0f})-({x1:.0f}, {y1:.0f}) score {face['score']:.3f}"
-              f"  yaw {face['yaw']:+.1f}  pitch {face['pitch']:+.1f}  roll {face['roll']:+.1f}")
+              f"  yaw {face['yaw']:+.1f}  pitch {face['pitch']:+.1f}  roll {face['roll']:+.1f}"
+              f"  ({face.get('method')}, regressor weight {face.get('regression_weight') or 0:.2f})")
 if len(frames) > 5:
     print(f"  … {len(frames) - 5} more frame(s)")
 PY

@@ -350,3 +350,33 @@ fn a_missing_head_pose_model_is_named_and_regression_needs_one() {
         "regression without a model",
     );
 }
+
+#[test]
+fn unusable_regressor_outputs_keep_the_fit_angles_and_warn_once() {
+    // WHENet's outputs are logits; read as probabilities, the negative ones make no
+    // distribution, so every face's regressor output is unusable.
+    let (config, _descriptor, _dir) = edited_pose_descriptor("pose-unusable", |t| {
+        set_key(t, "bin-values", "probabilities")
+    });
+    let mut engine = Engine::new(config).unwrap_or_else(|e| panic!("{e}"));
+    let picture = support::Picture::load(&support::sample_pictures()[0]).unwrap();
+    for round in 0..2 {
+        let faces = engine.process(&picture.view()).unwrap();
+        assert_eq!(faces.len(), 1);
+        let f = &faces[0];
+        assert_eq!(f.method, gstfacepose::engine::PoseMethod::Rigid, "{f:?}");
+        assert_eq!(f.regressed_pose, None);
+        assert!(f.pose.is_finite() && f.fit_pose == Some(f.pose), "{f:?}");
+        let warnings = engine.take_warnings();
+        if round == 0 {
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert_mentions(
+                &warnings[0],
+                &["whenet.onnx", "unusable", "landmark-fit"],
+                "unusable output",
+            );
+        } else {
+            assert!(warnings.is_empty(), "warned again: {warnings:?}");
+        }
+    }
+}

@@ -463,3 +463,46 @@ fn cuda_without_cuda_falls_back_to_the_cpu_with_a_warning_or_fails_without_fallb
         "{error}"
     );
 }
+
+#[test]
+fn unusable_regressor_outputs_post_one_warning_and_the_stream_goes_on() {
+    init();
+    // WHENet's logits read as probabilities: every regressor output is unusable.
+    let models = support::config()
+        .unwrap()
+        .detector_model
+        .parent()
+        .unwrap()
+        .to_owned();
+    let text = std::fs::read_to_string(models.join("whenet.descriptor")).unwrap();
+    let edited = text.replace("bin-values = logits", "bin-values = probabilities");
+    assert_ne!(edited, text);
+    let dir = std::env::temp_dir().join(format!("facepose-element-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let descriptor = dir.join("whenet.descriptor");
+    std::fs::write(&descriptor, edited).unwrap();
+    let picture = support::sample_pictures()[0].clone();
+    let messages = run_pipeline(&format!(
+        "filesrc location={} ! pngdec ! imagefreeze num-buffers=3 ! videoconvert ! \
+         faceposeestimator detection-interval=1 pose-descriptor={} ! fakesink",
+        picture.display(),
+        descriptor.display()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let warnings: Vec<String> = messages
+        .iter()
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Warning(w) => Some(w.error().to_string()),
+            _ => None,
+        })
+        .filter(|w| w.contains("unusable"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("whenet.onnx"), "{}", warnings[0]);
+    assert!(
+        messages
+            .iter()
+            .any(|m| matches!(m.view(), gst::MessageView::Eos(_))),
+        "the stream did not reach EOS"
+    );
+}
