@@ -95,7 +95,8 @@ pub struct EngineConfig {
     pub pose_descriptor: Option<PathBuf>,
     /// Average the regressor's estimate with its estimate on the mirrored crop (one more run per
     /// face, in the same batch) for faces turned [`pose::solver::TRACKING_TURN`] or more by the
-    /// landmark fit (or without one): nearly frontal faces, where the fit dominates, skip it.
+    /// landmark fit (or without one): nearly frontal faces, where the fit dominates, skip it, and
+    /// so do the regressor's refreshes on tracking frames.
     pub pose_mirror_average: bool,
     /// Horizontal field of view of the camera in degrees, to give angles in the camera's frame
     /// (0: relative to each face's line of sight; see [`pose::perspective`]).
@@ -491,7 +492,9 @@ impl Engine {
         }
         let mut unusable = false;
         if let (Some(regressor), false) = (self.regressor.as_mut(), to_run.is_empty()) {
-            let mirror = self.config.pose_mirror_average;
+            // Tracking frames' refreshes run without the mirrored crop: they are fused with
+            // carried estimates anyway, and it would double their cost.
+            let mirror = self.config.pose_mirror_average && memory.is_none();
             let inputs: Vec<_> = to_run
                 .iter()
                 .map(|&i| {
