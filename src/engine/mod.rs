@@ -12,6 +12,7 @@
 pub mod descriptor;
 pub mod detect;
 pub mod error;
+mod estimate;
 pub mod face;
 pub mod geometry;
 pub mod headpose;
@@ -45,10 +46,10 @@ use headpose::Regressor;
 use mirror::{average_with_mirror, mirror_correction};
 use pose::canonical::{ReferenceFace, WFLW_TO_CANONICAL};
 use pose::fusion::DEFAULT_FUSION;
-use pose::fusion::turn;
-use pose::perspective::{CAMERA_FOV_MAX, Camera};
+
+use pose::perspective::CAMERA_FOV_MAX;
 use pose::seed;
-use pose::solver::{Estimate, Regressed, RegressorMemory, Solver, TRACKING_TURN};
+use pose::solver::{RegressorMemory, Solver};
 use track::Tracker;
 
 /// Environment variable naming the folder of default models.
@@ -442,137 +443,5 @@ impl Engine {
     /// Whether landmark passes end with a mirror pass.
     fn mirror_enabled(&self) -> bool {
         self.config.mirror_average && self.landmarker.refines() && !self.mirror.is_empty()
-    }
-
-    /// The faces of `detections` with their `landmarks`: the landmark fit of each, the regressor
-    /// (in one batch) where the method needs it, and their combination; ids are 0.
-    ///
-    /// `memory` holds each face's remembered regressor estimate on tracking frames: a fresh one
-    /// (or any one, for a nearly frontal face) is carried along by the fit instead of running the
-    /// regressor, and a nearly frontal face without one skips it (see
-    /// [`Solver::wants_regressor`]). `None` (still pictures, new faces) runs the regressor on
-    /// every face. Returns each face's new memory too.
-    fn solve(
-        &mut self,
-        image: &ImageView,
-        detections: &[Detection],
-        landmarks: Vec<Landmarks>,
-        memory: Option<&[Option<RegressorMemory>]>,
-    ) -> Result<(Vec<Face>, Vec<Option<RegressorMemory>>)> {
-        let camera = Camera::from_fov(image.width(), image.height(), self.config.camera_fov);
-        let fits: Vec<_> = landmarks
-            .iter()
-            .map(|l| self.solver.fit(&l.points, &l.crop, camera.as_ref()))
-            .collect();
-        let n = detections.len();
-        let mut regressed: Vec<Option<Regressed>> = vec![None; n];
-        let mut memories: Vec<Option<RegressorMemory>> = vec![None; n];
-        let mut to_run = Vec::new();
-        if self.regressor.is_some() {
-            for i in 0..n {
-                let remembered = memory.and_then(|m| m.get(i).copied().flatten());
-                match (remembered, &fits[i]) {
-                    (Some(m), Some(fit)) => {
-                        let carried = m.carried(fit, &self.solver.fusion);
-                        if m.is_fresh() || !self.solver.wants_regressor(Some(fit), Some(&carried)) {
-                            regressed[i] = Some(carried);
-                            memories[i] = Some(m.advanced(fit, carried));
-                        } else {
-                            to_run.push(i);
-                        }
-                    }
-                    _ if memory.is_none()
-                        || self.solver.wants_regressor(fits[i].as_ref(), None) =>
-                    {
-                        to_run.push(i)
-                    }
-                    _ => {}
-                }
-            }
-        }
-        let mut unusable = false;
-        if let (Some(regressor), false) = (self.regressor.as_mut(), to_run.is_empty()) {
-            // Tracking frames' refreshes run without the mirrored crop: they are fused with
-            // carried estimates anyway, and it would double their cost.
-            let mirror = self.config.pose_mirror_average && memory.is_none();
-            let inputs: Vec<_> = to_run
-                .iter()
-                .map(|&i| {
-                    let turned = fits[i].is_none_or(|f| turn(&f.along_ray) >= TRACKING_TURN);
-                    (
-                        detections[i].bbox,
-                        &landmarks[i].points[..],
-                        mirror && turned,
-                    )
-                })
-                .collect();
-            self.regressor_crops += inputs.iter().map(|f| 1 + f.2 as u64).sum::<u64>();
-            let poses = regressor.run(image, &inputs)?;
-            for (&i, pose) in to_run.iter().zip(poses) {
-                let Some(pose) = pose else {
-                    unusable = true;
-                    continue;
-                };
-                let centre = regressor
-                    .crop_rule()
-                    .region(&detections[i].bbox, &landmarks[i].points)
-                    .centre();
-                let r = Regressed::new(pose, camera.as_ref(), centre.x, centre.y);
-                regressed[i] = Some(r);
-                memories[i] = Some(RegressorMemory::measured(
-                    r,
-                    fits[i].as_ref(),
-                    memory.is_none(),
-                ));
-            }
-        }
-        if unusable && !self.warned_unusable_regression {
-            self.warned_unusable_regression = true;
-            let name = self.regressor.as_ref().map(|r| r.model().name());
-            self.pending_warnings.push(format!(
-                "head-pose model {} gave an unusable output (NaN, or beyond ±{} degrees) for a \
-                 face; such faces keep their landmark-fit angles",
-                name.unwrap_or_default(),
-                headpose::ANGLE_LIMIT
-            ));
-        }
-        let faces = detections
-            .iter()
-            .zip(landmarks)
-            .enumerate()
-            .map(|(i, (d, l))| {
-                let skipped = regressed[i].is_none() && !to_run.contains(&i);
-                let e = self.solver.combine(fits[i], regressed[i], skipped);
-                face(d, l, e)
-            })
-            .collect();
-        Ok((faces, memories))
-    }
-
-    /// Forgets the regressor estimates of tracks that are gone.
-    fn prune_regressor_memory(&mut self) {
-        let tracker = &self.tracker;
-        self.regressor_memory
-            .retain(|id, _| tracker.position(*id).is_some());
-    }
-}
-
-/// A face from its detection, landmarks and angles.
-fn face(d: &Detection, l: Landmarks, e: Estimate) -> Face {
-    Face {
-        id: 0,
-        bbox: d.bbox,
-        score: d.score,
-        keypoints: d.keypoints,
-        landmarks: l.points,
-        presence: l.presence,
-        pose: e.pose,
-        rotation: e.rotation,
-        method: e.method,
-        fit_pose: e.fit_pose,
-        regressed_pose: e.regressed_pose,
-        regressor_weight: e.regressor_weight,
-        scale: e.scale,
-        fit_error: e.fit_error,
     }
 }
