@@ -75,10 +75,6 @@ fn roi_params(face: &gst::StructureRef) -> [gst::Structure; 2] {
         .field("yaw", f("yaw"))
         .field("pitch", f("pitch"))
         .field("roll", f("roll"))
-        .field(
-            "method",
-            face.get::<&str>("method").unwrap_or("rigid").to_string(),
-        )
         .field("presence", f("presence"))
         .field(
             "landmark-count",
@@ -87,6 +83,9 @@ fn roi_params(face: &gst::StructureRef) -> [gst::Structure; 2] {
         .build();
     if let Ok(k) = face.get::<gst::Array>("keypoints") {
         pose.set("keypoints", k);
+    }
+    if let Ok(m) = face.get::<&str>("method") {
+        pose.set("method", m);
     }
     [detection, pose]
 }
