@@ -10,7 +10,7 @@
 
 use super::face::Face;
 use super::geometry::{BBox, Point};
-use super::pose::Pose;
+use super::pose::{Pose, wrap_degrees};
 
 /// Cut-off of the speed estimate, Hz.
 const SPEED_CUTOFF_HZ: f32 = 2.0;
@@ -56,11 +56,6 @@ impl OneEuro {
         self.value += alpha(cutoff, dt) * delta;
         self.value
     }
-}
-
-/// Wraps an angle difference into -180..180 degrees.
-fn wrap_degrees(d: f32) -> f32 {
-    (d + 180.0).rem_euclid(360.0) - 180.0
 }
 
 /// Smoothing state of one tracked face: angles, box, key points and landmarks.

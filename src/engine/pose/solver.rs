@@ -288,6 +288,19 @@ mod tests {
         }
     }
 
+    /// A regressor estimate of `yaw` for a face on the optical axis.
+    fn regressed(yaw: f32) -> Regressed {
+        Regressed::new(
+            Pose {
+                yaw,
+                ..Default::default()
+            },
+            None,
+            0.0,
+            0.0,
+        )
+    }
+
     fn fitted(yaw: f32) -> Fitted {
         let r = Pose {
             yaw,
@@ -304,15 +317,7 @@ mod tests {
 
     #[test]
     fn each_method_reports_what_produced_its_angles() {
-        let reg = Regressed::new(
-            Pose {
-                yaw: 80.0,
-                ..Default::default()
-            },
-            None,
-            0.0,
-            0.0,
-        );
+        let reg = regressed(80.0);
         let fused = solver(PoseMethod::Fused).combine(Some(fitted(50.0)), Some(reg), false);
         assert_eq!(fused.method, PoseMethod::Fused);
         assert!(
@@ -322,15 +327,7 @@ mod tests {
         assert_eq!(fused.fit_pose.unwrap().yaw.round(), 50.0);
         assert_eq!(fused.regressed_pose.unwrap().yaw.round(), 80.0);
         // A frontal face keeps (almost only) the fit.
-        let near = Regressed::new(
-            Pose {
-                yaw: 6.0,
-                ..Default::default()
-            },
-            None,
-            0.0,
-            0.0,
-        );
+        let near = regressed(6.0);
         let frontal = solver(PoseMethod::Fused).combine(Some(fitted(3.0)), Some(near), false);
         assert!(frontal.regressor_weight < 0.02);
         assert!((frontal.pose.yaw - 3.0).abs() < 0.1);
@@ -356,15 +353,7 @@ mod tests {
     #[test]
     fn a_remembered_estimate_follows_the_fit() {
         let then = fitted(30.0);
-        let reg = Regressed::new(
-            Pose {
-                yaw: 70.0,
-                ..Default::default()
-            },
-            None,
-            0.0,
-            0.0,
-        );
+        let reg = regressed(70.0);
         let memory = RegressorMemory::measured(reg, Some(&then), false);
         // The fit turned 10° further: so does the remembered estimate.
         let now = fitted(40.0);
@@ -379,15 +368,7 @@ mod tests {
         // trusted), and a face turned 30° follows most of its fit's motion.
         let profile = Pose::from_rotation(&memory.carried(&now, &DEFAULT_FUSION).camera);
         assert!(profile.yaw > 70.0 && profile.yaw < 71.0, "{profile:?}");
-        let reg30 = Regressed::new(
-            Pose {
-                yaw: 30.0,
-                ..Default::default()
-            },
-            None,
-            0.0,
-            0.0,
-        );
+        let reg30 = regressed(30.0);
         let moderate = RegressorMemory::measured(reg30, Some(&fitted(20.0)), false);
         let p = Pose::from_rotation(&moderate.carried(&fitted(30.0), &DEFAULT_FUSION).camera);
         assert!(p.yaw > 35.0 && p.yaw < 39.0, "{p:?}");
@@ -410,15 +391,7 @@ mod tests {
         assert!(!s.wants_regressor(Some(&fitted(5.0)), None));
         assert!(s.wants_regressor(Some(&fitted(45.0)), None));
         // A remembered estimate that says the face is turned counts too.
-        let turned = Regressed::new(
-            Pose {
-                yaw: 60.0,
-                ..Default::default()
-            },
-            None,
-            0.0,
-            0.0,
-        );
+        let turned = regressed(60.0);
         assert!(s.wants_regressor(Some(&fitted(15.0)), Some(&turned)));
         assert!(s.wants_regressor(None, None));
         assert!(solver(PoseMethod::Regression).wants_regressor(Some(&fitted(0.0)), None));
