@@ -63,8 +63,10 @@ eval-matrix: build
 	$(CARGO) run --release --quiet --example evaluate -- $(LABELS) --matrix --camera-fov 0 --out out/eval-matrix $(EVAL_ARGS)
 
 # Speed on the CPU (fps, per-stage ms, peak memory; 640x480 one face and the 1080p multi-face
-# video) against upstream's facedetect (gstreamer1.0-opencv, installed here only); out/bench.md.
-# BENCH_ARGS=--quick for a one-run smoke test.
+# video) against upstream's facedetect (gstreamer1.0-opencv, installed here only) and MediaPipe's
+# legacy FaceMesh (mediapipe==0.10.21 in the bench-only venv .cache/bench-venv), same frames, same
+# run; out/bench.md. scripts/bench.sh sets both up (a second run only checks); without them the
+# bench says so and runs without. BENCH_ARGS=--quick for a one-run smoke test, --no-mediapipe.
 BENCH_ARGS ?=
 bench: build
 	@bash scripts/bench.sh

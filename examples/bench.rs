@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MPL-2.0
-//! `make bench`: the speed of `faceposeestimator` on the CPU, and of upstream's `facedetect`
-//! (Debian's gstreamer1.0-opencv) on the same frames.
+//! `make bench`: the speed of `faceposeestimator` on the CPU, and of its peers on the same frames
+//! in the same run: upstream's `facedetect` (Debian's gstreamer1.0-opencv) and MediaPipe's legacy
+//! FaceMesh.
 //!
 //! ```text
 //! cargo run --release --example bench [-- --quick] [--case vga|1080p|all] [--runs N]
-//!     [--frames N] [--video PATH] [--video-frames N] [--out DIR] [--in-process]
+//!     [--frames N] [--video PATH] [--video-frames N] [--out DIR] [--in-process] [--no-mediapipe]
 //! ```
 //!
 //! Cases:
@@ -22,9 +23,23 @@
 //! the run's process VmHWM (reset once the input frames are in memory, so it holds them, the
 //! models and the pipeline). The report is printed and written to `<out>/bench.md` (`out/`).
 //!
+//! The MediaPipe row: `mediapipe.solutions.face_mesh.FaceMesh` of PyPI's `mediapipe==0.10.21`
+//! (python, TFLite with XNNPACK on the CPU, `static_image_mode=False`: its own tracking, the
+//! detector running only while it has fewer faces than `max_num_faces`, 1 for `vga` and
+//! [`MEDIAPIPE_VIDEO_MAX_FACES`] for `1080p`; `refine_landmarks=False`, detection and tracking
+//! confidence 0.5). The bench converts the very I420 frames it feeds our element to packed RGB
+//! (GStreamer's video converter), writes them into one raw file in a temporary folder, and runs
+//! `scripts/bench_mediapipe.py` on it `--runs` times, each a fresh python process that reads every
+//! frame into memory, then times `process()` over them (graph set-up not counted, as our model
+//! loading is not); it also counts the frames on which FaceMesh found a face. Its python is
+//! `.cache/bench-venv/bin/python`, a bench-only virtual environment that `scripts/bench.sh`
+//! (`make bench`) makes from `scripts/bench-requirements.txt`; it is not part of the product nor
+//! of `make test`. Without it (or with `--in-process` or `--no-mediapipe`) the row is skipped
+//! with a printed note, like facedetect's.
+//!
 //! `--quick`: one run, 30 frames of 640×480 and 10 of the video (a smoke test). `--in-process`:
-//! runs everything in this process (peak memory is then the whole process's); the smoke test
-//! uses it.
+//! runs everything in this process (peak memory is then the whole process's; MediaPipe, which
+//! needs a process of its own, is skipped); the smoke test uses it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -56,12 +71,19 @@ const CHILD_ARG: &str = "--bench-child";
 const RESULT_PREFIX: &str = "BENCH-RESULT";
 const NOTE_PREFIX: &str = "BENCH-NOTE";
 const FACEDETECT_PACKAGES: &str = "gstreamer1.0-opencv opencv-data";
+/// The bench-only virtual environment's python (relative to the project; `scripts/bench.sh`).
+const MEDIAPIPE_PYTHON: &str = ".cache/bench-venv/bin/python";
+const MEDIAPIPE_SCRIPT: &str = "scripts/bench_mediapipe.py";
+/// FaceMesh's `max_num_faces` on the 1080p crowd video (1 on 640×480).
+const MEDIAPIPE_VIDEO_MAX_FACES: u32 = 10;
 
 /// Targets on the CPU (640×480 one face unless said otherwise), from the real-time and the
 /// full-range head-pose issues.
 const TARGET_VGA_TRACKING_FPS: f64 = 250.0;
 const TARGET_VGA_DETECT_320_FPS: f64 = 50.0;
 const TARGET_1080P_TRACKING_FPS: f64 = 30.0;
+/// 640×480 default tracking against MediaPipe's FaceMesh (the goal is 1.5×).
+const TARGET_VGA_VS_MEDIAPIPE: f64 = 1.1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Case {
@@ -97,8 +119,22 @@ impl Case {
                 ours(0, 640),
                 ours(0, 320),
                 Config::FaceDetect,
+                Config::MediaPipe,
             ],
-            Case::Video => vec![ours(1, 640), ours(0, 640), Config::FaceDetect],
+            Case::Video => vec![
+                ours(1, 640),
+                ours(0, 640),
+                Config::FaceDetect,
+                Config::MediaPipe,
+            ],
+        }
+    }
+
+    /// MediaPipe FaceMesh's `max_num_faces` for this case.
+    fn mediapipe_max_faces(self) -> u32 {
+        match self {
+            Case::Vga => 1,
+            Case::Video => MEDIAPIPE_VIDEO_MAX_FACES,
         }
     }
 }
@@ -110,6 +146,8 @@ pub enum Config {
     Ours { interval: u32, input_size: u32 },
     /// `videoconvert ! facedetect` with facedetect's defaults.
     FaceDetect,
+    /// MediaPipe's legacy FaceMesh (python, XNNPACK, tracking) on the same frames in RGB.
+    MediaPipe,
 }
 
 impl Config {
@@ -120,12 +158,20 @@ impl Config {
                 input_size,
             } => format!("ours-{interval}-{input_size}"),
             Config::FaceDetect => "facedetect".into(),
+            Config::MediaPipe => "mediapipe".into(),
         }
     }
 
+    /// One of our element's configurations (not a peer).
+    fn is_ours(self) -> bool {
+        matches!(self, Config::Ours { .. })
+    }
+
     fn parse(s: &str) -> Option<Config> {
-        if s == "facedetect" {
-            return Some(Config::FaceDetect);
+        match s {
+            "facedetect" => return Some(Config::FaceDetect),
+            "mediapipe" => return Some(Config::MediaPipe),
+            _ => {}
         }
         let mut parts = s.strip_prefix("ours-")?.split('-');
         let interval = parts.next()?.parse().ok()?;
@@ -153,6 +199,7 @@ impl Config {
                 format!("faceposeestimator, detection every {interval} frames, input {input_size}")
             }
             Config::FaceDetect => "facedetect (videoconvert → RGB, defaults)".into(),
+            Config::MediaPipe => "MediaPipe FaceMesh (python, XNNPACK, tracking)".into(),
         }
     }
 }
@@ -167,6 +214,8 @@ pub struct Options {
     video: PathBuf,
     out_dir: PathBuf,
     in_process: bool,
+    /// Skip the MediaPipe row.
+    no_mediapipe: bool,
     /// Set in a re-executed child: run this once and print the result.
     child: Option<(Case, Config)>,
 }
@@ -184,6 +233,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         video: project_dir().join(DEFAULT_VIDEO),
         out_dir: project_dir().join("out"),
         in_process: false,
+        no_mediapipe: false,
         child: None,
     };
     let mut it = args.iter();
@@ -216,6 +266,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                 o.out_dir = it.next().ok_or("--out needs a folder")?.into();
             }
             "--in-process" => o.in_process = true,
+            "--no-mediapipe" => o.no_mediapipe = true,
             CHILD_ARG => {
                 let case = it.next().and_then(|c| Case::parse(c));
                 let config = it.next().and_then(|c| Config::parse(c));
@@ -227,7 +278,8 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "-h" | "--help" => {
                 return Err(
                     "usage: bench [--quick] [--case vga|1080p|all] [--runs N] [--frames N] \
-                     [--video PATH] [--video-frames N] [--out DIR] [--in-process]"
+                     [--video PATH] [--video-frames N] [--out DIR] [--in-process] \
+                     [--no-mediapipe]"
                         .into(),
                 );
             }
@@ -464,6 +516,8 @@ pub struct RunResult {
     pub detect_frame_ms: Option<f64>,
     pub tracked_frame_ms: Option<f64>,
     pub faces_per_frame: Option<f64>,
+    /// Frames on which a face was found (MediaPipe's row).
+    pub face_frames: Option<usize>,
     /// VmHWM of the process at the end of the run, KiB.
     pub peak_kib: Option<u64>,
     pub input_bytes: u64,
@@ -490,8 +544,8 @@ impl RunResult {
         };
         format!(
             "{RESULT_PREFIX} frames={} seconds={} detect_frames={} detect_ms={} landmarks_ms={} \
-             pose_ms={} detect_frame_ms={} tracked_frame_ms={} faces_per_frame={} peak_kib={} \
-             input_bytes={} provider={} ort_version={}",
+             pose_ms={} detect_frame_ms={} tracked_frame_ms={} faces_per_frame={} face_frames={} \
+             peak_kib={} input_bytes={} provider={} ort_version={}",
             self.frames,
             self.seconds,
             self.detect_frames.map_or("-".into(), |v| v.to_string()),
@@ -501,6 +555,7 @@ impl RunResult {
             f(self.detect_frame_ms),
             f(self.tracked_frame_ms),
             f(self.faces_per_frame),
+            self.face_frames.map_or("-".into(), |v| v.to_string()),
             self.peak_kib.map_or("-".into(), |v| v.to_string()),
             self.input_bytes,
             s(&self.provider),
@@ -525,6 +580,7 @@ impl RunResult {
                 "detect_frame_ms" => r.detect_frame_ms = f(),
                 "tracked_frame_ms" => r.tracked_frame_ms = f(),
                 "faces_per_frame" => r.faces_per_frame = f(),
+                "face_frames" => r.face_frames = opt.and_then(|v| v.parse().ok()),
                 "peak_kib" => r.peak_kib = opt.and_then(|v| v.parse().ok()),
                 "input_bytes" => r.input_bytes = value.parse().ok()?,
                 "provider" => r.provider = opt.map(String::from),
@@ -604,13 +660,21 @@ fn make(factory: &str) -> Result<gst::Element, String> {
         .map_err(|e| format!("cannot make {factory}: {e}"))
 }
 
+/// The input frames of `case`.
+fn case_frames(case: Case, o: &Options) -> Result<Frames, String> {
+    match case {
+        Case::Vga => vga_frames(o.vga_frames),
+        Case::Video => video_frames(&o.video, o.video_frames),
+    }
+}
+
 /// Makes the frames of `case`, then pushes them once through `config` and measures.
 pub fn run_once(case: Case, config: Config, o: &Options) -> Result<RunResult, String> {
     init();
-    let frames = match case {
-        Case::Vga => vga_frames(o.vga_frames)?,
-        Case::Video => video_frames(&o.video, o.video_frames)?,
-    };
+    if config == Config::MediaPipe {
+        return Err("MediaPipe runs in a python process of its own, not in this one".into());
+    }
+    let frames = case_frames(case, o)?;
     let mut notes = Vec::new();
     if let Err(e) = reset_peak() {
         notes.push(format!(
@@ -656,6 +720,7 @@ pub fn run_once(case: Case, config: Config, o: &Options) -> Result<RunResult, St
             chain.push(make("videoconvert")?);
             chain.push(make("facedetect")?);
         }
+        Config::MediaPipe => unreachable!("MediaPipe was turned away above"),
     }
     chain.push(sink.clone());
     pipeline
@@ -808,6 +873,11 @@ fn run_child(case: Case, config: Config, o: &Options) -> Result<RunResult, Strin
     if let Some(n) = o.video_frames {
         cmd.arg("--video-frames").arg(n.to_string());
     }
+    child_result(&mut cmd)
+}
+
+/// Runs `cmd` and reads its [`RESULT_PREFIX`] line and [`NOTE_PREFIX`] notes.
+fn child_result(cmd: &mut Command) -> Result<RunResult, String> {
     let output = cmd
         .output()
         .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
@@ -834,6 +904,127 @@ fn run_child(case: Case, config: Config, o: &Options) -> Result<RunResult, Strin
             Err(format!("the run failed ({}):\n    {tail}", output.status))
         }
     }
+}
+
+/// MediaPipe's version as its python reports it, or why it cannot run (then its row is skipped).
+fn mediapipe_setup(o: &Options) -> Result<String, String> {
+    if o.no_mediapipe {
+        return Err("MediaPipe: skipped (--no-mediapipe)".into());
+    }
+    if o.in_process {
+        return Err(
+            "MediaPipe: skipped with --in-process (it runs in a python process of its own)".into(),
+        );
+    }
+    let not_set_up = |why: String| {
+        format!(
+            "MediaPipe is not set up ({why}): the comparison is skipped (`make bench` runs \
+             scripts/bench.sh, which makes the bench-only virtual environment .cache/bench-venv \
+             from scripts/bench-requirements.txt, mediapipe==0.10.21)"
+        )
+    };
+    let python = project_dir().join(MEDIAPIPE_PYTHON);
+    if !python.exists() {
+        return Err(not_set_up(format!("no {MEDIAPIPE_PYTHON}")));
+    }
+    let output = Command::new(&python)
+        .arg(project_dir().join(MEDIAPIPE_SCRIPT))
+        .arg("--check")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| not_set_up(format!("cannot run {}: {e}", python.display())))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    if !output.status.success() || stdout.is_empty() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+        return Err(not_set_up(format!(
+            "{MEDIAPIPE_SCRIPT} --check: {}",
+            last.unwrap_or("no output")
+        )));
+    }
+    Ok(stdout)
+}
+
+/// A case's frames as packed RGB, one after the other in a raw file, for MediaPipe; the file
+/// is removed when this is dropped.
+struct RgbFile {
+    path: PathBuf,
+    width: u32,
+    height: u32,
+    count: usize,
+}
+
+impl Drop for RgbFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Makes the frames of `case` as our element gets them (I420), converts them to RGB with
+/// GStreamer's video converter (as videoconvert would) and writes them into a temporary file.
+fn write_rgb(case: Case, o: &Options) -> Result<RgbFile, String> {
+    let frames = case_frames(case, o)?;
+    let (width, height) = (frames.info.width(), frames.info.height());
+    let rgb_info = VideoInfo::builder(gst_video::VideoFormat::Rgb, width, height)
+        .fps(frames.info.fps())
+        .interlace_mode(frames.info.interlace_mode())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let converter = gst_video::VideoConverter::new(&frames.info, &rgb_info, None)
+        .map_err(|e| format!("cannot convert to RGB: {e}"))?;
+    let dir = std::env::temp_dir().join(format!("facepose-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let file = RgbFile {
+        path: dir.join(format!("{}.rgb", case.id())),
+        width,
+        height,
+        count: frames.buffers.len(),
+    };
+    let cannot_write = |e: std::io::Error| format!("cannot write {}: {e}", file.path.display());
+    let mut writer =
+        std::io::BufWriter::new(std::fs::File::create(&file.path).map_err(cannot_write)?);
+    let mut rgb = gst::Buffer::with_size(rgb_info.size()).map_err(|e| e.to_string())?;
+    let row_bytes = width as usize * 3;
+    for buffer in &frames.buffers {
+        let input = VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &frames.info)
+            .map_err(|e| e.to_string())?;
+        let b = rgb.get_mut().expect("the RGB buffer is ours alone");
+        let mut output =
+            VideoFrameRef::from_buffer_ref_writable(b, &rgb_info).map_err(|e| e.to_string())?;
+        converter.frame_ref(&input, &mut output);
+        let stride = output.plane_stride()[0] as usize;
+        let data = output.plane_data(0).map_err(|e| e.to_string())?;
+        for row in 0..height as usize {
+            writer
+                .write_all(&data[row * stride..row * stride + row_bytes])
+                .map_err(cannot_write)?;
+        }
+    }
+    writer.flush().map_err(cannot_write)?;
+    Ok(file)
+}
+
+/// One run of `scripts/bench_mediapipe.py` on the RGB frames, in a fresh python process.
+fn run_mediapipe(case: Case, rgb: &RgbFile) -> Result<RunResult, String> {
+    let mut cmd = Command::new(project_dir().join(MEDIAPIPE_PYTHON));
+    cmd.arg(project_dir().join(MEDIAPIPE_SCRIPT))
+        .arg("--frames")
+        .arg(&rgb.path)
+        .args([
+            "--width".to_string(),
+            rgb.width.to_string(),
+            "--height".to_string(),
+            rgb.height.to_string(),
+            "--count".to_string(),
+            rgb.count.to_string(),
+            "--max-faces".to_string(),
+            case.mediapipe_max_faces().to_string(),
+        ])
+        .stdin(Stdio::null());
+    child_result(&mut cmd)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -972,10 +1163,16 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     s
 }
 
-fn report(rows: &[Row], o: &Options, facedetect: &Result<String, String>) -> String {
+fn report(
+    rows: &[Row],
+    o: &Options,
+    facedetect: &Result<String, String>,
+    mediapipe: &Result<String, String>,
+) -> String {
     let mut s = String::new();
     let ours = rows
         .iter()
+        .filter(|r| r.config.is_ours())
         .flat_map(|r| &r.runs)
         .find(|r| r.provider.is_some() || r.ort_version.is_some());
     s += "# faceposeestimator benchmark\n\n";
@@ -1014,6 +1211,23 @@ fn report(rows: &[Row], o: &Options, facedetect: &Result<String, String>) -> Str
             s += &format!(
                 "- facedetect (OpenCV Haar cascade) takes RGB only: appsrc ! videoconvert ! \
                  facedetect, the conversion counted; its defaults: {d}\n"
+            )
+        }
+        Err(e) => s += &format!("- {e}\n"),
+    }
+    match mediapipe {
+        Ok(v) => {
+            s += &format!(
+                "- MediaPipe: the legacy FaceMesh solution of {v}, in the bench-only virtual \
+                 environment .cache/bench-venv; TFLite with XNNPACK on the CPU; \
+                 static_image_mode=False (its own tracking: its detector runs while it has fewer \
+                 than max_num_faces faces), max_num_faces 1 (640×480) and {} (1080p), \
+                 refine_landmarks=False, min detection and tracking confidence 0.5. The same \
+                 frames, converted to RGB by GStreamer's video converter (not timed), read into \
+                 memory by scripts/bench_mediapipe.py; fps = frames / wall time of `process()` \
+                 over them (graph set-up not timed), each run a fresh python process; faces/frame: \
+                 the faces FaceMesh returned; peak: the python process's VmHWM\n",
+                MEDIAPIPE_VIDEO_MAX_FACES
             )
         }
         Err(e) => s += &format!("- {e}\n"),
@@ -1088,25 +1302,31 @@ fn report(rows: &[Row], o: &Options, facedetect: &Result<String, String>) -> Str
             .find(|r| r.case == case && r.config == config && r.error.is_none())
             .and_then(Row::fps)
     };
+    let ratio = |a: Option<f64>, b: Option<f64>| {
+        a.zip(b)
+            .map_or("–".into(), |(a, b)| format!("{:.2}×", a / b))
+    };
     let mut ratios = Vec::new();
     for case in &o.cases {
-        let theirs = fps_of(*case, Config::FaceDetect);
+        let facedetect = fps_of(*case, Config::FaceDetect);
+        let mediapipe = fps_of(*case, Config::MediaPipe);
         for r in rows
             .iter()
-            .filter(|r| r.case == *case && r.config != Config::FaceDetect)
+            .filter(|r| r.case == *case && r.config.is_ours())
         {
             let ours = fps_of(*case, r.config);
-            let ratio = ours.zip(theirs).map(|(a, b)| a / b);
             ratios.push(vec![
                 case_label(*case, rows),
                 r.config.label(),
                 cell(ours, 1),
-                cell(theirs, 1),
-                ratio.map_or("–".into(), |x| format!("{x:.2}×")),
+                cell(facedetect, 1),
+                ratio(ours, facedetect),
+                cell(mediapipe, 1),
+                ratio(ours, mediapipe),
             ]);
         }
     }
-    s += "\n## Against facedetect (same frames, same run)\n\n";
+    s += "\n## Against facedetect and MediaPipe (same frames, same run)\n\n";
     s += &table(
         &[
             "case",
@@ -1114,9 +1334,51 @@ fn report(rows: &[Row], o: &Options, facedetect: &Result<String, String>) -> Str
             "ours fps",
             "facedetect fps",
             "ours / facedetect",
+            "MediaPipe fps",
+            "ours / MediaPipe",
         ],
         &ratios,
     );
+    let mut found = String::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.config == Config::MediaPipe && r.error.is_none())
+    {
+        if let Some(x) = r.runs.first() {
+            let ours = rows
+                .iter()
+                .find(|t| {
+                    t.case == r.case
+                        && t.config
+                            == Config::Ours {
+                                interval: 0,
+                                input_size: 640,
+                            }
+                })
+                .and_then(|t| t.stat(|x| x.faces_per_frame));
+            found += &format!(
+                "- {}: MediaPipe FaceMesh (max_num_faces {}) found faces on {} of {} frames, {} \
+                 faces per frame (our default tracking: {}){}\n",
+                case_label(r.case, rows),
+                r.case.mediapipe_max_faces(),
+                x.face_frames.map_or("?".into(), |n| n.to_string()),
+                x.frames,
+                cell(x.faces_per_frame, 2),
+                cell(ours, 2),
+                if x.face_frames == Some(0) {
+                    ": its detector (BlazeFace's short-range model, for faces within about 2 m \
+                     of the camera) finds none of these faces, so it runs only that detector on \
+                     every frame"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    if !found.is_empty() {
+        s += "\n";
+        s += &found;
+    }
 
     let verdict = |v: Option<f64>, target: f64| match v {
         Some(v) if v >= target => format!("{v:.1}: met"),
@@ -1132,13 +1394,16 @@ fn report(rows: &[Row], o: &Options, facedetect: &Result<String, String>) -> Str
             },
         )
     };
-    let faster = |case: Case| {
-        let theirs = fps_of(case, Config::FaceDetect);
-        match (tracking(case, 640), theirs) {
-            (Some(a), Some(b)) => format!("{:.2}×: {}", a / b, if a > b { "met" } else { "below" }),
+    let versus =
+        |case: Case, peer: Config, target: f64| match (tracking(case, 640), fps_of(case, peer)) {
+            (Some(a), Some(b)) => format!(
+                "{:.2}×: {}",
+                a / b,
+                if a / b >= target { "met" } else { "below" }
+            ),
             _ => "not measured".into(),
-        }
-    };
+        };
+    let faster = |case: Case| versus(case, Config::FaceDetect, 1.0);
     let targets = vec![
         vec![
             format!("640×480 tracking (input 640) ≥ {TARGET_VGA_TRACKING_FPS} fps"),
@@ -1168,6 +1433,12 @@ fn report(rows: &[Row], o: &Options, facedetect: &Result<String, String>) -> Str
         vec![
             "1080p tracking faster than facedetect".into(),
             faster(Case::Video),
+        ],
+        vec![
+            format!(
+                "640×480 tracking (input 640) ≥ {TARGET_VGA_VS_MEDIAPIPE}× MediaPipe FaceMesh's fps"
+            ),
+            versus(Case::Vga, Config::MediaPipe, TARGET_VGA_VS_MEDIAPIPE),
         ],
     ];
     s += "\n## Targets (CPU)\n\n";
@@ -1215,6 +1486,10 @@ pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), String> {
     if let Err(e) = &facedetect {
         writeln!(out, "[bench] {e}").map_err(|e| e.to_string())?;
     }
+    let mediapipe = mediapipe_setup(&o);
+    if let Err(e) = &mediapipe {
+        writeln!(out, "[bench] {e}").map_err(|e| e.to_string())?;
+    }
     let started = Instant::now();
     let mut rows = Vec::new();
     for &case in &o.cases {
@@ -1228,7 +1503,9 @@ pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), String> {
             continue;
         }
         for config in case.configs() {
-            if config == Config::FaceDetect && facedetect.is_err() {
+            if (config == Config::FaceDetect && facedetect.is_err())
+                || (config == Config::MediaPipe && mediapipe.is_err())
+            {
                 continue;
             }
             let mut row = Row {
@@ -1237,12 +1514,37 @@ pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), String> {
                 runs: Vec::new(),
                 error: None,
             };
+            let rgb = if config == Config::MediaPipe {
+                match write_rgb(case, &o) {
+                    Ok(f) => {
+                        writeln!(
+                            out,
+                            "[bench] {} | {}: {} frames written as RGB to {}",
+                            case.id(),
+                            config.label(),
+                            f.count,
+                            f.path.display()
+                        )
+                        .map_err(|e| e.to_string())?;
+                        Some(f)
+                    }
+                    Err(e) => {
+                        writeln!(out, "[bench] {} | {}: {e}", case.id(), config.label())
+                            .map_err(|e| e.to_string())?;
+                        row.error = Some(e);
+                        rows.push(row);
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
             for i in 0..o.runs {
                 let t = Instant::now();
-                let result = if o.in_process {
-                    run_once(case, config, &o)
-                } else {
-                    run_child(case, config, &o)
+                let result = match &rgb {
+                    Some(f) => run_mediapipe(case, f),
+                    None if o.in_process => run_once(case, config, &o),
+                    None => run_child(case, config, &o),
                 };
                 match result {
                     Ok(r) => {
@@ -1274,7 +1576,7 @@ pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), String> {
         }
     }
 
-    let text = report(&rows, &o, &facedetect);
+    let text = report(&rows, &o, &facedetect, &mediapipe);
     writeln!(out, "\n{text}").map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&o.out_dir)
         .map_err(|e| format!("cannot create {}: {e}", o.out_dir.display()))?;
@@ -1290,7 +1592,7 @@ pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), String> {
 
     let failed: Vec<String> = rows
         .iter()
-        .filter(|r| r.error.is_some() && r.config != Config::FaceDetect)
+        .filter(|r| r.error.is_some() && r.config.is_ours())
         .map(|r| format!("{} / {}", r.case.id(), r.config.label()))
         .collect();
     if failed.is_empty() {
