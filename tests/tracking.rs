@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Tracking on synthetic video made from the sample pictures: stable ids on a moving face, a lost
 //! face dropped and a new one found within the detection interval, interval 1 equal to the
-//! still-image path, and the same through the element.
+//! still-image path, and the same through the element. The schedule tests run the detector in
+//! line (`async_detection` off, deterministic); the background detector has tests of its own: new
+//! faces join and resets drop answers in flight (the thread's end: tests/detection_thread.rs).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -40,8 +42,14 @@ fn pictures() -> Option<(Picture, Picture)> {
     ))
 }
 
+/// An engine with the detector in line (deterministic detection frames).
 fn engine(interval: u32) -> Engine {
+    engine_with(interval, false)
+}
+
+fn engine_with(interval: u32, async_detection: bool) -> Engine {
     let mut config = support::config().expect("run `make models`");
+    config.async_detection = async_detection;
     // The test videos slide a flat picture across the frame: in the camera's frame that face
     // would turn as it moves; its angles along the line of sight stay put.
     config.camera_fov = 0.0;
@@ -212,6 +220,90 @@ fn a_lost_face_is_dropped_and_a_new_one_found_within_the_interval() {
     );
 }
 
+/// Tracks `picture` until a face other than `old_id` shows up (giving the background detector
+/// time between frames); returns it and the frames it took.
+fn track_until_new_face(
+    e: &mut Engine,
+    picture: &Picture,
+    old_id: Option<u64>,
+    first_frame: usize,
+) -> Option<(Face, usize)> {
+    for k in 0..300 {
+        let frame = first_frame + k;
+        let faces = e.track(&picture.view(), Some(frame as f64 / 30.0)).unwrap();
+        if let Some(f) = faces.into_iter().find(|f| Some(f.id) != old_id) {
+            return Some((f, k));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    None
+}
+
+#[test]
+fn background_detection_brings_a_new_face_in_and_keeps_ids() {
+    let (astronaut, grace) = pictures().expect("run `make models`");
+    let mut e = engine_with(5, true);
+    let mut first_id = None;
+    // The first frame waits for the detector (nothing to follow yet); then the astronaut is
+    // followed while detections run in the background.
+    for frame in 0..12usize {
+        let picture = moving_astronaut(&astronaut, frame);
+        let faces = e.track(&picture.view(), Some(frame as f64 / 30.0)).unwrap();
+        assert_eq!(faces.len(), 1, "frame {frame}: {faces:?}");
+        assert_eq!(*first_id.get_or_insert(faces[0].id), faces[0].id);
+    }
+    // Another face where there was none: it joins once the background detector has seen it,
+    // brought to the current frame, with an id of its own and its detection's box.
+    let grace_frame = placed(&grace, 280, 640, 480, 300, 60);
+    let (face, _) = track_until_new_face(&mut e, &grace_frame, first_id, 12)
+        .expect("the new face never joined");
+    assert!(e.last_frame_detected() || face.id != first_id.unwrap());
+    let c = face.bbox.centre();
+    assert!(
+        (300.0..580.0).contains(&c.x) && (60.0..420.0).contains(&c.y),
+        "the new face's box {:?} is not where the face is",
+        face.bbox
+    );
+    assert!(face.pose.yaw.is_finite() && face.landmarks.len() == 468);
+    // And it is followed from then on under the same id.
+    for frame in 0..5 {
+        let faces = e
+            .track(&grace_frame.view(), Some((400 + frame) as f64 / 30.0))
+            .unwrap();
+        assert_eq!(faces.len(), 1, "{faces:?}");
+        assert_eq!(faces[0].id, face.id);
+    }
+}
+
+#[test]
+fn a_reset_drops_the_background_detection_in_flight() {
+    let (astronaut, grace) = pictures().expect("run `make models`");
+    let mut e = engine_with(2, true);
+    for frame in 0..6usize {
+        let picture = moving_astronaut(&astronaut, frame);
+        e.track(&picture.view(), Some(frame as f64 / 30.0)).unwrap();
+    }
+    // A detection of the astronaut is (most likely) in flight: a flush forgets the stream, and
+    // its answer must not bring the astronaut into the new one.
+    e.reset_tracking();
+    let grace_frame = placed(&grace, 280, 640, 480, 300, 60);
+    let mut ids = std::collections::BTreeSet::new();
+    for frame in 0..40usize {
+        let faces = e
+            .track(&grace_frame.view(), Some(frame as f64 / 30.0))
+            .unwrap();
+        assert_eq!(faces.len(), 1, "frame {frame}: {faces:?}");
+        assert!(
+            faces[0].bbox.centre().x > 300.0,
+            "frame {frame}: a face where the astronaut was: {:?}",
+            faces[0].bbox
+        );
+        ids.insert(faces[0].id);
+        std::thread::sleep(std::time::Duration::from_millis(3));
+    }
+    assert_eq!(ids.len(), 1, "one face, one id: {ids:?}");
+}
+
 fn same_face(a: &Face, b: &Face) -> bool {
     a.bbox == b.bbox && a.landmarks == b.landmarks && a.pose == b.pose && a.score == b.score
 }
@@ -321,7 +413,11 @@ fn the_element_tracks_with_stable_ids_and_reports_detection_frames() {
     let frames: Vec<Picture> = (0..12).map(|i| moving_astronaut(&astronaut, i)).collect();
     let metas = through_element(
         &frames,
-        &[("detection-interval", "4"), ("smoothing", "0.3")],
+        &[
+            ("detection-interval", "4"),
+            ("smoothing", "0.3"),
+            ("async-detection", "false"),
+        ],
     );
     let mut ids = Vec::new();
     for (i, s) in metas.iter().enumerate() {

@@ -243,6 +243,72 @@ impl<'a> ImageView<'a> {
     }
 }
 
+/// A frame copied out of its buffer (for work on another thread), planes packed without padding.
+/// Its storage is kept for the next copy.
+#[derive(Debug, Clone, Default)]
+pub struct OwnedImage {
+    format: Option<PixelFormat>,
+    width: usize,
+    height: usize,
+    matrix: YuvMatrix,
+    data: Vec<u8>,
+    /// Start, stride and length of each plane in `data`.
+    planes: [(usize, usize, usize); 3],
+}
+
+impl OwnedImage {
+    /// Copies `view` into this image's storage.
+    pub fn copy_from(&mut self, view: &ImageView) {
+        let (w, h) = (view.width, view.height);
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        // Bytes per row and rows of each distinct plane.
+        let shapes: Vec<(usize, usize)> = match view.format {
+            PixelFormat::I420 => vec![(w, h), (cw, ch), (cw, ch)],
+            PixelFormat::Nv12 => vec![(w, h), (cw * 2, ch)],
+            f => vec![(w * f.packed_layout().expect("packed").0, h)],
+        };
+        self.data.clear();
+        let mut planes = [(0, 0, 0); 3];
+        for (i, &(row, rows)) in shapes.iter().enumerate() {
+            let plane = view.planes[i];
+            let start = self.data.len();
+            for r in 0..rows {
+                let from = r * plane.stride;
+                self.data.extend_from_slice(&plane.data[from..from + row]);
+            }
+            planes[i] = (start, row, row * rows);
+        }
+        // Single-plane formats repeat their plane, NV12 its UV plane, as the views do.
+        for i in shapes.len()..3 {
+            planes[i] = planes[shapes.len() - 1];
+        }
+        self.planes = planes;
+        self.format = Some(view.format);
+        self.width = w;
+        self.height = h;
+        self.matrix = view.matrix;
+    }
+
+    /// A view of the copy (`None` before the first copy).
+    pub fn view(&self) -> Option<ImageView<'_>> {
+        let format = self.format?;
+        let plane = |i: usize| {
+            let (start, stride, len) = self.planes[i];
+            Plane {
+                data: &self.data[start..start + len],
+                stride,
+            }
+        };
+        Some(ImageView {
+            format,
+            width: self.width,
+            height: self.height,
+            planes: [plane(0), plane(1), plane(2)],
+            matrix: self.matrix,
+        })
+    }
+}
+
 /// Memory order of a model's image input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
@@ -744,6 +810,43 @@ mod tests {
             f => vec![plane(w * f.packed_layout().unwrap().0, h)],
         };
         planes.into_iter().unzip()
+    }
+
+    #[test]
+    fn owned_copies_read_like_their_frames() {
+        for (n, format) in [
+            PixelFormat::Rgb,
+            PixelFormat::Bgrx,
+            PixelFormat::I420,
+            PixelFormat::Nv12,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (w, h) = (13, 7);
+            let (data, strides) = noisy_frame(format, w, h, 40 + n as u32);
+            let p = |i: usize| Plane {
+                data: &data[i],
+                stride: strides[i],
+            };
+            let view = match format {
+                PixelFormat::I420 => ImageView::i420(w, h, p(0), p(1), p(2)),
+                PixelFormat::Nv12 => ImageView::nv12(w, h, p(0), p(1)),
+                f => ImageView::packed(f, w, h, p(0).data, p(0).stride),
+            }
+            .unwrap()
+            .with_matrix(YuvMatrix::Bt709);
+            let mut owned = OwnedImage::default();
+            assert!(owned.view().is_none());
+            owned.copy_from(&view);
+            let copy = owned.view().unwrap();
+            assert_eq!((copy.width(), copy.height(), copy.format()), (w, h, format));
+            for y in 0..h {
+                for x in 0..w {
+                    assert_eq!(copy.rgb(x, y), view.rgb(x, y), "{format:?} ({x}, {y})");
+                }
+            }
+        }
     }
 
     #[test]

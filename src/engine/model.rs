@@ -2,16 +2,18 @@
 //! A loaded model: its ONNX Runtime session checked against its descriptor, and one call to run it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use ort::session::Session;
 use ort::value::TensorRef;
 
 use super::descriptor::{Descriptor, Family, InputSize};
 use super::error::{Error, Result};
 use super::image::Layout;
-use super::runtime::{self, RuntimeOptions};
+use super::runtime::{self, RuntimeOptions, SharedSession};
 
-/// A session whose inputs and outputs match its descriptor.
+/// A session whose inputs and outputs match its descriptor. The session itself is shared with
+/// every other model loaded from the same file with the same options (see
+/// [`runtime::shared_session`]).
 pub struct Model {
     pub path: PathBuf,
     pub descriptor: Descriptor,
@@ -19,7 +21,7 @@ pub struct Model {
     pub warnings: Vec<String>,
     /// True when the batch dimension of the input is dynamic.
     pub dynamic_batch: bool,
-    session: Session,
+    session: Arc<SharedSession>,
 }
 
 /// One output tensor, borrowed for the duration of a callback.
@@ -54,14 +56,14 @@ impl Model {
                 ),
             ));
         }
-        let loaded = runtime::load_session(path, options)?;
+        let session = runtime::shared_session(path, options)?;
         let mut model = Model {
             path: path.to_owned(),
             descriptor,
-            provider: loaded.provider,
-            warnings: loaded.warnings,
+            provider: session.provider,
+            warnings: session.warnings.clone(),
             dynamic_batch: false,
-            session: loaded.session,
+            session,
         };
         model.check_io()?;
         Ok(model)
@@ -77,14 +79,14 @@ impl Model {
     /// Compares the session's inputs and outputs with the descriptor.
     fn check_io(&mut self) -> Result<()> {
         let d = &self.descriptor;
-        let inputs: Vec<String> = self
-            .session
+        let session = self.session.clone();
+        let session = session.lock();
+        let inputs: Vec<String> = session
             .inputs()
             .iter()
             .map(|i| i.name().to_string())
             .collect();
-        let input = self
-            .session
+        let input = session
             .inputs()
             .iter()
             .find(|i| i.name() == d.input)
@@ -152,8 +154,7 @@ impl Model {
             )));
         }
         self.dynamic_batch = shape[0] < 0;
-        let outputs: Vec<String> = self
-            .session
+        let outputs: Vec<String> = session
             .outputs()
             .iter()
             .map(|o| o.name().to_string())
@@ -172,6 +173,7 @@ impl Model {
     /// The declared shape of output `name` (negative for dynamic dimensions), when it has one.
     pub fn output_shape(&self, name: &str) -> Option<Vec<i64>> {
         self.session
+            .lock()
             .outputs()
             .iter()
             .find(|o| o.name() == name)
@@ -207,8 +209,8 @@ impl Model {
             .map_err(|e| fail(format!("cannot wrap the input tensor: {e}")))?;
         let input_name = self.descriptor.input.clone();
         let output_names = self.descriptor.outputs.clone();
-        let outputs = self
-            .session
+        let mut session = self.session.lock();
+        let outputs = session
             .run(ort::inputs![input_name.as_str() => tensor])
             .map_err(|e| fail(e.to_string()))?;
         let mut views = Vec::with_capacity(output_names.len());

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MPL-2.0
 //! ONNX Runtime: finding the shared library, the one environment of the process, and sessions built
-//! for an execution-provider choice with a clean fallback to the CPU.
+//! for an execution-provider choice with a clean fallback to the CPU, shared by every model loaded
+//! from the same file with the same options in the process.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use once_cell::sync::OnceCell;
 use ort::environment::Environment;
@@ -67,7 +69,8 @@ pub struct RuntimeOptions {
     pub library: Option<PathBuf>,
     pub provider: ExecutionProvider,
     pub device_id: i32,
-    /// Threads per session (0 lets ONNX Runtime choose).
+    /// Threads per session (0 lets ONNX Runtime choose: one per core). Sessions with 1 run on
+    /// the calling thread, without a pool.
     pub threads: usize,
     /// Fall back to the CPU when the requested accelerator cannot be used.
     pub fallback: bool,
@@ -292,6 +295,75 @@ pub fn load_session(path: &Path, options: &RuntimeOptions) -> Result<LoadedSessi
         provider: "cpu",
         warnings,
     })
+}
+
+/// A session shared by every model loaded from the same file with the same [`RuntimeOptions`] in
+/// this process (many elements, one per camera, hold one loaded copy). ONNX Runtime's `Run` may
+/// not be called concurrently on one session, so runs take turns.
+pub struct SharedSession {
+    session: Mutex<Session>,
+    /// The provider actually in use: "cpu", "cuda" or "tensorrt".
+    pub provider: &'static str,
+    /// Things the user should hear about (fallbacks), told to every holder.
+    pub warnings: Vec<String>,
+}
+
+impl SharedSession {
+    /// The session, for one run (or a look at its inputs and outputs).
+    pub fn lock(&self) -> MutexGuard<'_, Session> {
+        self.session.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl std::fmt::Debug for SharedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedSession")
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Loaded sessions by [`session_key`]; entries die with their last holder.
+static SESSIONS: Mutex<Option<HashMap<String, Weak<SharedSession>>>> = Mutex::new(None);
+
+/// What makes two loads the same: the model file (its canonical path, size and modification
+/// time, so a rebuilt file loads afresh) and every runtime option.
+fn session_key(path: &Path, options: &RuntimeOptions) -> String {
+    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+    let stamp = std::fs::metadata(path)
+        .map(|m| (m.len(), m.modified().ok()))
+        .ok();
+    format!("{}|{stamp:?}|{options:?}", canonical.display())
+}
+
+/// The session for the model at `path`: the one already loaded in this process from the same file
+/// with the same options, else a new one ([`load_session`]).
+pub fn shared_session(path: &Path, options: &RuntimeOptions) -> Result<Arc<SharedSession>> {
+    check_model_file(path)?;
+    let key = session_key(path, options);
+    // Held while loading, so that elements starting together load a model once.
+    let mut guard = SESSIONS.lock().unwrap_or_else(|e| e.into_inner());
+    let sessions = guard.get_or_insert_with(HashMap::new);
+    if let Some(shared) = sessions.get(&key).and_then(Weak::upgrade) {
+        return Ok(shared);
+    }
+    let loaded = load_session(path, options)?;
+    let shared = Arc::new(SharedSession {
+        session: Mutex::new(loaded.session),
+        provider: loaded.provider,
+        warnings: loaded.warnings,
+    });
+    sessions.retain(|_, s| s.strong_count() > 0);
+    sessions.insert(key, Arc::downgrade(&shared));
+    Ok(shared)
+}
+
+/// How many distinct sessions are loaded in this process.
+pub fn live_sessions() -> usize {
+    let guard = SESSIONS.lock().unwrap_or_else(|e| e.into_inner());
+    guard
+        .as_ref()
+        .map_or(0, |s| s.values().filter(|s| s.strong_count() > 0).count())
 }
 
 fn build_session(

@@ -20,6 +20,14 @@
 //! 10 to 60 frames ([`AUTO_SEARCH_INTERVAL`]) to find new faces: as often as keeps detection
 //! frames to about a fifth of the time, from the measured cost of both kinds of frame. Landmark
 //! models without a presence score (PFLD) cannot track: every frame is a detection frame for them.
+//!
+//! Detection in the background (the default when the interval is not 1): the detector runs on its
+//! own thread on a copy of the frame where it was due, with a [`TrackSnapshot`] of the visible
+//! tracks then, while the streaming thread keeps following. When its faces come back a few frames
+//! later, [`Tracker::apply_background_detection`] judges them against that snapshot, exactly as a
+//! detection frame would have (the tracks it matched take its box and score, the tracks it missed
+//! are lost), and the faces no track had are brought to the current frame
+//! ([`forward_detection`]) and join as new tracks.
 
 use super::detect::Detection;
 use super::error::{Error, Result};
@@ -115,6 +123,14 @@ pub(super) struct Track {
     correction: Option<(MirrorCorrection, u32)>,
     /// Face-presence score on the last detection frame.
     detected_presence: f32,
+}
+
+/// A visible track as it was on the frame a background detection ran on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackSnapshot {
+    id: u64,
+    bbox: BBox,
+    landmark_box: Option<BBox>,
 }
 
 /// Every track of one stream and when the detector last ran.
@@ -228,6 +244,85 @@ impl Tracker {
             .collect()
     }
 
+    /// Whether this stream has run the detector since it started (or was reset).
+    pub(super) fn has_detected(&self) -> bool {
+        self.since_detection.is_some()
+    }
+
+    /// The visible tracks now, for a detection that runs in the background.
+    pub(super) fn snapshot(&self) -> Vec<TrackSnapshot> {
+        self.visible()
+            .map(|t| TrackSnapshot {
+                id: t.id,
+                bbox: t.bbox,
+                landmark_box: landmark_box(&t.landmarks),
+            })
+            .collect()
+    }
+
+    /// A detection was started in the background on this frame: the interval counts from here.
+    pub(super) fn background_detection_started(&mut self) {
+        self.since_detection = Some(0);
+        self.lost_pending = false;
+    }
+
+    /// Applies the `detections` of a background detection on the frame of `snapshot`: the tracks
+    /// of the snapshot it found take its box (as their relation to their landmarks then) and
+    /// score; the tracks it missed are lost, as on a detection frame, if they are still visible.
+    /// Returns the detections that continue no track of the snapshot and overlap no visible
+    /// track now: the faces to bring forward as new tracks.
+    pub(super) fn apply_background_detection(
+        &mut self,
+        snapshot: &[TrackSnapshot],
+        detections: &[Detection],
+    ) -> Vec<Detection> {
+        let det_boxes: Vec<BBox> = detections.iter().map(|d| d.bbox).collect();
+        let snap_boxes: Vec<BBox> = snapshot.iter().map(|t| t.bbox).collect();
+        let matched = match_by_overlap(&det_boxes, &snap_boxes, MATCH_IOU);
+        let mut found = vec![false; snapshot.len()];
+        for (d, m) in detections.iter().zip(&matched) {
+            let Some(j) = *m else { continue };
+            found[j] = true;
+            let then = &snapshot[j];
+            if let Some(t) = self.tracks.iter_mut().find(|t| t.id == then.id) {
+                if let Some(lbox) = then.landmark_box {
+                    t.box_from_landmarks = relative_box(&d.bbox, &lbox);
+                }
+                t.score = d.score;
+            }
+        }
+        for (then, found) in snapshot.iter().zip(found) {
+            if found {
+                continue;
+            }
+            if let Some(i) = self
+                .tracks
+                .iter()
+                .position(|t| t.id == then.id && t.missed == 0)
+            {
+                self.lose(i);
+            }
+        }
+        let now: Vec<BBox> = self.visible().map(|t| t.bbox).collect();
+        detections
+            .iter()
+            .zip(&matched)
+            .filter(|(d, m)| m.is_none() && now.iter().all(|b| b.iou(&d.bbox) < MATCH_IOU))
+            .map(|(d, _)| *d)
+            .collect()
+    }
+
+    /// Ends a frame with detection in the background: `detected_ms` is the detector's time when
+    /// its faces joined on this frame, `ms` the frame's own cost.
+    pub(super) fn finish_background_frame(&mut self, detected_ms: Option<f64>, ms: f64) {
+        self.detected = detected_ms.is_some();
+        self.lost_pending |= self.lost_last_frame;
+        self.record_cost(false, ms);
+        if let Some(d) = detected_ms {
+            self.record_cost(true, d);
+        }
+    }
+
     pub(super) fn should_detect(
         &self,
         config: &TrackConfig,
@@ -309,12 +404,17 @@ impl Tracker {
 
     /// Stores this frame's faces in their tracks, drops duplicates and old lost tracks, and
     /// smooths the reported faces with `strength` (0 = off, see [`TrackConfig::smoothing`]).
+    /// `from_detector[i]`: face `i`'s box and score come from the detector on this frame (its
+    /// track takes them as the new relation to its landmarks); `lose_unseen`: visible tracks with
+    /// no face here are lost (a detection frame that missed them).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn update_tracks(
         &mut self,
         faces: &mut Vec<Face>,
         matched: &[Option<usize>],
         corrections: &[Option<MirrorCorrection>],
-        detect: bool,
+        from_detector: &[bool],
+        lose_unseen: bool,
         dt: f32,
         strength: f32,
     ) {
@@ -347,7 +447,7 @@ impl Tracker {
                     fresh.last_mut().expect("just pushed")
                 }
             };
-            if detect {
+            if from_detector.get(fi).copied().unwrap_or(false) {
                 if let Some(lbox) = lbox {
                     track.box_from_landmarks = relative_box(&raw_box, &lbox);
                 }
@@ -375,7 +475,7 @@ impl Tracker {
         for (t, seen) in self.tracks.iter_mut().zip(&seen) {
             if !seen && t.missed > 0 {
                 t.missed += 1;
-            } else if !seen && detect {
+            } else if !seen && lose_unseen {
                 // The detector did not find this face: remember it for a while, out of sight.
                 t.missed = 1;
                 t.smoother = None;
@@ -450,6 +550,26 @@ impl Track {
             keypoints: keypoints_from_landmarks(&l.points, &self.keypoints),
         })
     }
+}
+
+/// A face found by a background detection (`detection`, with `then` its landmarks on that frame)
+/// brought to the current frame, where a landmark pass on a crop from `then` gave `now`: its box
+/// keeps the detector's relation to the landmarks, its key points come from the new landmarks.
+/// `None` when the new landmarks are no plausible next position (see [`follows`]).
+pub(super) fn forward_detection(
+    detection: &Detection,
+    then: &[[f32; 3]],
+    now: &Landmarks,
+    width: f32,
+    height: f32,
+) -> Option<Detection> {
+    let relation = relative_box(&detection.bbox, &landmark_box(then)?);
+    let bbox = absolute_box(&relation, &landmark_box(&now.points)?);
+    follows(&detection.bbox, &bbox).then(|| Detection {
+        bbox: bbox.clamp_to(width, height),
+        score: detection.score,
+        keypoints: keypoints_from_landmarks(&now.points, &detection.keypoints),
+    })
 }
 
 /// Whether a followed box is a plausible next position of `previous`: its size within a factor of

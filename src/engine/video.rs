@@ -13,12 +13,13 @@
 use std::time::Instant;
 
 use super::detect::Detection;
+use super::detect::background::BackgroundDetector;
 use super::face::Face;
 use super::geometry::BBox;
-use super::image::ImageView;
+use super::image::{ImageView, OwnedImage};
 use super::mirror::{MirrorCorrection, apply_mirror_correction};
 use super::pose::solver::RegressorMemory;
-use super::track::TrackConfig;
+use super::track::{TrackConfig, forward_detection};
 use super::{Engine, Result, StageTimes};
 
 /// Faces of a frame, the track each continues (`None`: a new track), their new mirror
@@ -50,10 +51,13 @@ impl Engine {
         self.track_config
     }
 
-    /// Forgets every track (call after a seek or a flush, or between streams).
+    /// Forgets every track (call after a seek or a flush, or between streams); a detection still
+    /// running in the background is disregarded when it finishes.
     pub fn reset_tracking(&mut self) {
         self.tracker.reset();
         self.regressor_memory.clear();
+        self.generation += 1;
+        self.background_snapshot = None;
     }
 
     /// Whether the last [`Engine::track`] call ran the detector.
@@ -71,9 +75,17 @@ impl Engine {
         let detect = self
             .tracker
             .should_detect(&config, can_track, self.config.detect.max_faces);
+        // The first frame of a stream waits for the detector: there is nothing to follow yet.
+        if self.config.async_detection
+            && can_track
+            && config.detection_interval != 1
+            && self.tracker.has_detected()
+        {
+            return self.track_with_background_detection(image, detect, dt);
+        }
         self.tracker.start_frame(detect);
         let started = Instant::now();
-        let (mut faces, matched, corrections, memories) = if !detect {
+        let (faces, matched, corrections, memories) = if !detect {
             self.follow_all(image)?
         } else if config.detection_interval == 1 || !can_track {
             let mut faces = self.process(image)?;
@@ -88,13 +100,36 @@ impl Engine {
         };
         self.tracker
             .finish_frame(detect, started.elapsed().as_secs_f64() * 1e3);
+        let from_detector = vec![detect; faces.len()];
+        self.store_frame(
+            faces,
+            (matched, corrections, memories),
+            &from_detector,
+            detect,
+            dt,
+        )
+    }
 
+    /// Stores a frame's faces in the tracker and the regressor memory; returns them smoothed.
+    fn store_frame(
+        &mut self,
+        mut faces: Vec<Face>,
+        (matched, corrections, memories): (
+            Vec<Option<usize>>,
+            Vec<Option<MirrorCorrection>>,
+            Vec<Option<RegressorMemory>>,
+        ),
+        from_detector: &[bool],
+        lose_unseen: bool,
+        dt: f64,
+    ) -> Result<Vec<Face>> {
         let t0 = Instant::now();
         self.tracker.update_tracks(
             &mut faces,
             &matched,
             &corrections,
-            detect,
+            from_detector,
+            lose_unseen,
             dt as f32,
             self.track_config.smoothing,
         );
@@ -106,6 +141,137 @@ impl Engine {
         self.prune_regressor_memory();
         self.times.pose += t0.elapsed().as_secs_f64() * 1e3;
         Ok(faces)
+    }
+
+    /// A frame while the detector works in the background: the faces of a finished detection
+    /// join first (see [`super::track`]), then every visible track is followed, and when a
+    /// detection is due (`detect`) and the detector is free, it starts on a copy of this frame.
+    fn track_with_background_detection(
+        &mut self,
+        image: &ImageView,
+        detect: bool,
+        dt: f64,
+    ) -> Result<Vec<Face>> {
+        let started = Instant::now();
+        self.tracker.start_frame(false);
+        let finished = self.background.as_mut().and_then(|b| b.take_finished());
+        let mut fresh = Vec::new();
+        let mut detected_ms = None;
+        let mut frame_then = None;
+        if let Some(done) = finished {
+            let current = done.generation == self.generation;
+            let snapshot = self.background_snapshot.take().filter(|_| current);
+            match (done.detections, snapshot) {
+                (Err(e), Some(_)) => {
+                    self.recycle(done.image);
+                    return Err(e);
+                }
+                (Ok(detections), Some(snapshot)) => {
+                    fresh = self
+                        .tracker
+                        .apply_background_detection(&snapshot, &detections);
+                    detected_ms = Some(done.ms);
+                    frame_then = Some(done.image);
+                }
+                // From before a reset: nothing to do with this stream.
+                _ => self.recycle(done.image),
+            }
+        }
+        if detect && !self.background.as_ref().is_some_and(|b| b.is_busy()) {
+            let background = match self.background.as_mut() {
+                Some(b) => b,
+                None => self
+                    .background
+                    .insert(BackgroundDetector::start(self.detector.clone())?),
+            };
+            background.submit(image, &self.config.detect, self.generation);
+            self.background_snapshot = Some(self.tracker.snapshot());
+            self.tracker.background_detection_started();
+        }
+
+        let (mut faces, mut matched, mut corrections, mut memories) = self.follow_all(image)?;
+        let mut from_detector = vec![false; faces.len()];
+        if let Some(then) = frame_then {
+            let joined = match then.view() {
+                Some(view) if !fresh.is_empty() => self.bring_forward(&view, image, &fresh),
+                _ => Ok(Default::default()),
+            };
+            self.recycle(then);
+            let (mut new_faces, new_corrections, new_memories) = joined?;
+            let mut taken = vec![false; self.tracker.track_count()];
+            for &ti in matched.iter().flatten() {
+                taken[ti] = true;
+            }
+            matched.extend(self.tracker.assign_ids(&mut new_faces, &taken));
+            corrections.extend(new_corrections);
+            memories.extend(new_memories);
+            from_detector.resize(faces.len() + new_faces.len(), true);
+            faces.extend(new_faces);
+        }
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        self.times = StageTimes {
+            detect: detected_ms.unwrap_or(0.0),
+            landmarks: ms,
+            pose: 0.0,
+        };
+        self.tracker.finish_background_frame(detected_ms, ms);
+        self.store_frame(
+            faces,
+            (matched, corrections, memories),
+            &from_detector,
+            false,
+            dt,
+        )
+    }
+
+    fn recycle(&mut self, image: OwnedImage) {
+        if let Some(b) = self.background.as_mut() {
+            b.recycle(image);
+        }
+    }
+
+    /// Faces a background detection found on `then` (an earlier frame) that no track had, brought
+    /// to the current frame `now`: the full landmark passes on `then` from the detections, one
+    /// pass on `now` from those landmarks, then the pose. Faces whose landmarks on `now` are no
+    /// plausible next position are left for the next detection.
+    fn bring_forward(
+        &mut self,
+        then: &ImageView,
+        now: &ImageView,
+        fresh: &[Detection],
+    ) -> Result<(
+        Vec<Face>,
+        Vec<Option<MirrorCorrection>>,
+        Vec<Option<RegressorMemory>>,
+    )> {
+        let crops = fresh
+            .iter()
+            .map(|d| self.landmarker.crop_from_detection(d))
+            .collect();
+        let (landmarks_then, _) =
+            self.landmark_passes(then, crops, self.config.refine_passes, false)?;
+        let mut kept = Vec::new();
+        let mut crops = Vec::new();
+        for (d, l) in fresh.iter().zip(landmarks_then) {
+            if let Some(crop) = self.landmarker.crop_from_landmarks(&l.points) {
+                kept.push((*d, l.points));
+                crops.push(crop);
+            }
+        }
+        let (landmarks_now, corrections) = self.landmark_passes(now, crops, 0, true)?;
+        let (w, h) = (now.width() as f32, now.height() as f32);
+        let mut detections = Vec::new();
+        let mut landmarks = Vec::new();
+        let mut kept_corrections = Vec::new();
+        for (k, ((d, points_then), l)) in kept.iter().zip(landmarks_now).enumerate() {
+            if let Some(forward) = forward_detection(d, points_then, &l, w, h) {
+                detections.push(forward);
+                landmarks.push(l);
+                kept_corrections.push(corrections.get(k).cloned());
+            }
+        }
+        let (faces, memories) = self.solve(now, &detections, landmarks, None)?;
+        Ok((faces, kept_corrections, memories))
     }
 
     /// A tracking frame: every visible track followed by its landmarks; tracks that fail are
@@ -132,7 +298,7 @@ impl Engine {
     /// overlap, which also brings back remembered lost tracks.
     fn detect_and_follow(&mut self, image: &ImageView) -> Result<Followed> {
         let t0 = Instant::now();
-        let detections = self.detector.detect(image, &self.config.detect)?;
+        let detections = self.detect_now(image)?;
         let t1 = Instant::now();
         let det_boxes: Vec<BBox> = detections.iter().map(|d| d.bbox).collect();
         let det_track = self.tracker.match_visible(&det_boxes);

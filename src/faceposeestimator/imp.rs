@@ -43,6 +43,7 @@ const DEFAULT_MIN_FACE_SIZE: u32 = 0;
 const DEFAULT_DRAW: bool = false;
 const DEFAULT_POST_MESSAGES: bool = false;
 const DEFAULT_DETECTION_INTERVAL: u32 = 0;
+const DEFAULT_ASYNC_DETECTION: bool = true;
 const DEFAULT_SMOOTHING: f64 = 0.0;
 const DEFAULT_PRESENCE_THRESHOLD: f32 = engine::track::DEFAULT_PRESENCE_THRESHOLD;
 const DEFAULT_QOS: bool = true;
@@ -83,6 +84,7 @@ struct Settings {
     post_messages: bool,
     json_location: Option<String>,
     detection_interval: u32,
+    async_detection: bool,
     smoothing: f64,
     presence_threshold: f32,
 }
@@ -113,6 +115,7 @@ impl Default for Settings {
             post_messages: DEFAULT_POST_MESSAGES,
             json_location: None,
             detection_interval: DEFAULT_DETECTION_INTERVAL,
+            async_detection: DEFAULT_ASYNC_DETECTION,
             smoothing: DEFAULT_SMOOTHING,
             presence_threshold: DEFAULT_PRESENCE_THRESHOLD,
         }
@@ -164,6 +167,7 @@ impl Settings {
         c.runtime.threads = self.inference_threads as usize;
         c.runtime.tensorrt_cache = self.tensorrt_cache.as_ref().map(PathBuf::from);
         c.detect = self.detect_config();
+        c.async_detection = self.async_detection;
         c
     }
 }
@@ -341,7 +345,7 @@ impl ObjectImpl for FacePoseEstimator {
                     .build(),
                 glib::ParamSpecUInt::builder("inference-threads")
                     .nick("Inference threads")
-                    .blurb("Threads per model for ONNX Runtime on the CPU (0: ONNX Runtime chooses)")
+                    .blurb("Threads per model for ONNX Runtime on the CPU (0: automatic: the landmark and head-pose models run on the streaming thread itself, the detector on one thread per core)")
                     .maximum(256)
                     .default_value(DEFAULT_INFERENCE_THREADS)
                     .mutable_ready()
@@ -414,10 +418,16 @@ impl ObjectImpl for FacePoseEstimator {
                     .build(),
                 glib::ParamSpecUInt::builder("detection-interval")
                     .nick("Detection interval")
-                    .blurb("Run the detector every N frames and follow faces by their landmarks in between (1 = every frame; 0 = automatic: when a face is lost or none is tracked, else every 10 frames)")
+                    .blurb("Run the detector every N frames and follow faces by their landmarks in between (1 = every frame, in line, the faces of a still picture; 0 = automatic: soon after a face is lost or while none is tracked, else every 10 to 60 frames so that detection takes about a fifth of the work)")
                     .maximum(10_000)
                     .default_value(DEFAULT_DETECTION_INTERVAL)
                     .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("async-detection")
+                    .nick("Detection in the background")
+                    .blurb("While tracking (detection-interval other than 1), run the detector on a thread of its own on a copy of the frame where it is due; its new faces join a few frames later, brought forward by their landmarks, and frames never wait for it (false: detection frames wait for the detector, deterministic)")
+                    .default_value(DEFAULT_ASYNC_DETECTION)
+                    .mutable_ready()
                     .build(),
                 glib::ParamSpecDouble::builder("smoothing")
                     .nick("Smoothing")
@@ -484,6 +494,7 @@ impl ObjectImpl for FacePoseEstimator {
             "draw" => s.draw = value.get().expect("type checked upstream"),
             "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
             "json-location" => s.json_location = string(),
+            "async-detection" => s.async_detection = value.get().expect("type checked upstream"),
             "detection-interval" => {
                 s.detection_interval = value.get().expect("type checked upstream")
             }
@@ -538,6 +549,7 @@ impl ObjectImpl for FacePoseEstimator {
             "post-messages" => s.post_messages.to_value(),
             "json-location" => s.json_location.to_value(),
             "detection-interval" => s.detection_interval.to_value(),
+            "async-detection" => s.async_detection.to_value(),
             "smoothing" => s.smoothing.to_value(),
             "presence-threshold" => s.presence_threshold.to_value(),
             _ => unimplemented!(),

@@ -2,6 +2,7 @@
 //! Face detectors: one file per model family, sharing the input fitting, the mapping back to the
 //! frame, non-maximum suppression and the filters of [`DetectConfig`].
 
+pub mod background;
 pub mod blazeface;
 pub mod retinaface;
 

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The detector on a thread of its own: the streaming thread hands it a copy of a frame and goes
+//! on; the faces come back when they are ready, tagged with the generation they were asked for
+//! in (a reset of the stream moves the generation on, so late answers for a stream that is gone
+//! are recognised and dropped). One job at a time; the thread ends when the worker is dropped
+//! (after the job in hand, if any).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use super::{DetectConfig, Detection, Detector};
+use crate::engine::error::{Error, Result};
+use crate::engine::image::{ImageView, OwnedImage};
+
+/// The detector, shared by the streaming thread (still pictures, the first frame of a stream,
+/// `detection-interval` 1) and the background thread.
+pub type SharedDetector = Arc<Mutex<Detector>>;
+
+/// Locks the shared detector (a panic elsewhere does not make it unusable).
+pub fn lock(detector: &SharedDetector) -> MutexGuard<'_, Detector> {
+    detector.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Job {
+    image: OwnedImage,
+    config: DetectConfig,
+    generation: u64,
+}
+
+/// A finished background detection.
+pub struct Finished {
+    /// The frame it ran on (also the storage for the next copy: give it back with
+    /// [`BackgroundDetector::recycle`]).
+    pub image: OwnedImage,
+    pub generation: u64,
+    pub detections: Result<Vec<Detection>>,
+    /// Milliseconds the detector took.
+    pub ms: f64,
+}
+
+#[derive(Default)]
+struct State {
+    job: Option<Job>,
+    finished: Option<Finished>,
+    running: bool,
+    stop: bool,
+}
+
+type Shared = Arc<(Mutex<State>, Condvar)>;
+
+fn state(shared: &Shared) -> MutexGuard<'_, State> {
+    shared.0.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The background detection thread.
+pub struct BackgroundDetector {
+    shared: Shared,
+    thread: Option<JoinHandle<()>>,
+    spare: OwnedImage,
+}
+
+impl BackgroundDetector {
+    /// Starts the thread.
+    pub fn start(detector: SharedDetector) -> Result<BackgroundDetector> {
+        let shared: Shared = Arc::default();
+        let theirs = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("facepose-detect".into())
+            .spawn(move || run(detector, theirs))
+            .map_err(|e| Error::Config(format!("cannot start the detection thread: {e}")))?;
+        Ok(BackgroundDetector {
+            shared,
+            thread: Some(thread),
+            spare: OwnedImage::default(),
+        })
+    }
+
+    /// Whether a job is waiting, running or finished and not yet taken.
+    pub fn is_busy(&self) -> bool {
+        let s = state(&self.shared);
+        s.job.is_some() || s.running || s.finished.is_some()
+    }
+
+    /// Hands over a copy of `image` to detect with `config`; the streaming thread returns at once.
+    /// Call only when not [`busy`](Self::is_busy).
+    pub fn submit(&mut self, image: &ImageView, config: &DetectConfig, generation: u64) {
+        let mut copy = std::mem::take(&mut self.spare);
+        copy.copy_from(image);
+        let mut s = state(&self.shared);
+        s.job = Some(Job {
+            image: copy,
+            config: *config,
+            generation,
+        });
+        self.shared.1.notify_all();
+    }
+
+    /// The finished detection, if there is one (never waits).
+    pub fn take_finished(&mut self) -> Option<Finished> {
+        state(&self.shared).finished.take()
+    }
+
+    /// Gives back a finished job's frame storage for the next copy.
+    pub fn recycle(&mut self, image: OwnedImage) {
+        self.spare = image;
+    }
+}
+
+impl Drop for BackgroundDetector {
+    fn drop(&mut self) {
+        state(&self.shared).stop = true;
+        self.shared.1.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(detector: SharedDetector, shared: Shared) {
+    loop {
+        let job = {
+            let mut s = state(&shared);
+            loop {
+                if s.stop {
+                    return;
+                }
+                if let Some(job) = s.job.take() {
+                    s.running = true;
+                    break job;
+                }
+                s = shared.1.wait(s).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        let started = Instant::now();
+        let detections = match job.image.view() {
+            Some(view) => catch_unwind(AssertUnwindSafe(|| {
+                lock(&detector).detect(&view, &job.config)
+            }))
+            .unwrap_or_else(|_| {
+                Err(Error::Config(
+                    "the detection thread failed unexpectedly (a bug: please report it)".into(),
+                ))
+            }),
+            None => Ok(Vec::new()),
+        };
+        let mut s = state(&shared);
+        s.running = false;
+        s.finished = Some(Finished {
+            image: job.image,
+            generation: job.generation,
+            detections,
+            ms: started.elapsed().as_secs_f64() * 1e3,
+        });
+    }
+}
