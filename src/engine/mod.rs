@@ -41,7 +41,7 @@ pub use track::TrackConfig;
 
 use std::collections::HashMap;
 
-use detect::background::{self as background_detect, BackgroundDetector, SharedDetector};
+use detect::background::{BackgroundDetector, DetectorSource};
 use geometry::RotatedRect;
 use headpose::Regressor;
 use mirror::{average_with_mirror, mirror_correction};
@@ -149,7 +149,7 @@ pub struct StageTimes {
 
 /// Detector, landmarker and pose solver, loaded once and run per frame.
 pub struct Engine {
-    detector: SharedDetector,
+    detector: Detector,
     /// The detection thread, started on the first background detection.
     background: Option<BackgroundDetector>,
     /// The visible tracks when the background detection in flight was started.
@@ -196,6 +196,20 @@ fn inline_runtime(runtime: &RuntimeOptions) -> RuntimeOptions {
     }
 }
 
+/// The detector's runtime options: with `threads` 0 (automatic), one thread per core in line, and
+/// one fewer in the background, which leaves a core to the streaming thread (with every core, a
+/// pool thread took the landmark model's core each time the detector ran).
+fn detector_runtime(runtime: &RuntimeOptions, background: bool) -> RuntimeOptions {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    RuntimeOptions {
+        threads: match runtime.threads {
+            0 if background => cores.saturating_sub(1).max(1),
+            n => n,
+        },
+        ..runtime.clone()
+    }
+}
+
 /// Checks a camera field of view (degrees, 0 = off).
 fn check_camera_fov(fov: f32) -> Result<()> {
     if (0.0..=CAMERA_FOV_MAX).contains(&fov) {
@@ -234,7 +248,7 @@ impl Engine {
         let detector = Detector::load(
             &config.detector_model,
             config.detector_descriptor.as_deref(),
-            &config.runtime,
+            &detector_runtime(&config.runtime, false),
         )?;
         let landmarker = Landmarker::load(
             &config.landmark_model,
@@ -300,7 +314,7 @@ impl Engine {
         };
         Ok(Engine {
             mirror,
-            detector: std::sync::Arc::new(std::sync::Mutex::new(detector)),
+            detector,
             background: None,
             background_snapshot: None,
             generation: 0,
@@ -330,14 +344,23 @@ impl Engine {
         Ok(())
     }
 
-    /// The detector (shared with the detection thread, which may hold it for one detection).
-    pub fn detector(&self) -> std::sync::MutexGuard<'_, Detector> {
-        background_detect::lock(&self.detector)
+    /// The detector that runs in line (the background thread loads a session of its own).
+    pub fn detector(&self) -> &Detector {
+        &self.detector
     }
 
     /// Runs the detector on `image` on this thread.
     fn detect_now(&mut self, image: &ImageView) -> Result<Vec<Detection>> {
-        background_detect::lock(&self.detector).detect(image, &self.config.detect)
+        self.detector.detect(image, &self.config.detect)
+    }
+
+    /// What the background detection thread loads: the same detector, with fewer threads.
+    fn background_source(&self) -> DetectorSource {
+        DetectorSource {
+            model: self.config.detector_model.clone(),
+            descriptor: self.config.detector_descriptor.clone(),
+            runtime: detector_runtime(&self.config.runtime, true),
+        }
     }
 
     pub fn landmarker(&self) -> &Landmarker {
@@ -363,7 +386,7 @@ impl Engine {
 
     /// Warnings raised while loading (execution-provider fallbacks).
     pub fn warnings(&self) -> Vec<String> {
-        let mut w = self.detector().model().warnings.clone();
+        let mut w = self.detector.model().warnings.clone();
         w.extend(self.landmarker.model().warnings.iter().cloned());
         if let Some(r) = &self.regressor {
             w.extend(r.model().warnings.iter().cloned());
@@ -384,7 +407,7 @@ impl Engine {
 
     /// The execution provider that runs the models.
     pub fn provider(&self) -> &'static str {
-        self.detector().model().provider
+        self.detector.model().provider
     }
 
     /// Stage timings of the last processed frame.

@@ -182,7 +182,7 @@ impl Engine {
                 Some(b) => b,
                 None => self
                     .background
-                    .insert(BackgroundDetector::start(self.detector.clone())?),
+                    .insert(BackgroundDetector::start(self.background_source())?),
             };
             background.submit(image, &self.config.detect, self.generation);
             self.background_snapshot = Some(self.tracker.snapshot());

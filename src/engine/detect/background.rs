@@ -4,8 +4,13 @@
 //! in (a reset of the stream moves the generation on, so late answers for a stream that is gone
 //! are recognised and dropped). One job at a time; the thread ends when the worker is dropped
 //! (after the job in hand, if any).
+//!
+//! The thread loads its own session of the detector (with the threads the engine gives it, fewer
+//! than the in-line detector's so that the streaming thread keeps its core), so the streaming
+//! thread never waits for that either; a load that fails is reported as the answer to every job.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -13,14 +18,14 @@ use std::time::Instant;
 use super::{DetectConfig, Detection, Detector};
 use crate::engine::error::{Error, Result};
 use crate::engine::image::{ImageView, OwnedImage};
+use crate::engine::runtime::RuntimeOptions;
 
-/// The detector, shared by the streaming thread (still pictures, the first frame of a stream,
-/// `detection-interval` 1) and the background thread.
-pub type SharedDetector = Arc<Mutex<Detector>>;
-
-/// Locks the shared detector (a panic elsewhere does not make it unusable).
-pub fn lock(detector: &SharedDetector) -> MutexGuard<'_, Detector> {
-    detector.lock().unwrap_or_else(|e| e.into_inner())
+/// The detector the background thread loads.
+#[derive(Debug, Clone)]
+pub struct DetectorSource {
+    pub model: PathBuf,
+    pub descriptor: Option<PathBuf>,
+    pub runtime: RuntimeOptions,
 }
 
 struct Job {
@@ -62,13 +67,13 @@ pub struct BackgroundDetector {
 }
 
 impl BackgroundDetector {
-    /// Starts the thread.
-    pub fn start(detector: SharedDetector) -> Result<BackgroundDetector> {
+    /// Starts the thread, which loads `source` before its first job.
+    pub fn start(source: DetectorSource) -> Result<BackgroundDetector> {
         let shared: Shared = Arc::default();
         let theirs = shared.clone();
         let thread = std::thread::Builder::new()
             .name("facepose-detect".into())
-            .spawn(move || run(detector, theirs))
+            .spawn(move || run(source, theirs))
             .map_err(|e| Error::Config(format!("cannot start the detection thread: {e}")))?;
         Ok(BackgroundDetector {
             shared,
@@ -118,7 +123,9 @@ impl Drop for BackgroundDetector {
     }
 }
 
-fn run(detector: SharedDetector, shared: Shared) {
+fn run(source: DetectorSource, shared: Shared) {
+    let mut detector = Detector::load(&source.model, source.descriptor.as_deref(), &source.runtime)
+        .map_err(|e| e.to_string());
     loop {
         let job = {
             let mut s = state(&shared);
@@ -134,16 +141,20 @@ fn run(detector: SharedDetector, shared: Shared) {
             }
         };
         let started = Instant::now();
-        let detections = match job.image.view() {
-            Some(view) => catch_unwind(AssertUnwindSafe(|| {
-                lock(&detector).detect(&view, &job.config)
-            }))
-            .unwrap_or_else(|_| {
-                Err(Error::Config(
-                    "the detection thread failed unexpectedly (a bug: please report it)".into(),
-                ))
-            }),
-            None => Ok(Vec::new()),
+        let detections = match (job.image.view(), detector.as_mut()) {
+            (Some(view), Ok(detector)) => {
+                catch_unwind(AssertUnwindSafe(|| detector.detect(&view, &job.config)))
+                    .unwrap_or_else(|_| {
+                        Err(Error::Config(
+                            "the detection thread failed unexpectedly (a bug: please report it)"
+                                .into(),
+                        ))
+                    })
+            }
+            (_, Err(why)) => Err(Error::Config(format!(
+                "the background detector could not be loaded: {why}"
+            ))),
+            (None, _) => Ok(Vec::new()),
         };
         let mut s = state(&shared);
         s.running = false;
