@@ -232,8 +232,8 @@ impl Engine {
 
     /// Faces a background detection found on `then` (an earlier frame) that no track had, brought
     /// to the current frame `now`: the full landmark passes on `then` from the detections, one
-    /// pass on `now` from those landmarks, then the pose. Faces whose landmarks on `now` are no
-    /// plausible next position are left for the next detection.
+    /// pass on `now` from those landmarks, then the pose as on a tracking frame. Faces whose
+    /// landmarks on `now` are no plausible next position are left for the next detection.
     fn bring_forward(
         &mut self,
         then: &ImageView,
@@ -270,7 +270,9 @@ impl Engine {
                 kept_corrections.push(corrections.get(k).cloned());
             }
         }
-        let (faces, memories) = self.solve(now, &detections, landmarks, None)?;
+        // As on a tracking frame: the regressor for turned faces only, without the mirrored crop.
+        let no_memory = vec![None; detections.len()];
+        let (faces, memories) = self.solve(now, &detections, landmarks, Some(&no_memory))?;
         Ok((faces, kept_corrections, memories))
     }
 
