@@ -67,10 +67,14 @@ eval-matrix: build
 # legacy FaceMesh (mediapipe==0.10.21 in the bench-only venv .cache/bench-venv), same frames, same
 # run; out/bench.md. scripts/bench.sh sets both up (a second run only checks); without them the
 # bench says so and runs without. BENCH_ARGS=--quick for a one-run smoke test, --no-mediapipe.
+# Then many cameras in one process: 1 and 8 pipelines of 640x480 (resident memory per extra
+# pipeline, total fps); out/many_pipelines.md. crop_bench: ms per crop per pixel format.
 BENCH_ARGS ?=
 bench: build
 	@bash scripts/bench.sh
 	$(CARGO) run --release --quiet --example bench -- $(BENCH_ARGS)
+	$(CARGO) run --release --quiet --example many_pipelines | tee out/many_pipelines.md
+	$(CARGO) run --release --quiet --example crop_bench | tee out/crop_bench.md
 
 # Memory soak (not part of `make test`): SOAK_FRAMES frames with a face through the element; fails
 # when resident memory grows by 5 % or more, or on a bus error. About 35 minutes on a 2-core machine.

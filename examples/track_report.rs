@@ -2,7 +2,7 @@
 //! How tracking compares with detection on every frame, on a real video.
 //!
 //! `cargo run --release --example track_report -- [VIDEO] [--interval N] [--smoothing S]
-//! [--input-size N] [--frames N]`
+//! [--input-size N] [--frames N] [--no-async-detection]`
 //!
 //! Decodes the video (default `../shared/videos/multiface_1080p.mp4`) and runs every frame through
 //! two engines: one tracking (`--interval`, default 0 = automatic), one running the detector on
@@ -25,6 +25,7 @@ struct Options {
     smoothing: f32,
     input_size: Option<usize>,
     frames: usize,
+    async_detection: bool,
 }
 
 fn parse() -> Result<Options, String> {
@@ -37,6 +38,7 @@ fn parse() -> Result<Options, String> {
         smoothing: 0.0,
         input_size: None,
         frames: usize::MAX,
+        async_detection: true,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -64,6 +66,7 @@ fn parse() -> Result<Options, String> {
                     .parse()
                     .map_err(|_| "--frames needs a whole number")?
             }
+            "--no-async-detection" => o.async_detection = false,
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             _ => o.video = PathBuf::from(a),
         }
@@ -177,6 +180,7 @@ fn run() -> Result<(), String> {
     eprintln!("decoding {} …", o.video.display());
     let (width, height, frames) = decode(&o.video, o.frames)?;
     let mut config = EngineConfig::default();
+    config.async_detection = o.async_detection;
     if let Some(s) = o.input_size {
         config.detect.input_size = s;
     }
@@ -237,11 +241,16 @@ fn run() -> Result<(), String> {
     }
     let n = frames.len() as f64;
     println!(
-        "{}: {} frames {width}×{height}; tracking: detection-interval {}, smoothing {}",
+        "{}: {} frames {width}×{height}; tracking: detection-interval {}, smoothing {}, detection {}",
         o.video.display(),
         frames.len(),
         o.interval,
-        o.smoothing
+        o.smoothing,
+        if o.async_detection {
+            "in the background"
+        } else {
+            "in line"
+        }
     );
     println!("| | detector runs | distinct ids | id switches | continued | ms/frame (engine) |");
     println!("|---|---|---|---|---|---|");
