@@ -14,7 +14,8 @@
 //!   `--camera-fov DEG` (0: angles relative to each face's line of sight), `--no-mirror` (no mirror
 //!   averaging);
 //! - engine: `--input-size N`, `--refine N`, `--threads N`, `--track-frames N` (each picture as a
-//!   still video of N frames through the tracker; the last frame is scored), `--smoothing S` (with
+//!   still video of N frames through the tracker; the last frame is scored), `--smoothing S` and
+//!   `--no-async-detection` (detection in line, as `async-detection=false`; with
 //!   `--track-frames`);
 //! - `--out DIR` (default `out/eval`);
 //! - `--tune-fusion`: grid-search the fusion's parameters on the tuning fifth (see below) from each
@@ -60,6 +61,7 @@ struct Options {
     no_pose_model: bool,
     camera_fov: Option<f32>,
     threads: Option<usize>,
+    async_detection: bool,
     matrix: bool,
     tune_fusion: bool,
     no_mirror: bool,
@@ -72,7 +74,7 @@ const USAGE: &str = "usage: evaluate LABELS.csv [--all] [--limit N] [--every K] 
     [--input-size N] [--refine N] [--threads N] [--detector PATH] [--detector-descriptor PATH] \
     [--landmarker PATH] [--landmark-descriptor PATH] [--pose-method fused|regression|rigid|seed-linear] \
     [--pose-model PATH] [--pose-descriptor PATH] [--no-pose-model] [--camera-fov DEG] [--no-mirror] \
-    [--track-frames N] [--smoothing S] [--tune-fusion] [--matrix]";
+    [--track-frames N] [--smoothing S] [--no-async-detection] [--tune-fusion] [--matrix]";
 
 fn parse_args() -> Result<Options, String> {
     let mut o = Options {
@@ -93,6 +95,7 @@ fn parse_args() -> Result<Options, String> {
         no_pose_model: false,
         camera_fov: None,
         threads: None,
+        async_detection: true,
         matrix: false,
         tune_fusion: false,
         no_mirror: false,
@@ -120,6 +123,7 @@ fn parse_args() -> Result<Options, String> {
             "--input-size" => o.input_size = Some(number("--input-size", args.next())?),
             "--refine" => o.refine = Some(number("--refine", args.next())?),
             "--threads" => o.threads = Some(number("--threads", args.next())?),
+            "--no-async-detection" => o.async_detection = false,
             "--detector" => o.detector = path(&a, args.next())?,
             "--detector-descriptor" => o.detector_descriptor = path(&a, args.next())?,
             "--landmarker" => o.landmarker = path(&a, args.next())?,
@@ -183,6 +187,7 @@ fn engine_config(o: &Options) -> Result<EngineConfig, String> {
     if let Some(t) = o.threads {
         config.runtime.threads = t;
     }
+    config.async_detection = o.async_detection;
     if let Some(d) = &o.detector {
         config.detector_model = d.clone();
     }

@@ -180,11 +180,12 @@ pub struct Engine {
     regressor_crops: u64,
 }
 
-/// The runtime options of the per-face models (landmarks, head pose): with `threads` 0 (automatic)
-/// they run on the calling thread. Measured on 2 cores: FaceMesh took 0.58 ms on one thread and
-/// 0.6-0.8 ms with a pool of two (the hand-off and the wake-ups cost more than the split saves on
-/// so small a model); WHENet 6.1 ms and 6.8-8.9 ms. The detector keeps ONNX Runtime's choice (a
-/// thread per core): a 640×480 input runs in 23 ms on two threads, 27 ms on one.
+/// The runtime options of the landmark model: with `threads` 0 (automatic) it runs on the calling
+/// thread, without a pool. Measured on 2 quiet cores: FaceMesh took 0.57 ms on one thread and 0.76
+/// ms with a pool of two (1.16 and 1.32 ms at batch 2): the hand-offs and wake-ups cost more than
+/// the split saves on so small a model. The head-pose regressor (WHENet: 6.7 ms on one thread,
+/// 5.3 ms on two) and the detector (RetinaFace at 640×480: 27 and 15 ms) keep ONNX Runtime's
+/// choice, a thread per core.
 fn inline_runtime(runtime: &RuntimeOptions) -> RuntimeOptions {
     RuntimeOptions {
         threads: if runtime.threads > 0 {
@@ -231,7 +232,7 @@ impl Engine {
             (Some(path), m) if m.needs_regressor() => Some(Regressor::load(
                 path,
                 config.pose_descriptor.as_deref(),
-                &inline,
+                &config.runtime,
             )?),
             (None, PoseMethod::Regression) => {
                 return Err(Error::Config(
@@ -424,11 +425,11 @@ impl Engine {
             .iter()
             .map(|d| self.landmarker.crop_from_detection(d))
             .collect();
-        let (landmarks, corrections) =
-            self.landmark_passes(image, crops, self.config.refine_passes, true)?;
+        let ((landmarks, corrections), early) =
+            self.landmarks_beside_regressor(image, &detections, crops)?;
         self.last_corrections = corrections;
         let t2 = Instant::now();
-        let (mut faces, _) = self.solve(image, &detections, landmarks, None)?;
+        let (mut faces, _) = self.solve_with(image, &detections, landmarks, None, early)?;
         for (i, f) in faces.iter_mut().enumerate() {
             f.id = i as u64;
         }
@@ -440,6 +441,47 @@ impl Engine {
             pose: ms(t2, t3),
         };
         Ok(faces)
+    }
+
+    /// The still path's landmark passes from `crops`, and, when the head-pose regressor crops from
+    /// the detector's box alone, its plain estimate of every detection, run on a second thread
+    /// meanwhile (the two models on two cores: on this project's 2-core machine the regressor
+    /// took 5.3 ms after the passes' 3.4 ms, and now overlaps them).
+    #[allow(clippy::type_complexity)]
+    fn landmarks_beside_regressor(
+        &mut self,
+        image: &ImageView,
+        detections: &[Detection],
+        crops: Vec<RotatedRect>,
+    ) -> Result<(
+        (Vec<Landmarks>, Vec<MirrorCorrection>),
+        Option<Vec<Option<Pose>>>,
+    )> {
+        let refine = self.config.refine_passes;
+        let mut regressor = match self.regressor.take() {
+            Some(r) if !r.crop_rule().needs_landmarks() && !detections.is_empty() => r,
+            other => {
+                self.regressor = other;
+                return Ok((self.landmark_passes(image, crops, refine, true)?, None));
+            }
+        };
+        let faces: Vec<(geometry::BBox, &[[f32; 3]], bool)> = detections
+            .iter()
+            .map(|d| (d.bbox, &[][..], false))
+            .collect();
+        let (landmarks, early) = std::thread::scope(|s| {
+            let beside = s.spawn(|| regressor.run(image, &faces));
+            let landmarks = self.landmark_passes(image, crops, refine, true);
+            let early = beside.join().unwrap_or_else(|_| {
+                Err(Error::Config(
+                    "the head-pose regressor's thread failed unexpectedly (a bug: please report it)"
+                        .into(),
+                ))
+            });
+            (landmarks, early)
+        });
+        self.regressor = Some(regressor);
+        Ok((landmarks?, Some(early?)))
     }
 
     /// Landmarks for each crop, re-cropped from the landmarks `refine_passes` times; with

@@ -345,7 +345,7 @@ impl ObjectImpl for FacePoseEstimator {
                     .build(),
                 glib::ParamSpecUInt::builder("inference-threads")
                     .nick("Inference threads")
-                    .blurb("Threads per model for ONNX Runtime on the CPU (0: automatic: the landmark and head-pose models run on the streaming thread itself, the detector on one thread per core)")
+                    .blurb("Threads per model for ONNX Runtime on the CPU (0: automatic: the landmark model runs on the streaming thread itself, the head-pose model and the detector on one thread per core, the background detector on one fewer)")
                     .maximum(256)
                     .default_value(DEFAULT_INFERENCE_THREADS)
                     .mutable_ready()

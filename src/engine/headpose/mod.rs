@@ -59,6 +59,11 @@ pub struct CropRule {
 }
 
 impl CropRule {
+    /// Whether the crop depends on the landmarks (else only on the detector's box).
+    pub fn needs_landmarks(&self) -> bool {
+        self.source == CropSource::Landmarks
+    }
+
     /// The crop (frame pixels, axis-aligned, may extend past the frame: padded with black) for a
     /// face with detector box `bbox` and optional `landmarks`.
     pub fn region(&self, bbox: &BBox, landmarks: &[[f32; 3]]) -> BBox {
@@ -154,23 +159,47 @@ impl Regressor {
         let mut crops: Vec<(BBox, bool)> = regions.iter().map(|r| (*r, false)).collect();
         let mirrored: Vec<usize> = (0..faces.len()).filter(|&i| faces[i].2).collect();
         crops.extend(mirrored.iter().map(|&i| (regions[i], true)));
-        let mut out = if self.model.dynamic_batch {
-            self.run_batch(image, &crops)?
+        let mut out = self.run_crops(image, &crops)?;
+        let flipped = out.split_off(regions.len());
+        Ok(average_flagged(out, &mirrored, flipped))
+    }
+
+    /// [`Regressor::run`] for faces whose plain estimates (`plain`, one per face) are known
+    /// already: runs only the mirrored crops of the flagged faces and averages them in.
+    pub fn complete_with_mirror(
+        &mut self,
+        image: &ImageView,
+        plain: Vec<Option<Pose>>,
+        faces: &[(BBox, &[[f32; 3]], bool)],
+    ) -> Result<Vec<Option<Pose>>> {
+        let mirrored: Vec<usize> = (0..faces.len()).filter(|&i| faces[i].2).collect();
+        let crops: Vec<(BBox, bool)> = mirrored
+            .iter()
+            .map(|&i| (self.crop.region(&faces[i].0, faces[i].1), true))
+            .collect();
+        let flipped = if crops.is_empty() {
+            Vec::new()
+        } else {
+            self.run_crops(image, &crops)?
+        };
+        Ok(average_flagged(plain, &mirrored, flipped))
+    }
+
+    /// Runs the model on `crops`, in one batch when the model allows it.
+    fn run_crops(
+        &mut self,
+        image: &ImageView,
+        crops: &[(BBox, bool)],
+    ) -> Result<Vec<Option<Pose>>> {
+        if self.model.dynamic_batch {
+            self.run_batch(image, crops)
         } else {
             let mut out = Vec::with_capacity(crops.len());
-            for c in &crops {
+            for c in crops {
                 out.extend(self.run_batch(image, std::slice::from_ref(c))?);
             }
-            out
-        };
-        let flipped = out.split_off(regions.len());
-        for (&i, m) in mirrored.iter().zip(flipped) {
-            out[i] = match (out[i], m) {
-                (Some(p), Some(m)) => Some(average_with_mirror(p, m)),
-                _ => None,
-            };
+            Ok(out)
         }
-        Ok(out)
     }
 
     /// Runs the model on axis-aligned crops, each mirrored left to right when flagged.
@@ -206,6 +235,22 @@ impl Regressor {
             decode.decode(&path, outputs, n)
         })
     }
+}
+
+/// `plain` with the estimates of the faces `mirrored` averaged with their mirrored-crop estimates
+/// `flipped` (in the same order).
+fn average_flagged(
+    mut plain: Vec<Option<Pose>>,
+    mirrored: &[usize],
+    flipped: Vec<Option<Pose>>,
+) -> Vec<Option<Pose>> {
+    for (&i, m) in mirrored.iter().zip(flipped) {
+        plain[i] = match (plain[i], m) {
+            (Some(p), Some(m)) => Some(average_with_mirror(p, m)),
+            _ => None,
+        };
+    }
+    plain
 }
 
 /// The mean of an estimate and the estimate on the mirrored crop (whose yaw and roll have the
