@@ -56,7 +56,7 @@ cargo-deb:
 # The Debian 12 package gstreamer1.0-facepose (Cargo.toml [package.metadata.deb]) in target/debian/.
 deb: setup copyright cargo-deb
 	@rm -f target/debian/gstreamer1.0-facepose_*.deb
-	$(CARGO_DEB) deb --output target/debian
+	$(CARGO_DEB) deb --strip --output target/debian
 	@ls -l target/debian/gstreamer1.0-facepose_*.deb
 
 # Clean-room check of the package in a fresh Debian 12 (debootstrap, cached under .cache/debian):
