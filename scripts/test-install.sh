@@ -147,7 +147,7 @@ if ! diff -u "$WORK/deb-files.txt" "$WORK/install-files.txt" > "$WORK/files.diff
 fi
 log "  make install and the package ship the same $(wc -l < "$WORK/deb-files.txt") files"
 # The plugin from there loads its models from there, whatever the source tree has.
-GST_PLUGIN_PATH="$plugin_dir" GST_PLUGIN_SYSTEM_PATH= GST_REGISTRY="$WORK/registry.bin" GST_DEBUG=faceposeestimator:4 \
+GST_PLUGIN_PATH="$plugin_dir" GST_REGISTRY="$WORK/registry.bin" GST_DEBUG=faceposeestimator:4 GST_DEBUG_NO_COLOR=1 \
     gst-launch-1.0 -q filesrc location="$PICTURE" ! decodebin ! videoconvert \
     ! faceposeestimator $PROPS json-location="$WORK/destdir.jsonl" ! fakesink > "$WORK/destdir-run.log" 2>&1 \
     || { tail -20 "$WORK/destdir-run.log" >&2; fail "the plugin installed into DESTDIR does not run"; }
@@ -221,7 +221,9 @@ fi
 
 # gst-inspect-1.0 finds the element with no GST_PLUGIN_PATH.
 clean gst-inspect-1.0 faceposeestimator > $OUT/inspect.txt 2>&1 || { cat $OUT/inspect.txt; bad "gst-inspect-1.0 faceposeestimator"; }
-grep -q "Filename *$PLUGIN" $OUT/inspect.txt || bad "gst-inspect-1.0 does not show $PLUGIN"
+# (merged /usr: GStreamer may name it by /lib/..., the same file)
+grep -Eq "Filename +(/usr)?/lib/x86_64-linux-gnu/gstreamer-1.0/libgstfacepose.so" $OUT/inspect.txt \
+    || { head -30 $OUT/inspect.txt; bad "gst-inspect-1.0 does not show $PLUGIN"; }
 say "gst-inspect-1.0 faceposeestimator: $(grep -m1 'Long-name' $OUT/inspect.txt | sed 's/^ *//')"
 
 clean gst-launch-1.0 -q filesrc location=$IN/picture.png ! decodebin ! videoconvert \
@@ -252,7 +254,9 @@ damaged $ORTDIR/libonnxruntime.so.1.31.1 runtime
 snapshot > $OUT/before-purge.txt
 apt-get purge -y gstreamer1.0-facepose > $OUT/purge.log 2>&1 || { cat $OUT/purge.log; bad "apt-get purge"; }
 snapshot > $OUT/after-purge.txt
-left=$(while read -r f; do [ -d "$f" ] && continue; [ -e "$f" ] || [ -L "$f" ] && echo "$f"; done < $OUT/package-files.txt)
+left=$(while read -r f; do
+    if [ ! -d "$f" ] && { [ -e "$f" ] || [ -L "$f" ]; }; then echo "$f"; fi
+done < $OUT/package-files.txt)
 [ -z "$left" ] || bad "files of the package left after purge: $left"
 for d in $DATA $ORTDIR /usr/share/doc/gstreamer1.0-facepose; do [ ! -e $d ] || bad "$d left after purge"; done
 # Only the package's own files went away, and nothing of it is left that was not there before.

@@ -54,13 +54,27 @@ impl Installation {
     /// The installation that a plugin file belongs to, from where it lies:
     /// `<prefix>/lib/<multiarch>/gstreamer-1.0/<file>`, `<prefix>/lib[64]/gstreamer-1.0/<file>` or
     /// `<prefix>/share/gstreamer-1.0/plugins/<file>` (GStreamer's per-user folder, prefix
-    /// `~/.local`). `None` for any other place, such as a build folder (`target/release`). When the
-    /// path itself does not fit, the path with its symbolic links resolved is tried.
+    /// `~/.local`). `None` for any other place, such as a build folder (`target/release`).
+    ///
+    /// The path with its symbolic links resolved counts too, and wins when only its folders exist
+    /// (both of them):
+    /// on a merged-/usr system GStreamer may report `/lib/<multiarch>/gstreamer-1.0/...` (prefix
+    /// `/`, where nothing is), which resolves to `/usr/lib/...`; a plugin linked into a scanned
+    /// folder finds the installation it links to.
     pub fn from_plugin_file(plugin: &Path) -> Option<Self> {
-        Self::from_layout(plugin).or_else(|| {
-            let real = plugin.canonicalize().ok()?;
-            Self::from_layout(&real)
-        })
+        let given = Self::from_layout(plugin);
+        let resolved = plugin
+            .canonicalize()
+            .ok()
+            .filter(|real| real != plugin)
+            .and_then(|real| Self::from_layout(&real));
+        // (Both folders: on merged /usr, `/lib/gst-plugin-facepose` exists as `/usr/lib/...`.)
+        let present = |i: &Self| i.data_dir.is_dir() && i.library_dir.is_dir();
+        match (given, resolved) {
+            (Some(g), Some(r)) if !present(&g) && present(&r) => Some(r),
+            (Some(g), _) => Some(g),
+            (None, r) => r,
+        }
     }
 
     fn from_layout(plugin: &Path) -> Option<Self> {
@@ -312,6 +326,28 @@ mod tests {
         std::os::unix::fs::symlink(real.join("libgstfacepose.so"), &link).unwrap();
         let i = Installation::from_plugin_file(&link).unwrap();
         assert_eq!(i.prefix, root.join("prefix").canonicalize().unwrap());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn merged_usr_lib_path_resolves_to_usr() {
+        // A merged-/usr system: <root>/lib -> usr/lib; GStreamer reports the plugin under /lib.
+        let root = temp_dir("merged");
+        let plugins = root.join("usr/lib/x86_64-linux-gnu/gstreamer-1.0");
+        std::fs::create_dir_all(&plugins).unwrap();
+        std::fs::write(plugins.join("libgstfacepose.so"), b"").unwrap();
+        std::fs::create_dir_all(root.join("usr/share/gst-plugin-facepose")).unwrap();
+        std::fs::create_dir_all(root.join("usr/lib/gst-plugin-facepose")).unwrap();
+        std::os::unix::fs::symlink("usr/lib", root.join("lib")).unwrap();
+        let reported = root.join("lib/x86_64-linux-gnu/gstreamer-1.0/libgstfacepose.so");
+        let i = Installation::from_plugin_file(&reported).unwrap();
+        let usr = root.join("usr").canonicalize().unwrap();
+        assert_eq!(i.prefix, usr);
+        assert_eq!(i.data_dir, usr.join("share/gst-plugin-facepose"));
+        // Without the installation's folders, the path as given.
+        std::fs::remove_dir_all(root.join("usr/share")).unwrap();
+        let i = Installation::from_plugin_file(&reported).unwrap();
+        assert_eq!(i.prefix, root);
         std::fs::remove_dir_all(&root).unwrap();
     }
 
