@@ -126,8 +126,10 @@ fn installed_models_come_first_and_a_missing_one_names_the_package() {
 
     // Outside an installation, a missing model keeps the source tree's advice.
     locate::set_installation(None);
-    let mut config = EngineConfig::default();
-    config.detector_model = root.join("elsewhere/detector.onnx");
+    let config = EngineConfig {
+        detector_model: root.join("elsewhere/detector.onnx"),
+        ..EngineConfig::default()
+    };
     let error = Engine::new(config)
         .err()
         .expect("no such detector")
