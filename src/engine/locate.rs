@@ -165,19 +165,24 @@ pub fn model_dirs_from(
     installed: Option<&Installation>,
     source_tree: &Path,
 ) -> Vec<SearchDir> {
-    let mut dirs = Vec::new();
-    if let Some(dir) = env.filter(|v| !v.is_empty()) {
-        dirs.push(SearchDir {
-            path: PathBuf::from(dir),
-            origin: Origin::Environment,
-        });
-    }
-    if let Some(i) = installed {
-        dirs.push(SearchDir {
-            path: i.data_dir.clone(),
-            origin: Origin::Installed,
-        });
-    }
+    search_order(
+        env.filter(|v| !v.is_empty()).map(PathBuf::from),
+        installed.map(|i| i.data_dir.clone()),
+        source_tree,
+    )
+}
+
+/// The folders in order: the environment's, the installation's, then the source tree's when it is
+/// a folder or nothing comes before it.
+fn search_order(
+    env: Option<PathBuf>,
+    installed: Option<PathBuf>,
+    source_tree: &Path,
+) -> Vec<SearchDir> {
+    let mut dirs: Vec<SearchDir> = [(env, Origin::Environment), (installed, Origin::Installed)]
+        .into_iter()
+        .filter_map(|(path, origin)| path.map(|path| SearchDir { path, origin }))
+        .collect();
     if dirs.is_empty() || source_tree.is_dir() {
         dirs.push(SearchDir {
             path: source_tree.to_owned(),
@@ -217,20 +222,7 @@ pub fn model_dir() -> PathBuf {
 /// and `ORT_DYLIB_PATH`, before the system): the installation's private folder, then the source
 /// tree's set-up folder (only while it exists, once installed).
 pub fn library_dirs_from(installed: Option<&Installation>, source_tree: &Path) -> Vec<SearchDir> {
-    let mut dirs = Vec::new();
-    if let Some(i) = installed {
-        dirs.push(SearchDir {
-            path: i.library_dir.clone(),
-            origin: Origin::Installed,
-        });
-    }
-    if dirs.is_empty() || source_tree.is_dir() {
-        dirs.push(SearchDir {
-            path: source_tree.to_owned(),
-            origin: Origin::SourceTree,
-        });
-    }
-    dirs
+    search_order(None, installed.map(|i| i.library_dir.clone()), source_tree)
 }
 
 /// The library folders for this process (see [`library_dirs_from`]).
