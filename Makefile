@@ -6,7 +6,7 @@ INPUT ?=
 LABELS ?= ../shared/data/aflw2000/labels.csv
 SOAK_FRAMES ?= 100000
 
-.PHONY: all setup system ort models build demo demo-engine test lint eval eval-gst eval-matrix bench soak clean
+.PHONY: all setup system ort models build build-lib copyright install uninstall cargo-deb deb test-install demo demo-engine test lint eval eval-gst eval-matrix bench soak clean
 
 all: build
 
@@ -24,6 +24,47 @@ setup: system ort models
 build: setup
 	$(CARGO) build --release --all-targets
 
+# The plugin alone (what install and deb ship).
+build-lib: setup
+	$(CARGO) build --release --lib
+
+# Every licence and notice of what gets installed, in Debian's machine-readable format.
+copyright: setup
+	@python3 scripts/copyright.py target/copyright
+
+# Installs the plugin, models, ONNX Runtime and licences under PREFIX (inside DESTDIR when set);
+# uninstall removes exactly what install made. See README, "Install".
+PREFIX ?= /usr/local
+DESTDIR ?=
+install: build-lib copyright
+	@PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" bash scripts/install.sh install
+
+uninstall:
+	@PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" bash scripts/install.sh uninstall
+
+# cargo-deb from crates.io, pinned, installed once into .cache/cargo-bin (git-ignored).
+CARGO_DEB_VERSION := 3.8.0
+CARGO_DEB := .cache/cargo-bin/bin/cargo-deb
+cargo-deb:
+	@if [ -x $(CARGO_DEB) ] && $(CARGO_DEB) --version 2>/dev/null | grep -q '$(CARGO_DEB_VERSION)'; then \
+		echo "[deb] cargo-deb $(CARGO_DEB_VERSION) present"; \
+	else \
+		echo "[deb] installing cargo-deb $(CARGO_DEB_VERSION) into .cache/cargo-bin"; \
+		$(CARGO) install cargo-deb --locked --version $(CARGO_DEB_VERSION) --root .cache/cargo-bin; \
+	fi
+
+# The Debian 12 package gstreamer1.0-facepose (Cargo.toml [package.metadata.deb]) in target/debian/.
+deb: setup copyright cargo-deb
+	@rm -f target/debian/gstreamer1.0-facepose_*.deb
+	$(CARGO_DEB) deb --strip --output target/debian
+	@ls -l target/debian/gstreamer1.0-facepose_*.deb
+
+# Clean-room check of the package in a fresh Debian 12 (debootstrap, cached under .cache/debian):
+# install with apt, gst-inspect, a picture through gst-launch compared with the source tree's run,
+# the Python reader, a damaged install, purge. Also make install/uninstall into a DESTDIR.
+test-install: deb build-lib
+	@bash scripts/test-install.sh
+
 # Runs the element in gst-launch-1.0 on the public-domain sample pictures (or INPUT=picture or
 # video) and writes the annotated output and JSON Lines to out/.
 demo: build
@@ -38,6 +79,7 @@ demo-engine: build
 test: setup
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
+	@bash scripts/test-install.sh --from-make-test
 
 lint: setup
 	$(CARGO) fmt --check

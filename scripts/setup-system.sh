@@ -19,6 +19,8 @@ packages=(
     gir1.2-gst-rtsp-server-1.0
     python3-venv
     fonts-dejavu-core
+    dpkg-dev
+    debootstrap
 )
 
 missing=()

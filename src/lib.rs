@@ -23,6 +23,14 @@ pub mod video;
 pub use faceposeestimator::{ExecutionProvider, FacePoseEstimator, PoseMethod};
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    // Loaded from a file (not registered statically): when that file lies in a GStreamer plugin
+    // folder of some prefix, the models and ONNX Runtime are looked for in that prefix.
+    if let Some(installation) = plugin
+        .filename()
+        .and_then(|file| engine::locate::Installation::from_plugin_file(&file))
+    {
+        engine::locate::set_installation(Some(installation));
+    }
     meta::register();
     faceposeestimator::register(plugin)
 }

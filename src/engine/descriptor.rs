@@ -125,7 +125,16 @@ impl Descriptor {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Descriptor {
             path: path.to_owned(),
             line: None,
-            message: format!("cannot read it: {e}"),
+            message: match e.kind() {
+                std::io::ErrorKind::NotFound => format!(
+                    "cannot read it: {e}; {}",
+                    super::locate::missing_file_hint(
+                        path,
+                        "expected beside its model (run `make models`, or set the descriptor path)"
+                    )
+                ),
+                _ => format!("cannot read it: {e}"),
+            },
         })?;
         Self::parse(path, &text)
     }

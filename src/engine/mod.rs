@@ -18,6 +18,7 @@ pub mod geometry;
 pub mod headpose;
 pub mod image;
 pub mod landmark;
+pub mod locate;
 pub mod mirror;
 pub mod model;
 pub mod pose;
@@ -55,8 +56,9 @@ use track::{TrackSnapshot, Tracker};
 
 /// Environment variable naming the folder of default models.
 pub const MODEL_DIR_ENV: &str = "FACEPOSE_MODEL_DIR";
-/// The models folder of the source tree, where `make models` builds them.
-pub const BUILD_MODEL_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+/// The models folder of the source tree, where `make models` builds them (the last fallback of
+/// [`locate::model_dirs`], used while it exists).
+pub const BUILD_MODEL_DIR: &str = locate::SOURCE_MODEL_DIR;
 pub const DEFAULT_DETECTOR: &str = "retinaface_mbv2.onnx";
 pub const DEFAULT_LANDMARKER: &str = "face_landmark.onnx";
 pub const FAST_DETECTOR: &str = "blazeface_full.onnx";
@@ -64,12 +66,10 @@ pub const REFERENCE_FACE: &str = "canonical_face.txt";
 /// Landmark passes after the first: each re-crops from the previous landmarks.
 pub const DEFAULT_REFINE_PASSES: usize = 2;
 
-/// The folder of default models: `FACEPOSE_MODEL_DIR`, else the build-time models folder.
+/// The folder of default models: `FACEPOSE_MODEL_DIR`, else the installed plugin's data folder
+/// (see [`locate`]), else the source tree's models folder.
 pub fn default_model_dir() -> PathBuf {
-    match std::env::var_os(MODEL_DIR_ENV).filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(BUILD_MODEL_DIR),
-    }
+    locate::model_dir()
 }
 
 /// Everything the engine needs to start.

@@ -14,12 +14,13 @@ use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 
 use super::error::{Error, Result};
+use super::locate;
 
 /// The library file name inside the wheel that set-up unpacks.
 pub const BUNDLED_LIBRARY_NAME: &str = "libonnxruntime.so.1.31.1";
-/// Where `make` puts ONNX Runtime (relative to the crate root at build time).
-pub const SETUP_LIBRARY_DIR: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/third_party/onnxruntime/lib");
+/// Where `make` puts ONNX Runtime in the source tree (searched after an installed plugin's own
+/// folder; see [`locate`]).
+pub const SETUP_LIBRARY_DIR: &str = locate::SOURCE_LIBRARY_DIR;
 /// Environment variable that names the library when no explicit path is given.
 pub const LIBRARY_ENV: &str = "ORT_DYLIB_PATH";
 /// Name searched on the system's library path as the last resort.
@@ -91,7 +92,9 @@ impl Default for RuntimeOptions {
     }
 }
 
-/// The candidate library paths in search order, with where each came from.
+/// The candidate library paths in search order, with where each came from: the explicit path;
+/// else `ORT_DYLIB_PATH`; else the installed plugin's private folder, the source tree's set-up
+/// folder and the system library path (see [`locate::library_dirs`]).
 pub fn library_candidates(explicit: Option<&Path>) -> Vec<(PathBuf, &'static str)> {
     if let Some(p) = explicit {
         return vec![(p.to_owned(), "explicit path")];
@@ -99,13 +102,12 @@ pub fn library_candidates(explicit: Option<&Path>) -> Vec<(PathBuf, &'static str
     if let Some(p) = std::env::var_os(LIBRARY_ENV).filter(|p| !p.is_empty()) {
         return vec![(PathBuf::from(p), LIBRARY_ENV)];
     }
-    vec![
-        (
-            Path::new(SETUP_LIBRARY_DIR).join(BUNDLED_LIBRARY_NAME),
-            "set-up folder",
-        ),
-        (PathBuf::from(SYSTEM_LIBRARY_NAME), "system library path"),
-    ]
+    let mut candidates: Vec<(PathBuf, &'static str)> = locate::library_dirs()
+        .into_iter()
+        .map(|d| (d.path.join(BUNDLED_LIBRARY_NAME), d.origin.describe()))
+        .collect();
+    candidates.push((PathBuf::from(SYSTEM_LIBRARY_NAME), "system library path"));
+    candidates
 }
 
 struct Loaded {
@@ -187,6 +189,13 @@ pub fn environment(explicit: Option<&Path>) -> Result<(Environment, PathBuf)> {
             )),
         }
     }
+    // A missing library of an installed plugin: the installation is damaged.
+    let advice = match locate::installation() {
+        Some(i) if explicit.is_none() && failures.iter().any(|(p, ..)| i.contains(p)) => {
+            locate::reinstall_advice(&i)
+        }
+        _ => format!("run `make setup` or set {LIBRARY_ENV}"),
+    };
     let (path, message) = match failures.as_slice() {
         [(path, origin, why)] => (Some((*path).clone()), format!("({origin}) {why}")),
         _ => {
@@ -196,10 +205,7 @@ pub fn environment(explicit: Option<&Path>) -> Result<(Environment, PathBuf)> {
                 .collect();
             (
                 None,
-                format!(
-                    "not found; tried {}. Run `make setup` or set {LIBRARY_ENV}",
-                    tried.join("; ")
-                ),
+                format!("not found; tried {}. To fix: {advice}", tried.join("; ")),
             )
         }
     };
@@ -228,9 +234,10 @@ pub fn check_model_file(path: &Path) -> Result<()> {
         model_error(
             path,
             match e.kind() {
-                std::io::ErrorKind::NotFound => {
-                    "no such file (run `make models`, or set the model path)".to_string()
-                }
+                std::io::ErrorKind::NotFound => format!(
+                    "no such file; {}",
+                    locate::missing_file_hint(path, "run `make models`, or set the model path")
+                ),
                 _ => format!("cannot read it: {e}"),
             },
         )

@@ -278,12 +278,12 @@ impl ObjectImpl for FacePoseEstimator {
             vec![
                 glib::ParamSpecString::builder("detector-model")
                     .nick("Detector model")
-                    .blurb("Face detector ONNX file, with its .descriptor beside it (default: retinaface_mbv2.onnx in FACEPOSE_MODEL_DIR, else the build's models folder)")
+                    .blurb("Face detector ONNX file, with its .descriptor beside it (default: retinaface_mbv2.onnx in FACEPOSE_MODEL_DIR, else share/gst-plugin-facepose beside the installed plugin, else the source tree's models folder)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("landmark-model")
                     .nick("Landmark model")
-                    .blurb("Face landmark ONNX file, with its .descriptor beside it (default: face_landmark.onnx in FACEPOSE_MODEL_DIR, else the build's models folder)")
+                    .blurb("Face landmark ONNX file, with its .descriptor beside it (default: face_landmark.onnx in FACEPOSE_MODEL_DIR, else share/gst-plugin-facepose beside the installed plugin, else the source tree's models folder)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("detector-descriptor")
@@ -298,7 +298,7 @@ impl ObjectImpl for FacePoseEstimator {
                     .build(),
                 glib::ParamSpecString::builder("pose-model")
                     .nick("Head-pose model")
-                    .blurb("Head-pose regressor ONNX file, with its .descriptor beside it (default: whenet.onnx in FACEPOSE_MODEL_DIR, else the build's models folder; an empty string: none, angles from the landmarks alone)")
+                    .blurb("Head-pose regressor ONNX file, with its .descriptor beside it (default: whenet.onnx in FACEPOSE_MODEL_DIR, else share/gst-plugin-facepose beside the installed plugin, else the source tree's models folder; an empty string: none, angles from the landmarks alone)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("pose-descriptor")
@@ -321,7 +321,7 @@ impl ObjectImpl for FacePoseEstimator {
                     .build(),
                 glib::ParamSpecString::builder("ort-library")
                     .nick("ONNX Runtime library")
-                    .blurb("Path of libonnxruntime.so (default: ORT_DYLIB_PATH, then the set-up folder, then the system)")
+                    .blurb("Path of libonnxruntime.so (default: ORT_DYLIB_PATH, then lib/gst-plugin-facepose beside the installed plugin, then the source tree's set-up folder, then the system)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("execution-provider", DEFAULT_EXECUTION_PROVIDER)

@@ -40,7 +40,10 @@ impl ReferenceFace {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Data {
             path: path.to_owned(),
-            message: format!("cannot read it ({e}); run `make models`"),
+            message: format!(
+                "cannot read it ({e}); {}",
+                super::super::locate::missing_file_hint(path, "run `make models`")
+            ),
         })?;
         Self::parse(path, &text)
     }
