@@ -31,16 +31,79 @@ fn angles(out: &mut String, key: &str, pose: Option<Pose>) {
     }
 }
 
+/// A JSON string literal.
+fn string(out: &mut String, v: &str) {
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn time(out: &mut String, key: &str, t: Option<u64>) {
+    let _ = write!(out, "\"{key}\":");
+    match t {
+        Some(t) => {
+            let _ = write!(out, "{t}");
+        }
+        None => out.push_str("null"),
+    }
+}
+
 /// One frame as a JSON object on one line (no trailing newline).
 pub fn frame_line(pts: Option<u64>, width: u32, height: u32, faces: &[Face]) -> String {
     let mut s = String::with_capacity(256 + faces.len() * 468 * 24);
-    s.push_str("{\"pts\":");
-    match pts {
-        Some(p) => {
-            let _ = write!(s, "{p}");
-        }
-        None => s.push_str("null"),
+    s.push('{');
+    frame_fields(&mut s, pts, width, height, faces);
+    s
+}
+
+/// A frame's timestamps in nanoseconds (None: the buffer or segment has none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameTimes {
+    pub pts: Option<u64>,
+    pub dts: Option<u64>,
+    pub duration: Option<u64>,
+    pub running_time: Option<u64>,
+    pub stream_time: Option<u64>,
+}
+
+/// The message `faceposepublish` sends: the JSON Lines object of [`frame_line`] with the
+/// `source` name and the frame's other timestamps first.
+pub fn published_message(
+    source: &str,
+    t: &FrameTimes,
+    width: u32,
+    height: u32,
+    faces: &[Face],
+) -> String {
+    let mut s = String::with_capacity(384 + faces.len() * 468 * 24);
+    s.push_str("{\"source\":");
+    string(&mut s, source);
+    for (key, v) in [
+        ("dts", t.dts),
+        ("duration", t.duration),
+        ("running_time", t.running_time),
+        ("stream_time", t.stream_time),
+    ] {
+        s.push(',');
+        time(&mut s, key, v);
     }
+    s.push(',');
+    frame_fields(&mut s, t.pts, width, height, faces);
+    s
+}
+
+/// Everything of a frame's object after its opening brace, from `"pts"` on.
+fn frame_fields(s: &mut String, pts: Option<u64>, width: u32, height: u32, faces: &[Face]) {
+    time(s, "pts", pts);
     let _ = write!(s, ",\"width\":{width},\"height\":{height},\"faces\":[");
     for (i, f) in faces.iter().enumerate() {
         if i > 0 {
@@ -54,40 +117,39 @@ pub fn frame_line(pts: Option<u64>, width: u32, height: u32, faces: &[Face]) -> 
             if k > 0 {
                 s.push(',');
             }
-            number(&mut s, v);
+            number(s, v);
         }
         s.push_str("],\"score\":");
-        number(&mut s, f.score);
+        number(s, f.score);
         s.push_str(",\"presence\":");
-        number(&mut s, f.presence);
+        number(s, f.presence);
         s.push_str(",\"yaw\":");
-        number(&mut s, f.pose.yaw);
+        number(s, f.pose.yaw);
         s.push_str(",\"pitch\":");
-        number(&mut s, f.pose.pitch);
+        number(s, f.pose.pitch);
         s.push_str(",\"roll\":");
-        number(&mut s, f.pose.roll);
+        number(s, f.pose.roll);
         let _ = write!(s, ",\"method\":\"{}\"", f.method.name());
-        angles(&mut s, "fit", f.fit_pose);
-        angles(&mut s, "regression", f.regressed_pose);
+        angles(s, "fit", f.fit_pose);
+        angles(s, "regression", f.regressed_pose);
         s.push_str(",\"regression_weight\":");
-        number(&mut s, f.regressor_weight);
+        number(s, f.regressor_weight);
         s.push_str(",\"landmarks\":[");
         for (k, p) in f.landmarks.iter().enumerate() {
             if k > 0 {
                 s.push(',');
             }
             s.push('[');
-            number(&mut s, p[0]);
+            number(s, p[0]);
             s.push(',');
-            number(&mut s, p[1]);
+            number(s, p[1]);
             s.push(',');
-            number(&mut s, p[2]);
+            number(s, p[2]);
             s.push(']');
         }
         s.push_str("]}");
     }
     s.push_str("]}");
-    s
 }
 
 #[cfg(test)]
@@ -133,6 +195,22 @@ mod tests {
         assert_eq!(
             frame_line(None, 1, 1, &[]),
             "{\"pts\":null,\"width\":1,\"height\":1,\"faces\":[]}"
+        );
+    }
+
+    #[test]
+    fn a_published_message_names_its_source_and_times_first() {
+        let t = FrameTimes {
+            pts: Some(5),
+            dts: None,
+            duration: Some(33),
+            running_time: Some(7),
+            stream_time: Some(5),
+        };
+        assert_eq!(
+            published_message("cam \"1\"\n", &t, 2, 3, &[]),
+            "{\"source\":\"cam \\\"1\\\"\\u000a\",\"dts\":null,\"duration\":33,\"running_time\":7,\
+             \"stream_time\":5,\"pts\":5,\"width\":2,\"height\":3,\"faces\":[]}"
         );
     }
 }

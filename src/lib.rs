@@ -14,13 +14,16 @@ use gst::glib;
 
 pub mod engine;
 mod faceposeestimator;
+mod faceposepublish;
 mod font;
 pub mod json;
 pub mod meta;
+pub mod mqtt;
 pub mod overlay;
 pub mod video;
 
 pub use faceposeestimator::{ExecutionProvider, FacePoseEstimator, PoseMethod};
+pub use faceposepublish::FacePosePublish;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     // Loaded from a file (not registered statically): when that file lies in a GStreamer plugin
@@ -32,7 +35,8 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
         engine::locate::set_installation(Some(installation));
     }
     meta::register();
-    faceposeestimator::register(plugin)
+    faceposeestimator::register(plugin)?;
+    faceposepublish::register(plugin)
 }
 
 gst::plugin_define!(

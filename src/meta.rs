@@ -242,3 +242,135 @@ pub fn frame_structure(buffer: &gst::BufferRef) -> Option<gst::Structure> {
         .ok()
         .map(|m| m.structure().to_owned())
 }
+
+/// A pose structure (`fit` or `regression`) back as angles; `None` when it says `valid = false`.
+fn pose_from_structure(s: &gst::StructureRef) -> Option<Pose> {
+    if !s.get::<bool>("valid").unwrap_or(false) {
+        return None;
+    }
+    let f = |name: &str| s.get::<f64>(name).unwrap_or(0.0) as f32;
+    Some(Pose {
+        yaw: f("yaw"),
+        pitch: f("pitch"),
+        roll: f("roll"),
+    })
+}
+
+/// One `face` structure back as a face in pixel coordinates (what the structure does not hold,
+/// the rotation, scale and fit error, is derived or zero).
+pub fn face_from_structure(s: &gst::StructureRef, width: u32, height: u32) -> Face {
+    use crate::engine::geometry::{BBox, Point};
+    let (w, h) = (width as f32, height as f32);
+    let f = |name: &str| s.get::<f64>(name).unwrap_or(0.0) as f32;
+    let numbers = |name: &str| -> Vec<f32> {
+        s.get::<gst::Array>(name)
+            .map(|a| {
+                a.as_slice()
+                    .iter()
+                    .map(|v| v.get::<f64>().unwrap_or(0.0) as f32)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut keypoints = [Point::default(); 5];
+    for (k, xy) in keypoints
+        .iter_mut()
+        .zip(numbers("keypoints").chunks_exact(2))
+    {
+        *k = Point {
+            x: xy[0] * w,
+            y: xy[1] * h,
+        };
+    }
+    let landmarks = numbers("landmarks")
+        .chunks_exact(3)
+        .map(|p| [p[0] * w, p[1] * h, p[2] * w])
+        .collect();
+    let pose = Pose {
+        yaw: f("yaw"),
+        pitch: f("pitch"),
+        roll: f("roll"),
+    };
+    let sub = |name: &str| {
+        s.get::<gst::Structure>(name)
+            .ok()
+            .and_then(|p| pose_from_structure(&p))
+    };
+    Face {
+        id: s.get::<u64>("id").unwrap_or(0),
+        bbox: BBox::new(
+            f("x_min") * w,
+            f("y_min") * h,
+            f("x_max") * w,
+            f("y_max") * h,
+        ),
+        score: f("confidence"),
+        keypoints,
+        landmarks,
+        presence: f("presence"),
+        pose,
+        rotation: pose.to_rotation(),
+        method: s
+            .get::<&str>("method")
+            .ok()
+            .and_then(crate::engine::pose::PoseMethod::from_name)
+            .unwrap_or_default(),
+        fit_pose: sub("fit"),
+        regressed_pose: sub("regression"),
+        regressor_weight: f("regression-weight"),
+        scale: 0.0,
+        fit_error: 0.0,
+    }
+}
+
+/// The frame size and faces of a `FacePoseMeta` structure.
+pub fn faces_from_frame(s: &gst::StructureRef) -> (u32, u32, Vec<Face>) {
+    let width = s.get::<u32>("width").unwrap_or(0);
+    let height = s.get::<u32>("height").unwrap_or(0);
+    let faces = s
+        .get::<gst::Array>("faces")
+        .map(|a| {
+            a.as_slice()
+                .iter()
+                .filter_map(|v| v.get::<gst::Structure>().ok())
+                .map(|f| face_from_structure(&f, width, height))
+                .collect()
+        })
+        .unwrap_or_default();
+    (width, height, faces)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::geometry::{BBox, Point};
+    use crate::engine::pose::PoseMethod;
+
+    #[test]
+    fn a_face_comes_back_from_its_structure() {
+        gst::init().unwrap();
+        let pose = Pose {
+            yaw: 12.5,
+            pitch: -3.0,
+            roll: 1.0,
+        };
+        let face = Face {
+            id: 7,
+            bbox: BBox::new(10.0, 20.0, 110.0, 140.0),
+            score: 0.875,
+            keypoints: [Point { x: 32.0, y: 48.0 }; 5],
+            landmarks: vec![[64.0, 96.0, -16.0]],
+            presence: 0.5,
+            pose,
+            rotation: pose.to_rotation(),
+            method: PoseMethod::Regression,
+            fit_pose: None,
+            regressed_pose: Some(pose),
+            regressor_weight: 1.0,
+            scale: 0.0,
+            fit_error: 0.0,
+        };
+        let back = face_from_structure(&face_structure(&face, 640, 480), 640, 480);
+        assert_eq!(back, face);
+    }
+}

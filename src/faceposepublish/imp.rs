@@ -1,0 +1,497 @@
+// SPDX-License-Identifier: MPL-2.0
+//! # faceposepublish
+//!
+//! Publishes the faces of each frame (the `FacePoseMeta` that `faceposeestimator` attaches) to an
+//! MQTT broker as one JSON message: the JSON Lines object plus `source` and the frame's
+//! timestamps. Buffers pass through untouched and are never held up by the network: a thread owns
+//! the connection, keeps up to `max-queued` messages while the broker is away (dropping the
+//! oldest beyond that, with a warning that counts them) and reconnects with back-off.
+//!
+//! ```text
+//! gst-launch-1.0 v4l2src ! videoconvert ! faceposeestimator ! faceposepublish address=127.0.0.1:1883 topic=facepose/cam1 ! fakesink
+//! ```
+//!
+//! This file is GObject glue only: the client is `crate::mqtt`, the message `crate::json`.
+
+use std::path::PathBuf;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::prelude::*;
+
+use crate::mqtt::{self, Event, Publisher, Pushed};
+use crate::{json, meta};
+
+const DEFAULT_ADDRESS: &str = "127.0.0.1:1883";
+const DEFAULT_TOPIC: &str = "facepose";
+const DEFAULT_QOS: u32 = 1;
+const DEFAULT_MAX_QUEUED: u32 = 1000;
+const MAX_MAX_QUEUED: u32 = 1_000_000;
+const DEFAULT_KEEP_ALIVE: u32 = 30;
+/// How long stopping may spend sending what is still queued.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "faceposepublish",
+        gst::DebugColorFlags::empty(),
+        Some("Publishes faces to an MQTT broker"),
+    )
+});
+
+#[derive(Debug, Clone)]
+struct Settings {
+    address: String,
+    topic: String,
+    client_id: Option<String>,
+    source: Option<String>,
+    qos: u32,
+    username: Option<String>,
+    password: Option<String>,
+    tls_ca: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    max_queued: u32,
+    keep_alive: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            address: DEFAULT_ADDRESS.into(),
+            topic: DEFAULT_TOPIC.into(),
+            client_id: None,
+            source: None,
+            qos: DEFAULT_QOS,
+            username: None,
+            password: None,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            max_queued: DEFAULT_MAX_QUEUED,
+            keep_alive: DEFAULT_KEEP_ALIVE,
+        }
+    }
+}
+
+fn set(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|s| !s.is_empty())
+}
+
+/// A client id no other publisher of this process uses (a broker disconnects the older of two
+/// clients with the same id): process id, element name and a counter.
+fn default_client_id(name: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("facepose-{}-{name}-{n}", std::process::id())
+}
+
+impl Settings {
+    /// The publisher's configuration, or what is wrong, naming the property or file.
+    fn config(&self, name: &str) -> Result<mqtt::Config, String> {
+        mqtt::connection::split_address(&self.address)
+            .map_err(|e| format!("property address: {e}"))?;
+        if self.topic.is_empty() || self.topic.contains(['+', '#', '\0']) {
+            return Err(format!(
+                "property topic: '{}' is not a topic to publish to (not empty, no + or #)",
+                self.topic
+            ));
+        }
+        let tls = match (set(&self.tls_ca), set(&self.tls_cert), set(&self.tls_key)) {
+            (None, None, None) => None,
+            (None, _, _) => {
+                return Err("property tls-ca: needed when tls-cert or tls-key is set".into());
+            }
+            (Some(_), Some(_), None) | (Some(_), None, Some(_)) => {
+                return Err("properties tls-cert and tls-key: set both or neither".into());
+            }
+            (Some(ca), cert, key) => Some(mqtt::tls::client_config(&mqtt::TlsFiles {
+                ca: PathBuf::from(ca),
+                client: cert
+                    .zip(key)
+                    .map(|(c, k)| (PathBuf::from(c), PathBuf::from(k))),
+            })?),
+        };
+        if set(&self.password).is_some() && set(&self.username).is_none() {
+            return Err("property password: MQTT 3.1.1 needs a username with it".into());
+        }
+        Ok(mqtt::Config {
+            options: mqtt::Options {
+                address: self.address.clone(),
+                client_id: set(&self.client_id)
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| default_client_id(name)),
+                username: set(&self.username).map(str::to_owned),
+                password: set(&self.password).map(str::to_owned),
+                keep_alive_s: self.keep_alive as u16,
+                clean_session: true,
+                tls,
+            },
+            topic: self.topic.clone(),
+            qos: self.qos as u8,
+            max_queued: self.max_queued as usize,
+        })
+    }
+}
+
+struct State {
+    publisher: Publisher,
+    source: String,
+    max_queued: u32,
+    warned_no_meta: bool,
+}
+
+#[derive(Default)]
+pub struct FacePosePublish {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+    /// Counts of the last run, kept for the read-only properties after stop.
+    last_counts: Mutex<(u64, u64)>,
+}
+
+impl FacePosePublish {
+    fn counts(&self) -> (u64, u64) {
+        match self.state.lock().unwrap().as_ref() {
+            Some(s) => (s.publisher.published(), s.publisher.dropped()),
+            None => *self.last_counts.lock().unwrap(),
+        }
+    }
+
+    /// Tells the application what the publisher thread saw.
+    fn report(&self, address: &str, event: Event) {
+        match event {
+            Event::Connected { again: false, .. } => {
+                gst::info!(CAT, imp = self, "Connected to the MQTT broker at {address}");
+            }
+            Event::Connected {
+                again: true,
+                attempts,
+                dropped,
+            } => {
+                let total = self.counts().1;
+                if dropped > 0 {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::ResourceError::Write,
+                        ("Reconnected to the MQTT broker at {address} after {attempts} attempt(s); {dropped} message(s) were dropped while it was away ({total} in all)")
+                    );
+                } else {
+                    gst::element_imp_info!(
+                        self,
+                        gst::ResourceError::Write,
+                        ("Reconnected to the MQTT broker at {address} after {attempts} attempt(s); no message was lost")
+                    );
+                }
+            }
+            Event::Unreachable { error, retry_in } => gst::element_imp_warning!(
+                self,
+                gst::ResourceError::OpenWrite,
+                ("Cannot reach the MQTT broker at {address}: {error}; retrying with back-off (first in {retry_in:?}) and keeping up to max-queued messages")
+            ),
+            Event::Retrying {
+                attempts,
+                error,
+                retry_in,
+            } => gst::debug!(
+                CAT,
+                imp = self,
+                "Attempt {attempts} to reach {address} failed: {error}; next in {retry_in:?}"
+            ),
+            Event::Lost(error) => gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Write,
+                ("Lost the connection to the MQTT broker at {address}: {error}; reconnecting")
+            ),
+            Event::Refused(error) => gst::element_imp_error!(
+                self,
+                gst::ResourceError::OpenWrite,
+                ("MQTT broker at {address}: {error}"),
+                [
+                    "Check the username and password properties (and client-id); nothing more is published"
+                ]
+            ),
+        }
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for FacePosePublish {
+    const NAME: &'static str = "GstFacePosePublish";
+    type Type = super::FacePosePublish;
+    type ParentType = gst_base::BaseTransform;
+}
+
+fn string_property(name: &'static str, nick: &'static str, blurb: &'static str) -> glib::ParamSpec {
+    glib::ParamSpecString::builder(name)
+        .nick(nick)
+        .blurb(blurb)
+        .mutable_ready()
+        .build()
+}
+
+impl ObjectImpl for FacePosePublish {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("address")
+                    .nick("Address")
+                    .blurb("The MQTT broker as host:port")
+                    .default_value(Some(DEFAULT_ADDRESS))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("topic")
+                    .nick("Topic")
+                    .blurb("Topic the messages are published to")
+                    .default_value(Some(DEFAULT_TOPIC))
+                    .mutable_ready()
+                    .build(),
+                string_property("client-id", "Client id", "MQTT client identifier (default: facepose-<process id>-<element name>)"),
+                string_property("source", "Source", "The source name every message carries (default: the element's name)"),
+                glib::ParamSpecUInt::builder("qos")
+                    .nick("QoS")
+                    .blurb("MQTT quality of service: 0 (at most once) or 1 (at least once, each message acknowledged)")
+                    .maximum(1)
+                    .default_value(DEFAULT_QOS)
+                    .mutable_ready()
+                    .build(),
+                string_property("username", "Username", "User name for the broker (optional)"),
+                glib::ParamSpecString::builder("password")
+                    .nick("Password")
+                    .blurb("Password for the broker (optional; needs username)")
+                    .write_only()
+                    .mutable_ready()
+                    .build(),
+                string_property("tls-ca", "TLS CA file", "PEM file of the certificate authorities the broker's certificate must chain to; setting it turns TLS on"),
+                string_property("tls-cert", "TLS client certificate", "PEM file of the client certificate chain (optional; with tls-key)"),
+                string_property("tls-key", "TLS client key", "PEM file of the client certificate's private key (optional; with tls-cert)"),
+                glib::ParamSpecUInt::builder("max-queued")
+                    .nick("Max queued")
+                    .blurb("Messages kept while the broker is away; beyond that the oldest are dropped")
+                    .minimum(1)
+                    .maximum(MAX_MAX_QUEUED)
+                    .default_value(DEFAULT_MAX_QUEUED)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("keep-alive")
+                    .nick("Keep alive")
+                    .blurb("MQTT keep-alive interval in seconds (a ping goes out after half of it without traffic)")
+                    .minimum(2)
+                    .maximum(u16::MAX as u32)
+                    .default_value(DEFAULT_KEEP_ALIVE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("published")
+                    .nick("Published")
+                    .blurb("Messages the broker took (acknowledged at QoS 1)")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt::builder("queued")
+                    .nick("Queued")
+                    .blurb("Messages waiting to be sent")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt64::builder("dropped")
+                    .nick("Dropped")
+                    .blurb("Messages dropped because max-queued were waiting while the broker was away")
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings.lock().unwrap();
+        let text = || {
+            value
+                .get::<Option<String>>()
+                .expect("type checked upstream")
+        };
+        match pspec.name() {
+            "address" => s.address = text().unwrap_or_else(|| DEFAULT_ADDRESS.into()),
+            "topic" => s.topic = text().unwrap_or_else(|| DEFAULT_TOPIC.into()),
+            "client-id" => s.client_id = text(),
+            "source" => s.source = text(),
+            "qos" => s.qos = value.get().expect("type checked upstream"),
+            "username" => s.username = text(),
+            "password" => s.password = text(),
+            "tls-ca" => s.tls_ca = text(),
+            "tls-cert" => s.tls_cert = text(),
+            "tls-key" => s.tls_key = text(),
+            "max-queued" => s.max_queued = value.get().expect("type checked upstream"),
+            "keep-alive" => s.keep_alive = value.get().expect("type checked upstream"),
+            _ => unimplemented!(),
+        }
+        gst::info!(CAT, imp = self, "{} set", pspec.name());
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        match pspec.name() {
+            "published" => return self.counts().0.to_value(),
+            "dropped" => return self.counts().1.to_value(),
+            "queued" => {
+                let state = self.state.lock().unwrap();
+                let queued = state.as_ref().map_or(0, |s| s.publisher.queued());
+                return (queued as u32).to_value();
+            }
+            _ => {}
+        }
+        let s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "address" => s.address.to_value(),
+            "topic" => s.topic.to_value(),
+            "client-id" => s.client_id.to_value(),
+            "source" => s.source.to_value(),
+            "qos" => s.qos.to_value(),
+            "username" => s.username.to_value(),
+            "password" => None::<String>.to_value(),
+            "tls-ca" => s.tls_ca.to_value(),
+            "tls-cert" => s.tls_cert.to_value(),
+            "tls-key" => s.tls_key.to_value(),
+            "max-queued" => s.max_queued.to_value(),
+            "keep-alive" => s.keep_alive.to_value(),
+            _ => unimplemented!(),
+        }
+    }
+}
+
+impl GstObjectImpl for FacePosePublish {}
+
+impl ElementImpl for FacePosePublish {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Face pose MQTT publisher",
+                "Filter/Analyzer/Video",
+                "Publishes each frame's faces (from faceposeestimator) as a JSON message to an MQTT broker",
+                "gst-plugin-facepose developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst::Caps::new_any();
+            vec![
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+}
+
+impl BaseTransformImpl for FacePosePublish {
+    const MODE: gst_base::subclass::BaseTransformMode =
+        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = true;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = true;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self.settings.lock().unwrap().clone();
+        let name = self.obj().name().to_string();
+        let config = settings
+            .config(&name)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))?;
+        let address = settings.address.clone();
+        let weak = self.obj().downgrade();
+        let publisher = Publisher::start(config, move |event| {
+            if let Some(obj) = weak.upgrade() {
+                obj.imp().report(&address, event);
+            }
+        })
+        .map_err(|e| {
+            gst::error_msg!(
+                gst::CoreError::Failed,
+                ("Cannot start the publisher thread: {e}")
+            )
+        })?;
+        *self.state.lock().unwrap() = Some(State {
+            publisher,
+            source: settings
+                .source
+                .clone()
+                .filter(|s| !s.is_empty())
+                .unwrap_or(name),
+            max_queued: settings.max_queued,
+            warned_no_meta: false,
+        });
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        let state = self.state.lock().unwrap().take();
+        if let Some(state) = state {
+            *self.last_counts.lock().unwrap() = state.publisher.stop(DRAIN_TIMEOUT);
+        }
+        Ok(())
+    }
+
+    fn transform_ip_passthrough(
+        &self,
+        buffer: &gst::Buffer,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let Some(frame) = meta::frame_structure(buffer) else {
+            let mut guard = self.state.lock().unwrap();
+            let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+            if !std::mem::replace(&mut state.warned_no_meta, true) {
+                drop(guard);
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Format,
+                    ("A buffer without FacePoseMeta: nothing to publish (put faceposepublish after faceposeestimator)")
+                );
+            }
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        let (width, height, faces) = meta::faces_from_frame(&frame);
+        let segment = self.obj().segment();
+        let pts = buffer.pts();
+        let (running_time, stream_time) = match segment.downcast_ref::<gst::ClockTime>() {
+            Some(s) => (s.to_running_time(pts), s.to_stream_time(pts)),
+            None => (None, None),
+        };
+        let times = json::FrameTimes {
+            pts: pts.map(|t| t.nseconds()),
+            dts: buffer.dts().map(|t| t.nseconds()),
+            duration: buffer.duration().map(|t| t.nseconds()),
+            running_time: running_time.map(|t| t.nseconds()),
+            stream_time: stream_time.map(|t| t.nseconds()),
+        };
+        let guard = self.state.lock().unwrap();
+        let state = guard.as_ref().ok_or(gst::FlowError::Flushing)?;
+        let message = json::published_message(&state.source, &times, width, height, &faces);
+        let pushed = state.publisher.push(message.into_bytes());
+        let max_queued = state.max_queued;
+        drop(guard);
+        match pushed {
+            Pushed::DroppedOldest { first: true } => gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Write,
+                ("The MQTT broker is away and max-queued ({max_queued}) messages are waiting: dropping the oldest (the count follows when it is back; see the dropped property)")
+            ),
+            Pushed::Queued | Pushed::DroppedOldest { .. } => {}
+            Pushed::Discarded => {
+                gst::trace!(CAT, imp = self, "Publisher stopped; message discarded")
+            }
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
