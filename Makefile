@@ -6,7 +6,11 @@ INPUT ?=
 LABELS ?= ../shared/data/aflw2000/labels.csv
 SOAK_FRAMES ?= 100000
 
-.PHONY: all setup system ort models build build-lib copyright install uninstall cargo-deb deb test-install demo demo-engine test lint eval eval-gst eval-matrix bench soak clean
+.PHONY: all setup system ort models build build-lib copyright install uninstall cargo-deb deb test-install test-analytics test-publish demo demo-engine test lint eval eval-gst eval-matrix bench soak clean
+
+# The analytics meta (cargo feature `analytics`) is on when the system has GStreamer >= 1.24's
+# gstreamer-analytics-1.0 (not Debian 12); CARGO_FEATURES= turns it off, --features analytics on.
+CARGO_FEATURES ?= $(shell pkg-config --atleast-version=1.24 gstreamer-analytics-1.0 2>/dev/null && echo --features analytics)
 
 all: build
 
@@ -22,11 +26,11 @@ models: system
 setup: system ort models
 
 build: setup
-	$(CARGO) build --release --all-targets
+	$(CARGO) build --release --all-targets $(CARGO_FEATURES)
 
 # The plugin alone (what install and deb ship).
 build-lib: setup
-	$(CARGO) build --release --lib
+	$(CARGO) build --release --lib $(CARGO_FEATURES)
 
 # Every licence and notice of what gets installed, in Debian's machine-readable format.
 copyright: setup
@@ -77,13 +81,23 @@ demo-engine: build
 # Every test: unit tests, engine tests on real pictures, bad-input tests and the AFLW2000
 # regression guard (which needs ../shared; under CI=true it fails without it).
 test: setup
-	$(CARGO) test --all-targets
-	$(CARGO) test --doc
+	$(CARGO) test --all-targets $(CARGO_FEATURES)
+	$(CARGO) test --doc $(CARGO_FEATURES)
 	@bash scripts/test-install.sh --from-make-test
+	@bash scripts/test-analytics.sh --from-make-test
+
+# The analytics meta against GStreamer 1.26 in a cached Debian 13 environment (root): read back
+# from Rust and Python, drawn by upstream's objectdetectionoverlay (out/analytics-overlay.png).
+test-analytics: setup
+	@bash scripts/test-analytics.sh
+
+# faceposepublish against a real Mosquitto broker (started by the tests on a loopback port).
+test-publish: setup
+	$(CARGO) test --test publish $(CARGO_FEATURES)
 
 lint: setup
 	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets $(CARGO_FEATURES) -- -D warnings
 
 # Head-pose accuracy on the labelled AFLW2000-3D images (1969 with |angles| <= 99 deg). The
 # labels measure the pose along each face's line of sight (weak perspective, cropped photos), so

@@ -21,6 +21,9 @@ packages=(
     fonts-dejavu-core
     dpkg-dev
     debootstrap
+    mosquitto
+    mosquitto-clients
+    openssl
 )
 
 missing=()

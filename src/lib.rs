@@ -12,6 +12,8 @@
 
 use gst::glib;
 
+#[cfg(feature = "analytics")]
+pub mod analytics;
 pub mod engine;
 mod faceposeestimator;
 mod faceposepublish;

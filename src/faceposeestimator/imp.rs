@@ -3,7 +3,8 @@
 //!
 //! Finds faces in raw video, their 468 landmarks and their head pose (yaw, pitch, roll in degrees),
 //! and attaches them to each buffer: one `GstVideoRegionOfInterestMeta` per face (roi type `face`,
-//! parameters `detection` and `head-pose`) and one `FacePoseMeta` custom meta per frame. It can
+//! parameters `detection` and `head-pose`) and one `FacePoseMeta` custom meta per frame (built
+//! with the `analytics` feature, also a `GstAnalyticsRelationMeta`: see `crate::analytics`). It can
 //! also post a `facepose` element message per frame, write JSON Lines, and draw an overlay.
 //!
 //! ```text
@@ -184,6 +185,8 @@ struct State {
     bad_run: bool,
     /// Processing times of the last frames, milliseconds (for the latency query).
     recent_ms: std::collections::VecDeque<f64>,
+    #[cfg(feature = "analytics")]
+    first_seen: crate::analytics::FirstSeen,
 }
 
 /// The processing latency reported to the pipeline.
@@ -658,6 +661,8 @@ impl BaseTransformImpl for FacePoseEstimator {
             warned_draw: false,
             bad_run: false,
             recent_ms: std::collections::VecDeque::with_capacity(LATENCY_WINDOW),
+            #[cfg(feature = "analytics")]
+            first_seen: Default::default(),
         });
         *self.latency.lock().unwrap() = Latency::default();
         Ok(())
@@ -838,6 +843,12 @@ impl BaseTransformImpl for FacePoseEstimator {
                 times,
             },
         );
+        #[cfg(feature = "analytics")]
+        if let Err(e) =
+            crate::analytics::add_faces(buffer, &faces, width, height, &mut state.first_seen)
+        {
+            gst::warning!(CAT, imp = self, "Cannot add the analytics meta: {e}");
+        }
         if let Some(out) = state.json.as_mut() {
             let line = json::frame_line(buffer.pts().map(|t| t.nseconds()), width, height, &faces);
             if let Err(e) = writeln!(out, "{line}") {
