@@ -154,6 +154,19 @@ fn case(file: &str, tmp: &Path) -> Option<Case> {
             min_frames: FRAMES,
             check: Some(check_json_lines),
         },
+        "mqtt-publish.txt" => Case {
+            // No broker here (tests/publish.rs runs this file against one): the video plays on.
+            replacements: vec![
+                ("filesrc location=INPUT.mp4 ! decodebin", face_source()),
+                (
+                    "address=127.0.0.1:1883",
+                    format!("address=127.0.0.1:{}", free_port()),
+                ),
+            ],
+            faces: true,
+            min_frames: FRAMES,
+            check: None,
+        },
         _ => return None,
     })
 }

@@ -521,3 +521,57 @@ fn tls_connections_are_checked_against_tls_ca() {
         "{errors:?} {warnings:?}"
     );
 }
+
+#[path = "../examples/mqtt_faces.rs"]
+#[allow(dead_code)]
+mod mqtt_faces;
+
+/// pipelines/mqtt-publish.txt with the astronaut picture (5 frames) and the test broker: one
+/// message per frame reaches a subscriber, each with the face, as the example app prints them.
+#[test]
+fn the_documented_pipeline_delivers_one_message_per_frame() {
+    if !broker::mosquitto_or_skip("the_documented_pipeline_delivers_one_message_per_frame") {
+        return;
+    }
+    init();
+    let broker = Broker::start(&scratch("pipeline"), Access::Anonymous);
+    let sub = Subscriber::start(&broker.address(), "facepose/#", "sub-pipeline");
+    let project = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(project.join("pipelines/mqtt-publish.txt")).unwrap();
+    let line: String = text.lines().filter(|l| !l.starts_with('#')).collect();
+    let picture = gstfacepose::engine::default_model_dir().join("samples/astronaut.png");
+    let description = line
+        .replace(
+            "filesrc location=INPUT.mp4 ! decodebin",
+            &format!(
+                "filesrc location=\"{}\" ! pngdec ! imagefreeze num-buffers=5",
+                picture.display()
+            ),
+        )
+        .replace(
+            "address=127.0.0.1:1883",
+            &format!("address={}", broker.address()),
+        );
+    assert!(!description.contains("INPUT") && description.contains(&broker.address()));
+    let pipeline = gst::parse::launch(&description).unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::try_from(BOUND).ok(),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("EOS");
+    assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+    pipeline.set_state(gst::State::Null).unwrap();
+    let messages = sub.wait_for(5, BOUND);
+    assert_eq!(messages.len(), 5);
+    for (n, (topic, json)) in messages.iter().enumerate() {
+        assert_eq!(topic, "facepose/cam1");
+        let line = mqtt_faces::describe(topic, json.as_bytes()).unwrap();
+        eprintln!("{line}");
+        assert!(line.starts_with("facepose/cam1 cam1 pts="), "{line}");
+        assert!(line.contains(" faces=1 | #"), "frame {n}: {line}");
+    }
+    assert_eq!(sub.wait_for(6, Duration::from_millis(500)).len(), 5);
+}

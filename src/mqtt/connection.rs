@@ -239,7 +239,7 @@ impl Connection {
         loop {
             match packet::read(&mut self.stream)? {
                 Packet::SubAck { packet_id, codes } if packet_id == id => {
-                    return if codes.iter().any(|&c| c == 0x80) {
+                    return if codes.contains(&0x80) {
                         Err(io::Error::new(
                             io::ErrorKind::PermissionDenied,
                             format!("the broker refused the subscription to {filter}"),

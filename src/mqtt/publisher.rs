@@ -151,7 +151,11 @@ impl Publisher {
         self.shared.queue.lock().unwrap().stopping = Some(Instant::now() + drain);
         self.shared.wake.notify_all();
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            // Dropped from its own thread (an event handler let go of the last owner): it ends
+            // by itself once `stopping` is seen.
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
         }
     }
 }
