@@ -16,6 +16,8 @@
 #   bash scripts/test-analytics.sh --from-make-test  # skips (saying why) without root or
 #                                                    # registry; under CI=true it never skips
 #   bash scripts/test-analytics.sh --inside          # (what runs inside the environment)
+#   ANALYTICS_CLIPPY=1 [ANALYTICS_CLIPPY_ARGS="-A …"] # also cargo clippy --features analytics
+#                                                    # inside (-D warnings)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT_DIR=$PWD
@@ -42,10 +44,11 @@ if [ "${1:-}" = --inside ]; then
     cd "$SRC"
     log "inside: GStreamer $(pkg-config --modversion gstreamer-1.0), gstreamer-analytics-1.0 $(pkg-config --modversion gstreamer-analytics-1.0), $(rustc --version)"
     cargo build --offline --release --lib --features analytics
-    RUST_BACKTRACE=1 cargo test --offline --release --features analytics --test analytics -- --test-threads=1
+    RUST_BACKTRACE=1 cargo test --offline --release --features analytics --test analytics -- --test-threads=1 --nocapture
     GST_PLUGIN_PATH=$TARGET/release python3 tests/analytics_read.py
     if [ "${ANALYTICS_CLIPPY:-0}" = 1 ]; then
-        cargo clippy --offline --release --all-targets --features analytics -- -D warnings
+        # shellcheck disable=SC2086 # ANALYTICS_CLIPPY_ARGS: extra lint flags, split on spaces
+        cargo clippy --offline --release --all-targets --features analytics -- -D warnings ${ANALYTICS_CLIPPY_ARGS:-}
     fi
     exit 0
 fi
@@ -116,7 +119,7 @@ bind "$CARGO_DIR" /root/.cargo
 mkdir -p out .cache/analytics-target
 rc=0
 bash scripts/debian-env.sh run "$ENV_ROOT" /usr/bin/env ANALYTICS_JOBS="$JOBS" \
-    ANALYTICS_CLIPPY="${ANALYTICS_CLIPPY:-0}" /bin/bash "$SRC/scripts/test-analytics.sh" --inside || rc=$?
+    ANALYTICS_CLIPPY="${ANALYTICS_CLIPPY:-0}" ANALYTICS_CLIPPY_ARGS="${ANALYTICS_CLIPPY_ARGS:-}" /bin/bash "$SRC/scripts/test-analytics.sh" --inside || rc=$?
 unmount_all
 trap - EXIT INT TERM
 [ $rc -eq 0 ] || fail "inside the $SUITE environment (above)"

@@ -124,7 +124,7 @@ pub fn read_faces(buffer: &gst::BufferRef) -> Vec<FaceRecord> {
     };
     let mut out = Vec::new();
     for od in meta.iter::<gst_analytics::AnalyticsODMtd>() {
-        if !od.obj_type().is_some_and(|q| q.as_str() == FACE_TYPE) {
+        if od.obj_type().is_none_or(|q| q.as_str() != FACE_TYPE) {
             continue;
         }
         let Ok(loc) = od.location() else { continue };
