@@ -249,7 +249,7 @@ impl ObjectImpl for FacePosePublish {
                     .default_value(Some(DEFAULT_TOPIC))
                     .mutable_ready()
                     .build(),
-                string_property("client-id", "Client id", "MQTT client identifier (default: facepose-<process id>-<element name>)"),
+                string_property("client-id", "Client id", "MQTT client identifier (default: facepose-<process id>-<element name>-<n>, unique in the process)"),
                 string_property("source", "Source", "The source name every message carries (default: the element's name)"),
                 glib::ParamSpecUInt::builder("qos")
                     .nick("QoS")
