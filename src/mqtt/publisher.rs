@@ -166,11 +166,16 @@ impl Drop for Publisher {
     }
 }
 
-/// Waits up to `t`, or less when woken (new message, stop).
+/// Waits `t` (new messages do not cut it short), or until told to stop.
 fn nap(shared: &Shared, t: Duration) {
-    let q = shared.queue.lock().unwrap();
-    if q.stopping.is_none() {
-        let _ = shared.wake.wait_timeout(q, t);
+    let deadline = Instant::now() + t;
+    let mut q = shared.queue.lock().unwrap();
+    while q.stopping.is_none() {
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        q = shared.wake.wait_timeout(q, deadline - now).unwrap().0;
     }
 }
 
@@ -284,5 +289,82 @@ fn run(shared: &Shared, config: &Config, on_event: &dyn Fn(Event)) {
             }
             dup = false;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A loopback port nothing listens on.
+    fn closed_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port()
+    }
+
+    fn config(port: u16, max_queued: usize) -> Config {
+        Config {
+            options: Options {
+                address: format!("127.0.0.1:{port}"),
+                client_id: "test".into(),
+                username: None,
+                password: None,
+                keep_alive_s: 30,
+                clean_session: true,
+                tls: None,
+            },
+            topic: "t".into(),
+            qos: 1,
+            max_queued,
+        }
+    }
+
+    #[test]
+    fn without_a_broker_it_queues_drops_the_oldest_and_backs_off() {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let e = events.clone();
+        let p = Publisher::start(config(closed_port(), 3), move |ev| {
+            e.lock().unwrap().push(ev)
+        })
+        .unwrap();
+        // Bound against a hang: the first attempt fails at once on loopback.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while events.lock().unwrap().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let pushed: Vec<Pushed> = (0..100u8).map(|i| p.push(vec![i])).collect();
+        assert_eq!(pushed[..3], [Pushed::Queued; 3]);
+        assert_eq!(pushed[3], Pushed::DroppedOldest { first: true });
+        assert_eq!(pushed[4], Pushed::DroppedOldest { first: false });
+        assert_eq!((p.queued(), p.dropped(), p.published()), (3, 97, 0));
+        assert_eq!(p.stop(Duration::ZERO), (0, 97));
+        let events = events.lock().unwrap();
+        assert!(
+            matches!(events[0], Event::Unreachable { retry_in, .. } if retry_in == MIN_BACKOFF),
+            "{events:?}"
+        );
+        assert!(events.iter().all(|e| !matches!(e, Event::Connected { .. })));
+    }
+
+    #[test]
+    fn new_messages_do_not_cut_the_back_off_short() {
+        let attempts = Arc::new(Mutex::new(0u32));
+        let a = attempts.clone();
+        let p =
+            Publisher::start(config(closed_port(), 100), move |_| *a.lock().unwrap() += 1).unwrap();
+        // 20 messages over about 0.4 s: the back-off (0.25 s, 0.5 s, 1 s …) allows 2 or 3
+        // attempts in that time, whatever arrives; one attempt per message would be 20.
+        for i in 0..20u8 {
+            p.push(vec![i]);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        p.stop(Duration::ZERO);
+        let n = *attempts.lock().unwrap();
+        assert!(
+            (1..10).contains(&n),
+            "{n} connection attempts for 20 messages"
+        );
     }
 }
