@@ -13,6 +13,10 @@
 //! with the memory per extra pipeline.
 
 use std::process::Command;
+
+#[path = "support/frames.rs"]
+#[allow(dead_code)]
+mod frames;
 use std::time::Instant;
 
 use gst::prelude::*;
@@ -32,31 +36,8 @@ fn status_kib(key: &str) -> Option<u64> {
 }
 
 fn frames(n: usize) -> Result<Vec<gst::Buffer>, String> {
-    let path = gstfacepose::engine::default_model_dir().join("samples/astronaut.png");
-    let picture = image::open(&path)
-        .map_err(|e| format!("cannot decode {}: {e} (run `make models`)", path.display()))?
-        .to_rgb8();
-    let picture =
-        image::imageops::resize(&picture, SIDE, SIDE, image::imageops::FilterType::Triangle);
-    let (w, h, side) = (WIDTH as usize, HEIGHT as usize, SIDE as usize);
-    let background: Vec<u8> = (0..h)
-        .flat_map(|y| (0..w).flat_map(move |x| [(40 + x / 8) as u8, (60 + y / 8) as u8, 90]))
-        .collect();
-    let bounce = |t: usize, range: usize| {
-        let t = t % (2 * range);
-        if t < range { t } else { 2 * range - t }
-    };
-    Ok((0..n)
-        .map(|i| {
-            let mut canvas = background.clone();
-            let (x0, y0) = (bounce(i * 3, w - side), bounce(i * 2, h - side));
-            for (row, src) in picture.as_raw().chunks_exact(side * 3).enumerate() {
-                let start = ((y0 + row) * w + x0) * 3;
-                canvas[start..start + side * 3].copy_from_slice(src);
-            }
-            gst::Buffer::from_mut_slice(canvas)
-        })
-        .collect())
+    let rgb = frames::moving_face(n, WIDTH as usize, HEIGHT as usize, SIDE as usize)?;
+    Ok(rgb.into_iter().map(gst::Buffer::from_mut_slice).collect())
 }
 
 /// Runs `pipelines` pipelines on `frames` frames each; prints one result line.
