@@ -50,19 +50,6 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 
 /// Runs `input` through `appsrc ! faceposeestimator ! fakesink` on `provider`.
 fn run(input: &Input, provider: &str, interval: u32) -> Result<Run, String> {
-    let caps = gst::Caps::builder("video/x-raw")
-        .field("format", "RGB")
-        .field("width", input.width as i32)
-        .field("height", input.height as i32)
-        .field("framerate", gst::Fraction::new(30, 1))
-        .build();
-    let pipeline = gst::Pipeline::new();
-    let src = gst_app::AppSrc::builder()
-        .caps(&caps)
-        .format(gst::Format::Time)
-        .block(true)
-        .max_bytes(4 * (input.width * input.height * 3) as u64)
-        .build();
     let element = gst::ElementFactory::make("faceposeestimator")
         .property_from_str("execution-provider", provider)
         .property("fallback", false)
@@ -74,10 +61,7 @@ fn run(input: &Input, provider: &str, interval: u32) -> Result<Run, String> {
         .property("signal-handoffs", true)
         .build()
         .map_err(|e| e.to_string())?;
-    pipeline
-        .add_many([src.upcast_ref(), &element, &sink])
-        .map_err(|e| e.to_string())?;
-    gst::Element::link_many([src.upcast_ref(), &element, &sink]).map_err(|e| e.to_string())?;
+    let (pipeline, src) = frames::rgb_pipeline(input.width, input.height, &element, &sink)?;
     let metas = Arc::new(Mutex::new(Vec::<gst::Structure>::new()));
     let collected = metas.clone();
     sink.connect("handoff", false, move |args| {

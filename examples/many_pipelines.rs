@@ -46,21 +46,8 @@ fn run(pipelines: usize, n: usize) -> Result<(), String> {
     gstfacepose::plugin_register_static().map_err(|e| e.to_string())?;
     let buffers = frames(n)?;
     let base_rss = status_kib("VmRSS:").unwrap_or(0);
-    let caps = gst::Caps::builder("video/x-raw")
-        .field("format", "RGB")
-        .field("width", WIDTH as i32)
-        .field("height", HEIGHT as i32)
-        .field("framerate", gst::Fraction::new(30, 1))
-        .build();
     let mut running = Vec::new();
     for _ in 0..pipelines {
-        let pipeline = gst::Pipeline::new();
-        let src = gst_app::AppSrc::builder()
-            .caps(&caps)
-            .format(gst::Format::Time)
-            .block(true)
-            .max_bytes(4 * (WIDTH * HEIGHT * 3) as u64)
-            .build();
         let element = gst::ElementFactory::make("faceposeestimator")
             .build()
             .map_err(|e| e.to_string())?;
@@ -68,10 +55,8 @@ fn run(pipelines: usize, n: usize) -> Result<(), String> {
             .property("sync", false)
             .build()
             .map_err(|e| e.to_string())?;
-        pipeline
-            .add_many([src.upcast_ref(), &element, &sink])
-            .map_err(|e| e.to_string())?;
-        gst::Element::link_many([src.upcast_ref(), &element, &sink]).map_err(|e| e.to_string())?;
+        let (pipeline, src) =
+            frames::rgb_pipeline(WIDTH as usize, HEIGHT as usize, &element, &sink)?;
         pipeline
             .set_state(gst::State::Paused)
             .map_err(|e| format!("cannot start a pipeline: {e}"))?;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
-//! Frames the example tools feed the element: a moving face on a gradient, made in memory, and
-//! the frames of a video file, decoded once.
+//! Frames the example tools feed the element (a moving face on a gradient, made in memory, and
+//! the frames of a video file, decoded once), and the pipeline they feed it through.
 
 use std::path::Path;
 
@@ -92,4 +92,32 @@ pub fn decoded(path: &Path, limit: usize) -> Result<(usize, usize, Vec<Vec<u8>>)
         return Err(format!("no frames decoded from {}", path.display()));
     }
     Ok((width, height, frames))
+}
+
+/// `appsrc ! element ! fakesink sync=false` for RGB frames of `width` × `height` at 30 fps (the
+/// source blocks with four frames queued), added to a new pipeline and linked.
+pub fn rgb_pipeline(
+    width: usize,
+    height: usize,
+    element: &gst::Element,
+    sink: &gst::Element,
+) -> Result<(gst::Pipeline, gst_app::AppSrc), String> {
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("format", "RGB")
+        .field("width", width as i32)
+        .field("height", height as i32)
+        .field("framerate", gst::Fraction::new(30, 1))
+        .build();
+    let pipeline = gst::Pipeline::new();
+    let src = gst_app::AppSrc::builder()
+        .caps(&caps)
+        .format(gst::Format::Time)
+        .block(true)
+        .max_bytes(4 * (width * height * 3) as u64)
+        .build();
+    pipeline
+        .add_many([src.upcast_ref(), element, sink])
+        .map_err(|e| e.to_string())?;
+    gst::Element::link_many([src.upcast_ref(), element, sink]).map_err(|e| e.to_string())?;
+    Ok((pipeline, src))
 }
