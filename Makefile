@@ -6,7 +6,7 @@ INPUT ?=
 LABELS ?= ../shared/data/aflw2000/labels.csv
 SOAK_FRAMES ?= 100000
 
-.PHONY: all setup system ort models build build-lib copyright install uninstall cargo-deb deb test-install test-analytics test-publish demo demo-engine test lint eval eval-gst eval-matrix bench soak clean
+.PHONY: all setup setup-gpu device-check system ort models build build-lib copyright install uninstall cargo-deb deb test-install test-analytics test-publish demo demo-engine test lint eval eval-gst eval-matrix bench soak clean
 
 # The analytics meta (cargo feature `analytics`) is on when the system has GStreamer >= 1.24's
 # gstreamer-analytics-1.0 (not Debian 12); CARGO_FEATURES= turns it off, --features analytics on.
@@ -24,6 +24,24 @@ models: system
 	@bash models/build.sh
 
 setup: system ort models
+
+# GPU mode: ONNX Runtime with its CUDA provider and the CUDA 13 libraries (cuDNN, cuBLAS, cuFFT,
+# cuRAND, NVRTC, runtime) from pinned PyPI wheels into third_party/onnxruntime-gpu/ (about 1.5 GB
+# downloaded, 2.2 GB on disk; a second run only checks). The engine prefers it to the CPU build and
+# loads its CUDA libraries itself (no LD_LIBRARY_PATH). Needs the NVIDIA driver to use a GPU.
+setup-gpu: system
+	@bash scripts/setup-gpu.sh
+
+# GPU=1 (make demo GPU=1, make test GPU=1): set up GPU mode first.
+ifeq ($(GPU),1)
+setup: setup-gpu
+endif
+
+# On a machine with an NVIDIA GPU: set-up, the element on cuda, speed on cpu/cuda/tensorrt and the
+# angles against the CPU's; out/device-report.md. Here: DEVICE_CHECK_ARGS=--cpu-rehearsal.
+DEVICE_CHECK_ARGS ?=
+device-check: setup
+	@bash scripts/device-check.sh $(DEVICE_CHECK_ARGS)
 
 build: setup
 	$(CARGO) build --release --all-targets $(CARGO_FEATURES)
@@ -79,11 +97,15 @@ demo-engine: build
 	$(CARGO) run --release --quiet --example demo -- --out out/engine $(INPUT)
 
 # Every test: unit tests, engine tests on real pictures, bad-input tests and the AFLW2000
-# regression guard (which needs ../shared; under CI=true it fails without it).
-test: setup
+# regression guard (which needs ../shared; under CI=true it fails without it); with GPU mode set
+# up, the honest CPU fallback of the GPU build (tests/gpu_fallback.rs); then the clean-room
+# install test, the device check's CPU rehearsal (scripts/device-check.sh --cpu-rehearsal) and
+# the analytics meta against GStreamer 1.26 (scripts/test-analytics.sh).
+test: setup setup-gpu
 	$(CARGO) test --all-targets $(CARGO_FEATURES)
 	$(CARGO) test --doc $(CARGO_FEATURES)
 	@bash scripts/test-install.sh --from-make-test
+	@bash scripts/device-check.sh --cpu-rehearsal
 	@bash scripts/test-analytics.sh --from-make-test
 
 # The analytics meta against GStreamer 1.26 in a cached Debian 13 environment (root): read back

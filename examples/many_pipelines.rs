@@ -13,6 +13,10 @@
 //! with the memory per extra pipeline.
 
 use std::process::Command;
+
+#[path = "support/frames.rs"]
+#[allow(dead_code)]
+mod frames;
 use std::time::Instant;
 
 use gst::prelude::*;
@@ -32,31 +36,8 @@ fn status_kib(key: &str) -> Option<u64> {
 }
 
 fn frames(n: usize) -> Result<Vec<gst::Buffer>, String> {
-    let path = gstfacepose::engine::default_model_dir().join("samples/astronaut.png");
-    let picture = image::open(&path)
-        .map_err(|e| format!("cannot decode {}: {e} (run `make models`)", path.display()))?
-        .to_rgb8();
-    let picture =
-        image::imageops::resize(&picture, SIDE, SIDE, image::imageops::FilterType::Triangle);
-    let (w, h, side) = (WIDTH as usize, HEIGHT as usize, SIDE as usize);
-    let background: Vec<u8> = (0..h)
-        .flat_map(|y| (0..w).flat_map(move |x| [(40 + x / 8) as u8, (60 + y / 8) as u8, 90]))
-        .collect();
-    let bounce = |t: usize, range: usize| {
-        let t = t % (2 * range);
-        if t < range { t } else { 2 * range - t }
-    };
-    Ok((0..n)
-        .map(|i| {
-            let mut canvas = background.clone();
-            let (x0, y0) = (bounce(i * 3, w - side), bounce(i * 2, h - side));
-            for (row, src) in picture.as_raw().chunks_exact(side * 3).enumerate() {
-                let start = ((y0 + row) * w + x0) * 3;
-                canvas[start..start + side * 3].copy_from_slice(src);
-            }
-            gst::Buffer::from_mut_slice(canvas)
-        })
-        .collect())
+    let rgb = frames::moving_face(n, WIDTH as usize, HEIGHT as usize, SIDE as usize)?;
+    Ok(rgb.into_iter().map(gst::Buffer::from_mut_slice).collect())
 }
 
 /// Runs `pipelines` pipelines on `frames` frames each; prints one result line.
@@ -65,21 +46,8 @@ fn run(pipelines: usize, n: usize) -> Result<(), String> {
     gstfacepose::plugin_register_static().map_err(|e| e.to_string())?;
     let buffers = frames(n)?;
     let base_rss = status_kib("VmRSS:").unwrap_or(0);
-    let caps = gst::Caps::builder("video/x-raw")
-        .field("format", "RGB")
-        .field("width", WIDTH as i32)
-        .field("height", HEIGHT as i32)
-        .field("framerate", gst::Fraction::new(30, 1))
-        .build();
     let mut running = Vec::new();
     for _ in 0..pipelines {
-        let pipeline = gst::Pipeline::new();
-        let src = gst_app::AppSrc::builder()
-            .caps(&caps)
-            .format(gst::Format::Time)
-            .block(true)
-            .max_bytes(4 * (WIDTH * HEIGHT * 3) as u64)
-            .build();
         let element = gst::ElementFactory::make("faceposeestimator")
             .build()
             .map_err(|e| e.to_string())?;
@@ -87,10 +55,8 @@ fn run(pipelines: usize, n: usize) -> Result<(), String> {
             .property("sync", false)
             .build()
             .map_err(|e| e.to_string())?;
-        pipeline
-            .add_many([src.upcast_ref(), &element, &sink])
-            .map_err(|e| e.to_string())?;
-        gst::Element::link_many([src.upcast_ref(), &element, &sink]).map_err(|e| e.to_string())?;
+        let (pipeline, src) =
+            frames::rgb_pipeline(WIDTH as usize, HEIGHT as usize, &element, &sink)?;
         pipeline
             .set_state(gst::State::Paused)
             .map_err(|e| format!("cannot start a pipeline: {e}"))?;

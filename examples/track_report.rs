@@ -2,11 +2,13 @@
 //! How tracking compares with detection on every frame, on a real video.
 //!
 //! `cargo run --release --example track_report -- [VIDEO] [--interval N] [--smoothing S]
-//! [--input-size N] [--frames N] [--no-async-detection]`
+//! [--input-size N] [--frames N] [--no-async-detection] [--realtime]`
 //!
 //! Decodes the video (default `../shared/videos/multiface_1080p.mp4`) and runs every frame through
-//! two engines: one tracking (`--interval`, default 0 = automatic), one running the detector on
-//! every frame (the still-picture path). Prints, for both, the distinct ids and the id switches (a
+//! two engines: one running the detector on every frame (the still-picture path), then one
+//! tracking (`--interval`, default 0 = automatic; the detector in the background unless
+//! `--no-async-detection`), its frames back to back or, with `--realtime`, at the video's own pace
+//! as from a live camera (background detections then join after fewer frames). Prints, for both, the distinct ids and the id switches (a
 //! face whose box overlaps a face of the previous frame with IoU ≥ 0.5 but carries another id), and
 //! for the tracked faces: how many of the every-frame detections they cover, extra faces, and the
 //! mean absolute angle difference to the every-frame result for the same face.
@@ -26,6 +28,7 @@ struct Options {
     input_size: Option<usize>,
     frames: usize,
     async_detection: bool,
+    realtime: bool,
 }
 
 fn parse() -> Result<Options, String> {
@@ -39,6 +42,7 @@ fn parse() -> Result<Options, String> {
         input_size: None,
         frames: usize::MAX,
         async_detection: true,
+        realtime: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -67,6 +71,7 @@ fn parse() -> Result<Options, String> {
                     .map_err(|_| "--frames needs a whole number")?
             }
             "--no-async-detection" => o.async_detection = false,
+            "--realtime" => o.realtime = true,
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             _ => o.video = PathBuf::from(a),
         }
@@ -179,8 +184,10 @@ fn run() -> Result<(), String> {
     let o = parse()?;
     eprintln!("decoding {} …", o.video.display());
     let (width, height, frames) = decode(&o.video, o.frames)?;
-    let mut config = EngineConfig::default();
-    config.async_detection = o.async_detection;
+    let mut config = EngineConfig {
+        async_detection: o.async_detection,
+        ..EngineConfig::default()
+    };
     if let Some(s) = o.input_size {
         config.detect.input_size = s;
     }
@@ -201,16 +208,32 @@ fn run() -> Result<(), String> {
     let (mut ms_t, mut ms_e) = (0.0, 0.0);
     let (mut covered, mut reference, mut extra, mut detections) = (0usize, 0usize, 0usize, 0usize);
     let mut angle_error = [0.0f64; 3];
+    // Detection on every frame first, then the tracker alone (so that the two engines do not
+    // share the cores), frame after frame or, with --realtime, at the video's own pace.
+    let mut every_faces = Vec::with_capacity(frames.len());
     for (t, rgb) in &frames {
+        let view = ImageView::packed(PixelFormat::Rgb, width, height, rgb, width * 3)
+            .map_err(|e| e.to_string())?;
+        let start = Instant::now();
+        every_faces.push(every.track(&view, Some(*t)).map_err(|e| e.to_string())?);
+        ms_e += start.elapsed().as_secs_f64() * 1e3;
+    }
+    drop(every);
+    let clock = Instant::now();
+    let first = frames.first().map_or(0.0, |f| f.0);
+    for ((t, rgb), faces_e) in frames.iter().zip(every_faces) {
+        if o.realtime {
+            let due = std::time::Duration::from_secs_f64((t - first).max(0.0));
+            if let Some(wait) = due.checked_sub(clock.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
         let view = ImageView::packed(PixelFormat::Rgb, width, height, rgb, width * 3)
             .map_err(|e| e.to_string())?;
         let start = Instant::now();
         let faces_t = tracked.track(&view, Some(*t)).map_err(|e| e.to_string())?;
         ms_t += start.elapsed().as_secs_f64() * 1e3;
         detections += tracked.last_frame_detected() as usize;
-        let start = Instant::now();
-        let faces_e = every.track(&view, Some(*t)).map_err(|e| e.to_string())?;
-        ms_e += start.elapsed().as_secs_f64() * 1e3;
 
         if std::env::var_os("TRACK_REPORT_VERBOSE").is_some() {
             let presence: Vec<String> = faces_t

@@ -147,8 +147,7 @@ fn element_with_caps_change_and_eos(face: &Picture) -> Vec<usize> {
         }
     }
     pipeline.set_state(gst::State::Null).unwrap();
-    let counts = small_counts.lock().unwrap().clone();
-    counts
+    small_counts.lock().unwrap().clone()
 }
 
 #[test]

@@ -29,6 +29,12 @@ pub const SOURCE_MODEL_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models"
 /// Where `make` puts ONNX Runtime in the source tree.
 pub const SOURCE_LIBRARY_DIR: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/third_party/onnxruntime/lib");
+/// Where `make setup-gpu` puts ONNX Runtime with its CUDA provider (its CUDA libraries are in
+/// `../cuda`, see [`super::runtime`]).
+pub const SOURCE_GPU_LIBRARY_DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/third_party/onnxruntime-gpu/lib"
+);
 
 /// An installed copy of the plugin and its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +144,8 @@ pub enum Origin {
     Installed,
     /// The source tree the library was built from.
     SourceTree,
+    /// The source tree's GPU set-up (`make setup-gpu`).
+    GpuSetup,
 }
 
 impl Origin {
@@ -146,6 +154,7 @@ impl Origin {
             Origin::Environment => "environment",
             Origin::Installed => "installed plugin's folder",
             Origin::SourceTree => "set-up folder",
+            Origin::GpuSetup => "GPU set-up folder",
         }
     }
 }
@@ -225,9 +234,25 @@ pub fn library_dirs_from(installed: Option<&Installation>, source_tree: &Path) -
     search_order(None, installed.map(|i| i.library_dir.clone()), source_tree)
 }
 
-/// The library folders for this process (see [`library_dirs_from`]).
+/// The library folders for this process (see [`library_dirs_from`]); the source tree's GPU
+/// set-up, when there is one, goes before its CPU one (its library runs on the CPU as well).
 pub fn library_dirs() -> Vec<SearchDir> {
-    library_dirs_from(installation().as_ref(), Path::new(SOURCE_LIBRARY_DIR))
+    let mut dirs = library_dirs_from(installation().as_ref(), Path::new(SOURCE_LIBRARY_DIR));
+    let gpu = Path::new(SOURCE_GPU_LIBRARY_DIR);
+    if gpu.is_dir() {
+        let at = dirs
+            .iter()
+            .position(|d| d.origin == Origin::SourceTree)
+            .unwrap_or(dirs.len());
+        dirs.insert(
+            at,
+            SearchDir {
+                path: gpu.to_owned(),
+                origin: Origin::GpuSetup,
+            },
+        );
+    }
+    dirs
 }
 
 /// What to do about a file of the installation that is missing or unreadable: reinstall.

@@ -211,6 +211,17 @@ fn detector_runtime(runtime: &RuntimeOptions, background: bool) -> RuntimeOption
     }
 }
 
+/// The texts in order, each once.
+fn once_each<'a>(texts: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in texts {
+        if !out.contains(t) {
+            out.push(t.clone());
+        }
+    }
+    out
+}
+
 /// Checks a camera field of view (degrees, 0 = off).
 fn check_camera_fov(fov: f32) -> Result<()> {
     if (0.0..=CAMERA_FOV_MAX).contains(&fov) {
@@ -385,14 +396,23 @@ impl Engine {
         Ok(())
     }
 
-    /// Warnings raised while loading (execution-provider fallbacks).
+    /// The models loaded at start.
+    fn models(&self) -> Vec<&model::Model> {
+        let mut m = vec![self.detector.model(), self.landmarker.model()];
+        m.extend(self.regressor.as_ref().map(|r| r.model()));
+        m
+    }
+
+    /// Warnings raised while loading (a requested execution provider that could not be used and
+    /// the fallback), each once however many models it concerned.
     pub fn warnings(&self) -> Vec<String> {
-        let mut w = self.detector.model().warnings.clone();
-        w.extend(self.landmarker.model().warnings.iter().cloned());
-        if let Some(r) = &self.regressor {
-            w.extend(r.model().warnings.iter().cloned());
-        }
-        w
+        once_each(self.models().iter().flat_map(|m| m.warnings.iter()))
+    }
+
+    /// What loading found worth saying once: `execution-provider=auto` found an accelerator's
+    /// provider it could not use, and runs on the CPU.
+    pub fn notices(&self) -> Vec<String> {
+        once_each(self.models().iter().flat_map(|m| m.notices.iter()))
     }
 
     /// How many crops the head-pose regressor has run on since the engine started (mirrored

@@ -19,6 +19,7 @@ pub struct Model {
     pub descriptor: Descriptor,
     pub provider: &'static str,
     pub warnings: Vec<String>,
+    pub notices: Vec<String>,
     /// True when the batch dimension of the input is dynamic.
     pub dynamic_batch: bool,
     session: Arc<SharedSession>,
@@ -62,6 +63,7 @@ impl Model {
             descriptor,
             provider: session.provider,
             warnings: session.warnings.clone(),
+            notices: session.notices.clone(),
             dynamic_batch: false,
             session,
         };

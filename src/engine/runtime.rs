@@ -217,8 +217,11 @@ pub struct LoadedSession {
     pub session: Session,
     /// The provider actually in use: "cpu", "cuda" or "tensorrt".
     pub provider: &'static str,
-    /// Things the user should hear about (fallbacks).
+    /// Things the user should hear about: a requested provider that could not be used.
     pub warnings: Vec<String>,
+    /// Things worth saying once: `auto` found an accelerator's provider in the library but could
+    /// not use it.
+    pub notices: Vec<String>,
 }
 
 fn model_error(path: &Path, message: impl Into<String>) -> Error {
@@ -255,8 +258,10 @@ pub fn check_model_file(path: &Path) -> Result<()> {
 /// Builds a session for the model at `path`.
 pub fn load_session(path: &Path, options: &RuntimeOptions) -> Result<LoadedSession> {
     check_model_file(path)?;
-    let (environment, _) = environment(options.library.as_deref())?;
+    let (environment, library) = environment(options.library.as_deref())?;
     let mut warnings = Vec::new();
+    // auto: the accelerators the build has but that could not be used, with why.
+    let mut untried: Vec<(&'static str, String)> = Vec::new();
 
     let wanted: &[ExecutionProvider] = match options.provider {
         ExecutionProvider::Auto => &[ExecutionProvider::TensorRt, ExecutionProvider::Cuda],
@@ -266,16 +271,20 @@ pub fn load_session(path: &Path, options: &RuntimeOptions) -> Result<LoadedSessi
     };
 
     for &provider in wanted {
-        match build_session(&environment, path, options, Some(provider)) {
+        match build_session(&environment, &library, path, options, Some(provider)) {
             Ok(session) => {
                 return Ok(LoadedSession {
                     session,
                     provider: provider.name(),
                     warnings,
+                    notices: auto_notices(&untried),
                 });
             }
             Err(reason) => {
                 if options.provider == ExecutionProvider::Auto {
+                    if provider_in_build(provider) {
+                        untried.push((provider.name(), reason));
+                    }
                     continue;
                 }
                 if !options.fallback {
@@ -288,20 +297,141 @@ pub fn load_session(path: &Path, options: &RuntimeOptions) -> Result<LoadedSessi
                     ));
                 }
                 warnings.push(format!(
-                    "execution provider {} unavailable for {} ({reason}); falling back to the CPU",
+                    "execution provider {} unavailable ({reason}); falling back to the CPU",
                     provider.name(),
-                    path.display()
                 ));
             }
         }
     }
-    let session = build_session(&environment, path, options, None)
+    let session = build_session(&environment, &library, path, options, None)
         .map_err(|reason| model_error(path, reason))?;
     Ok(LoadedSession {
         session,
         provider: "cpu",
         warnings,
+        notices: auto_notices(&untried),
     })
+}
+
+/// One notice per distinct cause: "execution provider auto: tensorrt and cuda are in this ONNX
+/// Runtime build but cannot be used (cause); running on the CPU".
+fn auto_notices(untried: &[(&'static str, String)]) -> Vec<String> {
+    let mut causes: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (provider, reason) in untried {
+        match causes.iter_mut().find(|(r, _)| r == reason) {
+            Some((_, providers)) => providers.push(provider),
+            None => causes.push((reason, vec![provider])),
+        }
+    }
+    causes
+        .into_iter()
+        .map(|(reason, providers)| {
+            let (names, verb) = match providers.as_slice() {
+                [one] => (one.to_string(), "is"),
+                many => (many.join(" and "), "are"),
+            };
+            format!(
+                "execution provider auto: {names} {verb} in this ONNX Runtime build but cannot be \
+                 used ({reason}); running on the CPU"
+            )
+        })
+        .collect()
+}
+
+/// The NVIDIA driver's CUDA library.
+pub const CUDA_DRIVER_LIBRARY: &str = "libcuda.so.1";
+
+/// Loads the shared library `file` (a path, or a bare name searched as the dynamic linker does)
+/// with its symbols global, for the life of the process; the error is the dynamic linker's.
+fn load_global(file: &Path) -> std::result::Result<(), String> {
+    // SAFETY: loading a shared library runs its initialisers; these are NVIDIA's CUDA libraries
+    // (the driver's, and those `make setup-gpu` laid out from their pinned wheels), loaded the
+    // way ONNX Runtime's CUDA provider would load them itself.
+    let opened = unsafe {
+        libloading::os::unix::Library::open(
+            Some(file),
+            libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_GLOBAL,
+        )
+    };
+    match opened {
+        // Kept for the life of the process, as the provider needs them.
+        Ok(lib) => {
+            std::mem::forget(lib);
+            Ok(())
+        }
+        Err(e) => {
+            let detail = std::error::Error::source(&e).map(|s| s.to_string());
+            Err(detail.unwrap_or_else(|| e.to_string()))
+        }
+    }
+}
+
+/// Whether the loaded ONNX Runtime library has `provider` (it may still fail to start).
+fn provider_in_build(provider: ExecutionProvider) -> bool {
+    match provider {
+        ExecutionProvider::Cuda => ep::CUDA::is_available().unwrap_or(false),
+        ExecutionProvider::TensorRt => ep::TensorRT::is_available().unwrap_or(false),
+        _ => false,
+    }
+}
+
+/// The list of CUDA libraries that `make setup-gpu` lays out beside the GPU build of ONNX
+/// Runtime (`<lib>/../cuda/preload.txt`), in load order.
+pub const GPU_PRELOAD_LIST: &str = "cuda/preload.txt";
+
+/// Loads, once per process, the CUDA libraries listed beside the ONNX Runtime library at
+/// `library` (see [`GPU_PRELOAD_LIST`]), each with its symbols global, in the listed order, so
+/// that the CUDA provider finds them without `LD_LIBRARY_PATH` (the dynamic linker matches a
+/// library's needs against the libraries already loaded). Nothing to do without such a list
+/// (another build of ONNX Runtime, CUDA installed on the system). The error names the library
+/// that failed and why.
+pub fn preload_gpu_libraries(library: &Path) -> std::result::Result<usize, String> {
+    static PRELOADED: Mutex<Option<std::result::Result<usize, String>>> = Mutex::new(None);
+    let mut done = PRELOADED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = done.as_ref() {
+        return r.clone();
+    }
+    let result = preload_listed(library);
+    *done = Some(result.clone());
+    result
+}
+
+/// [`preload_gpu_libraries`] without the once-per-process memory.
+fn preload_listed(library: &Path) -> std::result::Result<usize, String> {
+    {
+        let Some(root) = library.parent().and_then(Path::parent) else {
+            return Ok(0);
+        };
+        let list = root.join(GPU_PRELOAD_LIST);
+        let Ok(text) = std::fs::read_to_string(&list) else {
+            return Ok(0);
+        };
+        let folder = list.parent().unwrap_or(root);
+        // The driver's own library comes with the NVIDIA driver, not with set-up: without it
+        // nothing of CUDA can run, and that is the cause to report.
+        load_global(Path::new(CUDA_DRIVER_LIBRARY)).map_err(|e| {
+            format!(
+                "the NVIDIA driver's {CUDA_DRIVER_LIBRARY} cannot be loaded ({e}): this machine has \
+                 no NVIDIA driver (CUDA 13 needs driver 580 or newer)"
+            )
+        })?;
+        let mut count = 0;
+        for name in text.lines().map(str::trim) {
+            if name.is_empty() || name.starts_with('#') {
+                continue;
+            }
+            let file = folder.join(name);
+            load_global(&file).map_err(|e| {
+                format!(
+                    "cannot load {} (listed in {}): {e}; run `make setup-gpu` again",
+                    file.display(),
+                    list.display()
+                )
+            })?;
+            count += 1;
+        }
+        Ok(count)
+    }
 }
 
 /// A session shared by every model loaded from the same file with the same [`RuntimeOptions`] in
@@ -313,6 +443,8 @@ pub struct SharedSession {
     pub provider: &'static str,
     /// Things the user should hear about (fallbacks), told to every holder.
     pub warnings: Vec<String>,
+    /// Things worth saying once (see [`LoadedSession::notices`]).
+    pub notices: Vec<String>,
 }
 
 impl SharedSession {
@@ -359,6 +491,7 @@ pub fn shared_session(path: &Path, options: &RuntimeOptions) -> Result<Arc<Share
         session: Mutex::new(loaded.session),
         provider: loaded.provider,
         warnings: loaded.warnings,
+        notices: loaded.notices,
     });
     sessions.retain(|_, s| s.strong_count() > 0);
     sessions.insert(key, Arc::downgrade(&shared));
@@ -375,10 +508,18 @@ pub fn live_sessions() -> usize {
 
 fn build_session(
     environment: &Environment,
+    library: &Path,
     path: &Path,
     options: &RuntimeOptions,
     provider: Option<ExecutionProvider>,
 ) -> std::result::Result<Session, String> {
+    if matches!(
+        provider,
+        Some(ExecutionProvider::Cuda | ExecutionProvider::TensorRt)
+    ) && provider_in_build(provider.unwrap_or_default())
+    {
+        preload_gpu_libraries(library)?;
+    }
     let mut builder = Session::builder(environment).map_err(|e| e.to_string())?;
     builder = builder
         .with_optimization_level(GraphOptimizationLevel::Level3)
@@ -441,6 +582,44 @@ mod tests {
         let c = library_candidates(Some(Path::new("/x/libonnxruntime.so")));
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].0, Path::new("/x/libonnxruntime.so"));
+    }
+
+    #[test]
+    fn auto_says_once_per_cause_which_providers_it_could_not_use() {
+        let notices = auto_notices(&[
+            ("tensorrt", "no driver".into()),
+            ("cuda", "no driver".into()),
+        ]);
+        assert_eq!(notices.len(), 1);
+        assert!(notices[0].contains("tensorrt and cuda are in this ONNX Runtime build"));
+        assert!(notices[0].contains("(no driver); running on the CPU"));
+        let notices = auto_notices(&[
+            ("tensorrt", "no libnvinfer".into()),
+            ("cuda", "no device".into()),
+        ]);
+        assert_eq!(notices.len(), 2);
+        assert!(notices[1].contains("cuda is in") && notices[1].contains("(no device)"));
+        assert!(auto_notices(&[]).is_empty());
+    }
+
+    #[test]
+    fn preloading_needs_a_list_and_names_what_fails() {
+        let dir = std::env::temp_dir().join(format!("facepose-preload-{}", std::process::id()));
+        let lib = dir.join("lib");
+        std::fs::create_dir_all(&lib).unwrap();
+        let library = lib.join(BUNDLED_LIBRARY_NAME);
+        // No list beside the library (the CPU build, a system CUDA): nothing to load.
+        assert_eq!(preload_listed(&library), Ok(0));
+        // A list naming a library that is not there: the error names the driver (when this
+        // machine has none) or that library.
+        std::fs::create_dir_all(dir.join("cuda")).unwrap();
+        std::fs::write(dir.join(GPU_PRELOAD_LIST), "# order\nlibnot-there.so.1\n").unwrap();
+        let err = preload_listed(&library).unwrap_err();
+        assert!(
+            err.contains(CUDA_DRIVER_LIBRARY) || err.contains("libnot-there.so.1"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

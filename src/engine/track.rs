@@ -133,6 +133,15 @@ pub struct TrackSnapshot {
     landmark_box: Option<BBox>,
 }
 
+/// What a background detection did to the tracks (see [`Tracker::apply_background_detection`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BackgroundOutcome {
+    /// Ids of the followed tracks it found.
+    pub confirmed: Vec<u64>,
+    /// Faces to bring forward.
+    pub fresh: Vec<Detection>,
+}
+
 /// Every track of one stream and when the detector last ran.
 #[derive(Debug, Clone, Default)]
 pub struct Tracker {
@@ -249,13 +258,15 @@ impl Tracker {
         self.since_detection.is_some()
     }
 
-    /// The visible tracks now, for a detection that runs in the background.
-    pub(super) fn snapshot(&self) -> Vec<TrackSnapshot> {
-        self.visible()
-            .map(|t| TrackSnapshot {
-                id: t.id,
-                bbox: t.bbox,
-                landmark_box: landmark_box(&t.landmarks),
+    /// The faces of the frame a background detection starts on (as followed there, before
+    /// smoothing), to judge its answer against: the same frame the detector sees.
+    pub(super) fn snapshot(faces: &[Face]) -> Vec<TrackSnapshot> {
+        faces
+            .iter()
+            .map(|f| TrackSnapshot {
+                id: f.id,
+                bbox: f.bbox,
+                landmark_box: landmark_box(&f.landmarks),
             })
             .collect()
     }
@@ -269,26 +280,37 @@ impl Tracker {
     /// Applies the `detections` of a background detection on the frame of `snapshot`: the tracks
     /// of the snapshot it found take its box (as their relation to their landmarks then) and
     /// score; the tracks it missed are lost, as on a detection frame, if they are still visible.
-    /// Returns the detections that continue no track of the snapshot and overlap no visible
-    /// track now: the faces to bring forward as new tracks.
+    /// Returns the tracks it confirmed (to be stored as on a detection frame once followed on the
+    /// current frame: their face-presence score there becomes their reference) and the
+    /// detections that continue no track still followed and overlap no visible track now: the
+    /// faces to bring forward (new faces, and faces whose track was lost since the snapshot: they
+    /// get their id back by overlap).
     pub(super) fn apply_background_detection(
         &mut self,
         snapshot: &[TrackSnapshot],
         detections: &[Detection],
-    ) -> Vec<Detection> {
+    ) -> BackgroundOutcome {
         let det_boxes: Vec<BBox> = detections.iter().map(|d| d.bbox).collect();
         let snap_boxes: Vec<BBox> = snapshot.iter().map(|t| t.bbox).collect();
         let matched = match_by_overlap(&det_boxes, &snap_boxes, MATCH_IOU);
         let mut found = vec![false; snapshot.len()];
-        for (d, m) in detections.iter().zip(&matched) {
+        // Detections whose track is still followed; the others (no track then, or a track lost
+        // since) are brought forward, which also brings a lost track back by overlap.
+        let mut continued = vec![false; detections.len()];
+        for (k, (d, m)) in detections.iter().zip(&matched).enumerate() {
             let Some(j) = *m else { continue };
             found[j] = true;
             let then = &snapshot[j];
-            if let Some(t) = self.tracks.iter_mut().find(|t| t.id == then.id) {
+            if let Some(t) = self
+                .tracks
+                .iter_mut()
+                .find(|t| t.id == then.id && t.missed == 0)
+            {
                 if let Some(lbox) = then.landmark_box {
                     t.box_from_landmarks = relative_box(&d.bbox, &lbox);
                 }
                 t.score = d.score;
+                continued[k] = true;
             }
         }
         for (then, found) in snapshot.iter().zip(found) {
@@ -303,13 +325,21 @@ impl Tracker {
                 self.lose(i);
             }
         }
-        let now: Vec<BBox> = self.visible().map(|t| t.bbox).collect();
-        detections
+        let confirmed = detections
             .iter()
             .zip(&matched)
-            .filter(|(d, m)| m.is_none() && now.iter().all(|b| b.iou(&d.bbox) < MATCH_IOU))
+            .zip(&continued)
+            .filter(|(_, c)| **c)
+            .filter_map(|((_, m), _)| m.map(|j| snapshot[j].id))
+            .collect();
+        let now: Vec<BBox> = self.visible().map(|t| t.bbox).collect();
+        let fresh = detections
+            .iter()
+            .zip(continued)
+            .filter(|(d, continued)| !continued && now.iter().all(|b| b.iou(&d.bbox) < MATCH_IOU))
             .map(|(d, _)| *d)
-            .collect()
+            .collect();
+        BackgroundOutcome { confirmed, fresh }
     }
 
     /// Ends a frame with detection in the background: `detected_ms` is the detector's time when

@@ -19,7 +19,7 @@ use super::geometry::BBox;
 use super::image::{ImageView, OwnedImage};
 use super::mirror::{MirrorCorrection, apply_mirror_correction};
 use super::pose::solver::RegressorMemory;
-use super::track::{TrackConfig, forward_detection};
+use super::track::{TrackConfig, Tracker, forward_detection};
 use super::{Engine, Result, StageTimes};
 
 /// Faces of a frame, the track each continues (`None`: a new track), their new mirror
@@ -38,6 +38,16 @@ type FollowResult = (
     Vec<Option<RegressorMemory>>,
     Vec<usize>,
 );
+
+/// Faces a background detection brought forward, with their new mirror corrections, regressor
+/// memories and the detector's boxes on the frame it ran on.
+#[derive(Default)]
+struct Joined {
+    faces: Vec<Face>,
+    corrections: Vec<Option<MirrorCorrection>>,
+    memories: Vec<Option<RegressorMemory>>,
+    boxes_then: Vec<BBox>,
+}
 
 impl Engine {
     /// Tracking settings take effect on the next frame.
@@ -102,8 +112,7 @@ impl Engine {
             .finish_frame(detect, started.elapsed().as_secs_f64() * 1e3);
         let from_detector = vec![detect; faces.len()];
         self.store_frame(
-            faces,
-            (matched, corrections, memories),
+            (faces, matched, corrections, memories),
             &from_detector,
             detect,
             dt,
@@ -113,12 +122,7 @@ impl Engine {
     /// Stores a frame's faces in the tracker and the regressor memory; returns them smoothed.
     fn store_frame(
         &mut self,
-        mut faces: Vec<Face>,
-        (matched, corrections, memories): (
-            Vec<Option<usize>>,
-            Vec<Option<MirrorCorrection>>,
-            Vec<Option<RegressorMemory>>,
-        ),
+        (mut faces, matched, corrections, memories): Followed,
         from_detector: &[bool],
         lose_unseen: bool,
         dt: f64,
@@ -143,9 +147,10 @@ impl Engine {
         Ok(faces)
     }
 
-    /// A frame while the detector works in the background: the faces of a finished detection
-    /// join first (see [`super::track`]), then every visible track is followed, and when a
-    /// detection is due (`detect`) and the detector is free, it starts on a copy of this frame.
+    /// A frame while the detector works in the background: the answer of a finished detection is
+    /// applied first (see [`super::track`]), every visible track is followed, the faces it found
+    /// that no track had join; then, when a detection is due (`detect`) and the detector is free,
+    /// it starts on a copy of this frame, with this frame's faces to judge its answer against.
     fn track_with_background_detection(
         &mut self,
         image: &ImageView,
@@ -156,6 +161,7 @@ impl Engine {
         self.tracker.start_frame(false);
         let finished = self.background.as_mut().and_then(|b| b.take_finished());
         let mut fresh = Vec::new();
+        let mut confirmed = Vec::new();
         let mut detected_ms = None;
         let mut frame_then = None;
         if let Some(done) = finished {
@@ -167,15 +173,52 @@ impl Engine {
                     return Err(e);
                 }
                 (Ok(detections), Some(snapshot)) => {
-                    fresh = self
+                    let outcome = self
                         .tracker
                         .apply_background_detection(&snapshot, &detections);
+                    fresh = outcome.fresh;
+                    confirmed = outcome.confirmed;
                     detected_ms = Some(done.ms);
                     frame_then = Some(done.image);
                 }
                 // From before a reset: nothing to do with this stream.
                 _ => self.recycle(done.image),
             }
+        }
+        let (mut faces, mut matched, mut corrections, mut memories) = self.follow_all(image)?;
+        // Tracks the detector confirmed are stored as on a detection frame.
+        let mut from_detector: Vec<bool> =
+            faces.iter().map(|f| confirmed.contains(&f.id)).collect();
+        if let Some(then) = frame_then {
+            let joined = match then.view() {
+                Some(view) if !fresh.is_empty() => self.bring_forward(&view, image, &fresh),
+                _ => Ok(Joined::default()),
+            };
+            self.recycle(then);
+            let Joined {
+                faces: mut new_faces,
+                corrections: new_corrections,
+                memories: new_memories,
+                boxes_then,
+            } = joined?;
+            let mut taken = vec![false; self.tracker.track_count()];
+            for &ti in matched.iter().flatten() {
+                taken[ti] = true;
+            }
+            // Ids by overlap with the detector's boxes, on the frame it ran on: nearer in time to
+            // where a lost track was last seen than the faces' boxes now.
+            let boxes_now: Vec<BBox> = new_faces.iter().map(|f| f.bbox).collect();
+            for (f, b) in new_faces.iter_mut().zip(&boxes_then) {
+                f.bbox = *b;
+            }
+            matched.extend(self.tracker.assign_ids(&mut new_faces, &taken));
+            for (f, b) in new_faces.iter_mut().zip(boxes_now) {
+                f.bbox = b;
+            }
+            corrections.extend(new_corrections);
+            memories.extend(new_memories);
+            from_detector.resize(faces.len() + new_faces.len(), true);
+            faces.extend(new_faces);
         }
         if detect && !self.background.as_ref().is_some_and(|b| b.is_busy()) {
             let background = match self.background.as_mut() {
@@ -185,28 +228,8 @@ impl Engine {
                     .insert(BackgroundDetector::start(self.background_source())?),
             };
             background.submit(image, &self.config.detect, self.generation);
-            self.background_snapshot = Some(self.tracker.snapshot());
+            self.background_snapshot = Some(Tracker::snapshot(&faces));
             self.tracker.background_detection_started();
-        }
-
-        let (mut faces, mut matched, mut corrections, mut memories) = self.follow_all(image)?;
-        let mut from_detector = vec![false; faces.len()];
-        if let Some(then) = frame_then {
-            let joined = match then.view() {
-                Some(view) if !fresh.is_empty() => self.bring_forward(&view, image, &fresh),
-                _ => Ok(Default::default()),
-            };
-            self.recycle(then);
-            let (mut new_faces, new_corrections, new_memories) = joined?;
-            let mut taken = vec![false; self.tracker.track_count()];
-            for &ti in matched.iter().flatten() {
-                taken[ti] = true;
-            }
-            matched.extend(self.tracker.assign_ids(&mut new_faces, &taken));
-            corrections.extend(new_corrections);
-            memories.extend(new_memories);
-            from_detector.resize(faces.len() + new_faces.len(), true);
-            faces.extend(new_faces);
         }
         let ms = started.elapsed().as_secs_f64() * 1e3;
         self.times = StageTimes {
@@ -216,8 +239,7 @@ impl Engine {
         };
         self.tracker.finish_background_frame(detected_ms, ms);
         self.store_frame(
-            faces,
-            (matched, corrections, memories),
+            (faces, matched, corrections, memories),
             &from_detector,
             false,
             dt,
@@ -232,18 +254,15 @@ impl Engine {
 
     /// Faces a background detection found on `then` (an earlier frame) that no track had, brought
     /// to the current frame `now`: the full landmark passes on `then` from the detections, one
-    /// pass on `now` from those landmarks, then the pose as on a tracking frame. Faces whose
-    /// landmarks on `now` are no plausible next position are left for the next detection.
+    /// pass on `now` from those landmarks, then the pose as for new faces on a detection frame.
+    /// Faces whose landmarks on `now` are no plausible next position are left for the next
+    /// detection.
     fn bring_forward(
         &mut self,
         then: &ImageView,
         now: &ImageView,
         fresh: &[Detection],
-    ) -> Result<(
-        Vec<Face>,
-        Vec<Option<MirrorCorrection>>,
-        Vec<Option<RegressorMemory>>,
-    )> {
+    ) -> Result<Joined> {
         let crops = fresh
             .iter()
             .map(|d| self.landmarker.crop_from_detection(d))
@@ -263,17 +282,23 @@ impl Engine {
         let mut detections = Vec::new();
         let mut landmarks = Vec::new();
         let mut kept_corrections = Vec::new();
+        let mut boxes_then = Vec::new();
         for (k, ((d, points_then), l)) in kept.iter().zip(landmarks_now).enumerate() {
             if let Some(forward) = forward_detection(d, points_then, &l, w, h) {
                 detections.push(forward);
                 landmarks.push(l);
                 kept_corrections.push(corrections.get(k).cloned());
+                boxes_then.push(d.bbox);
             }
         }
-        // As on a tracking frame: the regressor for turned faces only, without the mirrored crop.
-        let no_memory = vec![None; detections.len()];
-        let (faces, memories) = self.solve(now, &detections, landmarks, Some(&no_memory))?;
-        Ok((faces, kept_corrections, memories))
+        // As new faces on a detection frame: the still path's pose.
+        let (faces, memories) = self.solve(now, &detections, landmarks, None)?;
+        Ok(Joined {
+            faces,
+            corrections: kept_corrections,
+            memories,
+            boxes_then,
+        })
     }
 
     /// A tracking frame: every visible track followed by its landmarks; tracks that fail are

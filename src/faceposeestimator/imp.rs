@@ -622,6 +622,9 @@ impl BaseTransformImpl for FacePoseEstimator {
         for w in engine.warnings() {
             gst::element_imp_warning!(self, gst::LibraryError::Init, ("{w}"));
         }
+        for n in engine.notices() {
+            gst::element_imp_info!(self, gst::LibraryError::Init, ("{n}"));
+        }
         let json: Option<Box<dyn Write + Send>> = match settings.json_location.as_deref() {
             None => None,
             Some("-") => Some(Box::new(std::io::stdout())),

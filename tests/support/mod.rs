@@ -254,8 +254,10 @@ pub fn matching_face<'a>(faces: &'a [Face], gt: &BBox) -> Option<&'a Face> {
 /// A folder holding only the plugin built with this test, for GST_PLUGIN_PATH. Cargo writes the
 /// cdylib to `<target>/<profile>/deps` and copies it up to `<target>/<profile>` only when the
 /// library itself is built (`cargo build`), not when tests are, so the newer of the two is
-/// copied to `<target>/<profile>/facepose-test-plugin/` (a stable path, so the GStreamer
-/// registry updates its entry rather than growing).
+/// copied to `<target>/facepose-test-plugin-<profile>/` (a stable path, so the GStreamer
+/// registry updates its entry rather than growing; outside `<target>/<profile>`, which users put
+/// in GST_PLUGIN_PATH and GStreamer scans with its subfolders, so that a test's copy never
+/// shadows the plugin they built).
 pub fn test_plugin_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -274,7 +276,16 @@ pub fn test_plugin_dir() -> PathBuf {
             .unwrap_or_else(|| {
                 panic!("no libgstfacepose.so in {}: cargo build", profile.display())
             });
-        let dir = profile.join("facepose-test-plugin");
+        let name = profile
+            .file_name()
+            .map_or("profile".into(), |n| n.to_string_lossy().into_owned());
+        let dir = profile
+            .parent()
+            .unwrap_or(&profile)
+            .join(format!("facepose-test-plugin-{name}"));
+        // Earlier test runs left their copy inside the profile folder, where it shadows the
+        // plugin being built.
+        let _ = std::fs::remove_dir_all(profile.join("facepose-test-plugin"));
         std::fs::create_dir_all(&dir).unwrap();
         let partial = dir.join(format!(".libgstfacepose.so.{}", std::process::id()));
         std::fs::copy(newest, &partial)

@@ -343,6 +343,27 @@ mod tests {
     use super::*;
 
     /// A frame of `format` with bytes from a small generator, odd sizes and padded strides.
+    /// A BT.709 view of planes made by [`noisy_frame`].
+    pub(super) fn view_of<'a>(
+        format: PixelFormat,
+        w: usize,
+        h: usize,
+        data: &'a [Vec<u8>],
+        strides: &[usize],
+    ) -> ImageView<'a> {
+        let p = |i: usize| Plane {
+            data: &data[i],
+            stride: strides[i],
+        };
+        match format {
+            PixelFormat::I420 => ImageView::i420(w, h, p(0), p(1), p(2)),
+            PixelFormat::Nv12 => ImageView::nv12(w, h, p(0), p(1)),
+            f => ImageView::packed(f, w, h, p(0).data, p(0).stride),
+        }
+        .unwrap()
+        .with_matrix(YuvMatrix::Bt709)
+    }
+
     pub(super) fn noisy_frame(
         format: PixelFormat,
         w: usize,
@@ -383,17 +404,7 @@ mod tests {
         {
             let (w, h) = (13, 7);
             let (data, strides) = noisy_frame(format, w, h, 40 + n as u32);
-            let p = |i: usize| Plane {
-                data: &data[i],
-                stride: strides[i],
-            };
-            let view = match format {
-                PixelFormat::I420 => ImageView::i420(w, h, p(0), p(1), p(2)),
-                PixelFormat::Nv12 => ImageView::nv12(w, h, p(0), p(1)),
-                f => ImageView::packed(f, w, h, p(0).data, p(0).stride),
-            }
-            .unwrap()
-            .with_matrix(YuvMatrix::Bt709);
+            let view = view_of(format, w, h, &data, &strides);
             let mut owned = OwnedImage::default();
             assert!(owned.view().is_none());
             owned.copy_from(&view);

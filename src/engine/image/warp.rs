@@ -345,9 +345,9 @@ fn warp_with<const NCHW: bool>(taps: &impl Taps, warp: &Warp, out: &mut [f32]) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{noisy_frame, rgb_frame};
+    use super::super::tests::{noisy_frame, rgb_frame, view_of};
     use super::*;
-    use crate::engine::image::{ColourOrder, ImageView, Layout, PixelFormat, Plane, YuvMatrix};
+    use crate::engine::image::{ColourOrder, ImageView, Layout, PixelFormat};
 
     // The warp as it was before the fast path (one clamped path for every sample), kept as the
     // reference the fast one must match bit for bit.
@@ -492,17 +492,7 @@ mod tests {
         let (w, h) = (101, 67);
         for (n, &pixel_format) in formats.iter().enumerate() {
             let (data, strides) = noisy_frame(pixel_format, w, h, n as u32 + 1);
-            let p = |i: usize| Plane {
-                data: &data[i],
-                stride: strides[i],
-            };
-            let view = match pixel_format {
-                PixelFormat::I420 => ImageView::i420(w, h, p(0), p(1), p(2)),
-                PixelFormat::Nv12 => ImageView::nv12(w, h, p(0), p(1)),
-                f => ImageView::packed(f, w, h, p(0).data, p(0).stride),
-            }
-            .unwrap()
-            .with_matrix(YuvMatrix::Bt709);
+            let view = view_of(pixel_format, w, h, &data, &strides);
             for k in 0..12 {
                 let angle = k as f32 * 0.55;
                 let scale = 0.6 + 0.25 * k as f32;
