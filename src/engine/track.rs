@@ -138,8 +138,9 @@ pub struct TrackSnapshot {
 pub struct BackgroundOutcome {
     /// Ids of the followed tracks it found.
     pub confirmed: Vec<u64>,
-    /// Faces to bring forward.
-    pub fresh: Vec<Detection>,
+    /// Faces to bring forward, each with the id of the track it continued on the detector's
+    /// frame when that track has been lost since (`None`: a new face).
+    pub fresh: Vec<(Detection, Option<u64>)>,
 }
 
 /// Every track of one stream and when the detector last ran.
@@ -335,9 +336,12 @@ impl Tracker {
         let now: Vec<BBox> = self.visible().map(|t| t.bbox).collect();
         let fresh = detections
             .iter()
+            .zip(&matched)
             .zip(continued)
-            .filter(|(d, continued)| !continued && now.iter().all(|b| b.iou(&d.bbox) < MATCH_IOU))
-            .map(|(d, _)| *d)
+            .filter(|((d, _), continued)| {
+                !continued && now.iter().all(|b| b.iou(&d.bbox) < MATCH_IOU)
+            })
+            .map(|((d, m), _)| (*d, m.map(|j| snapshot[j].id)))
             .collect();
         BackgroundOutcome { confirmed, fresh }
     }
