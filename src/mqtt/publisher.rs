@@ -4,7 +4,7 @@
 //! beyond that, and it reconnects with back-off, telling the caller what happens through events.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -106,7 +106,11 @@ impl Publisher {
 
     /// Queues one message; never waits for the network.
     pub fn push(&self, message: Vec<u8>) -> Pushed {
-        let mut q = self.shared.queue.lock().unwrap();
+        let mut q = self
+            .shared
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if q.failed {
             return Pushed::Discarded;
         }
@@ -127,17 +131,30 @@ impl Publisher {
 
     /// Messages dropped so far.
     pub fn dropped(&self) -> u64 {
-        self.shared.queue.lock().unwrap().dropped
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .dropped
     }
 
     /// Messages the broker took so far (acknowledged at QoS 1, written at QoS 0).
     pub fn published(&self) -> u64 {
-        self.shared.queue.lock().unwrap().published
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .published
     }
 
     /// Messages waiting.
     pub fn queued(&self) -> usize {
-        self.shared.queue.lock().unwrap().messages.len()
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .messages
+            .len()
     }
 
     /// Stops the thread: while connected it first sends what is queued, for at most `drain`.
@@ -148,7 +165,11 @@ impl Publisher {
     }
 
     fn shutdown(&mut self, drain: Duration) {
-        self.shared.queue.lock().unwrap().stopping = Some(Instant::now() + drain);
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stopping = Some(Instant::now() + drain);
         self.shared.wake.notify_all();
         if let Some(t) = self.thread.take() {
             // Dropped from its own thread (an event handler let go of the last owner): it ends
@@ -169,13 +190,17 @@ impl Drop for Publisher {
 /// Waits `t` (new messages do not cut it short), or until told to stop.
 fn nap(shared: &Shared, t: Duration) {
     let deadline = Instant::now() + t;
-    let mut q = shared.queue.lock().unwrap();
+    let mut q = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
     while q.stopping.is_none() {
         let now = Instant::now();
         if now >= deadline {
             return;
         }
-        q = shared.wake.wait_timeout(q, deadline - now).unwrap().0;
+        q = shared
+            .wake
+            .wait_timeout(q, deadline - now)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
     }
 }
 
@@ -187,7 +212,7 @@ enum Next {
 
 /// The next message to send (waiting for one up to `idle`), a ping when none came, or the end.
 fn next(shared: &Shared, idle: Duration) -> Next {
-    let mut q = shared.queue.lock().unwrap();
+    let mut q = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
     let deadline = Instant::now() + idle;
     loop {
         if let Some(end) = q.stopping
@@ -202,7 +227,11 @@ fn next(shared: &Shared, idle: Duration) -> Next {
         if now >= deadline {
             return Next::Ping;
         }
-        q = shared.wake.wait_timeout(q, deadline - now).unwrap().0;
+        q = shared
+            .wake
+            .wait_timeout(q, deadline - now)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
     }
 }
 
@@ -214,7 +243,13 @@ fn run(shared: &Shared, config: &Config, on_event: &dyn Fn(Event)) {
     // The message being sent: kept across a reconnection and sent again (marked as a resend).
     let mut in_flight: Option<Vec<u8>> = None;
     'session: loop {
-        if shared.queue.lock().unwrap().stopping.is_some() {
+        if shared
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stopping
+            .is_some()
+        {
             return;
         }
         let mut conn = match Connection::open(&config.options) {
@@ -239,7 +274,7 @@ fn run(shared: &Shared, config: &Config, on_event: &dyn Fn(Event)) {
                 continue;
             }
             Err(e) => {
-                let mut q = shared.queue.lock().unwrap();
+                let mut q = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
                 q.failed = true;
                 q.dropped += q.messages.len() as u64;
                 q.messages.clear();
@@ -248,7 +283,13 @@ fn run(shared: &Shared, config: &Config, on_event: &dyn Fn(Event)) {
                 return;
             }
         };
-        let dropped = std::mem::take(&mut shared.queue.lock().unwrap().dropped_unreported);
+        let dropped = std::mem::take(
+            &mut shared
+                .queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .dropped_unreported,
+        );
         on_event(Event::Connected {
             again: connected_once,
             attempts,
@@ -277,7 +318,13 @@ fn run(shared: &Shared, config: &Config, on_event: &dyn Fn(Event)) {
                 },
             };
             match conn.publish(&config.topic, config.qos, dup, &message) {
-                Ok(()) => shared.queue.lock().unwrap().published += 1,
+                Ok(()) => {
+                    shared
+                        .queue
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .published += 1
+                }
                 Err(e) => {
                     // At QoS 0 a message lost with the connection stays lost.
                     if config.qos > 0 {
