@@ -132,10 +132,13 @@ impl Decode {
                 for k in 0..3 {
                     let top = offset[k] + step[k] * (bins[k] - 1) as f32;
                     if offset[k] < -ANGLE_LIMIT - 1e-3 || top > ANGLE_LIMIT + 1e-3 {
+                        // The span comes from all three keys: the message names each.
                         return Err(d.error(
-                            "bins",
+                            "bin-offset",
                             format!(
-                                "axis {} spans {}..{} degrees, beyond ±{ANGLE_LIMIT}",
+                                "with `bins` and `bin-step`, axis {} spans {}..{} degrees, beyond \
+                                 ±{ANGLE_LIMIT} (`bin-offset` + `bin-step` × (`bins` − 1) must stay \
+                                 within it)",
                                 k + 1,
                                 offset[k],
                                 top
