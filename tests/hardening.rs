@@ -400,6 +400,8 @@ fn related(key: &str) -> &'static [&'static str] {
         "family" => KEYS,
         "strides" => &["min-sizes"],
         "min-sizes" => &["strides"],
+        // A head-pose regressor's decoding decides which keys it reads and how many outputs.
+        "decode" => &["outputs", "axes", "bins", "bin-step", "bin-offset", "bin-values"],
         _ => &[],
     }
 }
