@@ -401,7 +401,14 @@ fn related(key: &str) -> &'static [&'static str] {
         "strides" => &["min-sizes"],
         "min-sizes" => &["strides"],
         // A head-pose regressor's decoding decides which keys it reads and how many outputs.
-        "decode" => &["outputs", "axes", "bins", "bin-step", "bin-offset", "bin-values"],
+        "decode" => &[
+            "outputs",
+            "axes",
+            "bins",
+            "bin-step",
+            "bin-offset",
+            "bin-values",
+        ],
         _ => &[],
     }
 }
