@@ -272,7 +272,7 @@ fn main_with(
             name: format!("{width}×{height}, several faces (the crowd video)"),
             width,
             height,
-            frames,
+            frames: frames.into_iter().map(|(_, rgb)| rgb).collect(),
         }),
         Err(e) => eprintln!("[device-check] the crowd video is left out: {e}"),
     }

@@ -17,9 +17,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use gst::prelude::*;
-use gst_video::prelude::*;
 use gstfacepose::engine::{Engine, EngineConfig, Face, ImageView, PixelFormat, TrackConfig};
+
+#[path = "support/frames.rs"]
+#[allow(dead_code)]
+mod frames;
 
 struct Options {
     video: PathBuf,
@@ -79,63 +81,6 @@ fn parse() -> Result<Options, String> {
     Ok(o)
 }
 
-/// Width, height, and every frame as RGB with its timestamp in seconds.
-type Decoded = (usize, usize, Vec<(f64, Vec<u8>)>);
-
-/// Every frame of the video as RGB, with its timestamp in seconds.
-fn decode(path: &std::path::Path, limit: usize) -> Result<Decoded, String> {
-    if !path.exists() {
-        return Err(format!("{} does not exist", path.display()));
-    }
-    gst::init().map_err(|e| e.to_string())?;
-    let description = format!(
-        "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false",
-        path.display()
-    );
-    let pipeline = gst::parse::launch(&description)
-        .map_err(|e| format!("cannot build the decoder: {e}"))?
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| "not a pipeline".to_string())?;
-    let sink = pipeline
-        .by_name("sink")
-        .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
-        .ok_or("no appsink")?;
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|e| format!("cannot play {}: {e}", path.display()))?;
-    let mut frames = Vec::new();
-    let (mut width, mut height) = (0, 0);
-    while frames.len() < limit {
-        let Ok(sample) = sink.pull_sample() else {
-            break;
-        };
-        let info = sample
-            .caps()
-            .and_then(|c| gst_video::VideoInfo::from_caps(c).ok())
-            .ok_or("no video caps")?;
-        let buffer = sample.buffer().ok_or("a sample without a buffer")?;
-        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
-            .map_err(|_| "cannot map a frame")?;
-        let (w, h) = (info.width() as usize, info.height() as usize);
-        let stride = frame.plane_stride()[0] as usize;
-        let data = frame.plane_data(0).map_err(|e| e.to_string())?;
-        let mut rgb = Vec::with_capacity(w * h * 3);
-        for y in 0..h {
-            rgb.extend_from_slice(&data[y * stride..y * stride + w * 3]);
-        }
-        (width, height) = (w, h);
-        let t = buffer
-            .pts()
-            .map_or(frames.len() as f64 / 30.0, |p| p.seconds_f64());
-        frames.push((t, rgb));
-    }
-    let _ = pipeline.set_state(gst::State::Null);
-    if frames.is_empty() {
-        return Err(format!("no frames decoded from {}", path.display()));
-    }
-    Ok((width, height, frames))
-}
-
 #[derive(Default)]
 struct IdStats {
     ids: std::collections::BTreeSet<u64>,
@@ -183,7 +128,8 @@ impl IdStats {
 fn run() -> Result<(), String> {
     let o = parse()?;
     eprintln!("decoding {} …", o.video.display());
-    let (width, height, frames) = decode(&o.video, o.frames)?;
+    gst::init().map_err(|e| e.to_string())?;
+    let (width, height, frames) = frames::decoded(&o.video, o.frames)?;
     let mut config = EngineConfig {
         async_detection: o.async_detection,
         ..EngineConfig::default()

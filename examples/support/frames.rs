@@ -45,8 +45,12 @@ pub fn moving_face(
         .collect())
 }
 
-/// The first `limit` frames of the video at `path` as RGB, with its width and height.
-pub fn decoded(path: &Path, limit: usize) -> Result<(usize, usize, Vec<Vec<u8>>), String> {
+/// Width, height, and frames as RGB with their timestamps in seconds.
+pub type Decoded = (usize, usize, Vec<(f64, Vec<u8>)>);
+
+/// The first `limit` frames of the video at `path` as RGB, each with its timestamp in seconds
+/// (frame count / 30 where it has none), and the video's width and height.
+pub fn decoded(path: &Path, limit: usize) -> Result<Decoded, String> {
     if !path.exists() {
         return Err(format!("{} is missing", path.display()));
     }
@@ -85,7 +89,10 @@ pub fn decoded(path: &Path, limit: usize) -> Result<(usize, usize, Vec<Vec<u8>>)
         for y in 0..height {
             rgb.extend_from_slice(&data[y * stride..y * stride + width * 3]);
         }
-        frames.push(rgb);
+        let t = buffer
+            .pts()
+            .map_or(frames.len() as f64 / 30.0, |p| p.seconds_f64());
+        frames.push((t, rgb));
     }
     let _ = pipeline.set_state(gst::State::Null);
     if frames.is_empty() {
