@@ -58,23 +58,11 @@ T0=$SECONDS
 from_make_test=0
 [ "${1:-}" = --from-make-test ] && from_make_test=1
 
-skip() {
-    if [ "${CI:-}" = true ]; then
-        fail "cannot run under CI=true: $*"
-    fi
-    log "SKIPPED (make test-analytics not run): $*"
-    exit 0
-}
+NAME=test-analytics
+# shellcheck source=scripts/clean-room-common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/clean-room-common.sh"
 
-registry_reachable() {
-    python3 - "$MIRROR/dists/$SUITE/Release" <<'PY' >/dev/null 2>&1
-import sys, urllib.request
-urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="HEAD"), timeout=10)
-PY
-}
-
-[ "$(id -u)" -eq 0 ] || skip "needs root (debootstrap, chroot, mounts); run 'sudo make test-analytics'"
-command -v debootstrap >/dev/null || skip "debootstrap is not installed (make system installs it)"
+require_root_and_debootstrap
 RUSTUP_DIR=${RUSTUP_HOME:-$HOME/.rustup}
 CARGO_DIR=${CARGO_HOME:-$HOME/.cargo}
 [ -d "$RUSTUP_DIR" ] && [ -x "$CARGO_DIR/bin/cargo" ] || skip "no rustup toolchain in $RUSTUP_DIR and $CARGO_DIR to lend to the environment"

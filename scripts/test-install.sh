@@ -40,24 +40,12 @@ fail() { echo "[test-install] FAIL: $*" >&2; exit 1; }
 from_make_test=0
 [ "${1:-}" = --from-make-test ] && from_make_test=1
 
-skip() {
-    if [ "${CI:-}" = true ]; then
-        fail "cannot run under CI=true: $*"
-    fi
-    log "SKIPPED (make test-install not run): $*"
-    exit 0
-}
-
-registry_reachable() {
-    python3 - "$MIRROR/dists/$SUITE/Release" <<'PY' >/dev/null 2>&1
-import sys, urllib.request
-urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="HEAD"), timeout=10)
-PY
-}
+NAME=test-install
+# shellcheck source=scripts/clean-room-common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/clean-room-common.sh"
 
 # ------------------------------------------------------------------ preconditions
-[ "$(id -u)" -eq 0 ] || skip "needs root (debootstrap, chroot, mounts); run 'sudo make test-install'"
-command -v debootstrap >/dev/null || skip "debootstrap is not installed (make system installs it)"
+require_root_and_debootstrap
 if ! registry_reachable; then
     if [ -f ".cache/debian/$ENV_NAME/stamp" ]; then
         log "the Debian registry ($MIRROR) is not reachable; using the cached environment"
