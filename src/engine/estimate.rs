@@ -8,7 +8,6 @@ use super::face::Face;
 use super::headpose;
 use super::image::ImageView;
 use super::landmark::Landmarks;
-use super::pose::Pose;
 use super::pose::fusion::turn;
 use super::pose::perspective::Camera;
 use super::pose::solver::{Estimate, Regressed, RegressorMemory, TRACKING_TURN};
@@ -29,19 +28,6 @@ impl Engine {
         detections: &[Detection],
         landmarks: Vec<Landmarks>,
         memory: Option<&[Option<RegressorMemory>]>,
-    ) -> Result<(Vec<Face>, Vec<Option<RegressorMemory>>)> {
-        self.solve_with(image, detections, landmarks, memory, None)
-    }
-
-    /// [`Engine::solve`] on the still path with the regressor's plain estimates of every face
-    /// (`early`, run while the landmark passes ran): only the mirrored crops are left to run.
-    pub(super) fn solve_with(
-        &mut self,
-        image: &ImageView,
-        detections: &[Detection],
-        landmarks: Vec<Landmarks>,
-        memory: Option<&[Option<RegressorMemory>]>,
-        early: Option<Vec<Option<Pose>>>,
     ) -> Result<(Vec<Face>, Vec<Option<RegressorMemory>>)> {
         let camera = Camera::from_fov(image.width(), image.height(), self.config.camera_fov);
         let fits: Vec<_> = landmarks
@@ -91,14 +77,7 @@ impl Engine {
                 })
                 .collect();
             self.regressor_crops += inputs.iter().map(|f| 1 + f.2 as u64).sum::<u64>();
-            let poses = match early {
-                // On the still path every face runs, in order.
-                Some(plain) if memory.is_none() && plain.len() == n => {
-                    let plain = to_run.iter().map(|&i| plain[i]).collect();
-                    regressor.complete_with_mirror(image, plain, &inputs)?
-                }
-                _ => regressor.run(image, &inputs)?,
-            };
+            let poses = regressor.run(image, &inputs)?;
             for (&i, pose) in to_run.iter().zip(poses) {
                 let Some(pose) = pose else {
                     unusable = true;

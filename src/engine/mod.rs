@@ -445,11 +445,11 @@ impl Engine {
             .iter()
             .map(|d| self.landmarker.crop_from_detection(d))
             .collect();
-        let ((landmarks, corrections), early) =
-            self.landmarks_beside_regressor(image, &detections, crops)?;
+        let (landmarks, corrections) =
+            self.landmark_passes(image, crops, self.config.refine_passes, true)?;
         self.last_corrections = corrections;
         let t2 = Instant::now();
-        let (mut faces, _) = self.solve_with(image, &detections, landmarks, None, early)?;
+        let (mut faces, _) = self.solve(image, &detections, landmarks, None)?;
         for (i, f) in faces.iter_mut().enumerate() {
             f.id = i as u64;
         }
@@ -461,47 +461,6 @@ impl Engine {
             pose: ms(t2, t3),
         };
         Ok(faces)
-    }
-
-    /// The still path's landmark passes from `crops`, and, when the head-pose regressor crops from
-    /// the detector's box alone, its plain estimate of every detection, run on a second thread
-    /// meanwhile (the two models on two cores: on this project's 2-core machine the regressor
-    /// took 5.3 ms after the passes' 3.4 ms, and now overlaps them).
-    #[allow(clippy::type_complexity)]
-    fn landmarks_beside_regressor(
-        &mut self,
-        image: &ImageView,
-        detections: &[Detection],
-        crops: Vec<RotatedRect>,
-    ) -> Result<(
-        (Vec<Landmarks>, Vec<MirrorCorrection>),
-        Option<Vec<Option<Pose>>>,
-    )> {
-        let refine = self.config.refine_passes;
-        let mut regressor = match self.regressor.take() {
-            Some(r) if !r.crop_rule().needs_landmarks() && !detections.is_empty() => r,
-            other => {
-                self.regressor = other;
-                return Ok((self.landmark_passes(image, crops, refine, true)?, None));
-            }
-        };
-        let faces: Vec<(geometry::BBox, &[[f32; 3]], bool)> = detections
-            .iter()
-            .map(|d| (d.bbox, &[][..], false))
-            .collect();
-        let (landmarks, early) = std::thread::scope(|s| {
-            let beside = s.spawn(|| regressor.run(image, &faces));
-            let landmarks = self.landmark_passes(image, crops, refine, true);
-            let early = beside.join().unwrap_or_else(|_| {
-                Err(Error::Config(
-                    "the head-pose regressor's thread failed unexpectedly (a bug: please report it)"
-                        .into(),
-                ))
-            });
-            (landmarks, early)
-        });
-        self.regressor = Some(regressor);
-        Ok((landmarks?, Some(early?)))
     }
 
     /// Landmarks for each crop, re-cropped from the landmarks `refine_passes` times; with
@@ -534,19 +493,9 @@ impl Engine {
         for pass in 0..passes {
             let last = pass + 1 == passes;
             if last && mirror && self.mirror_enabled() {
-                let (plain, mirrored) = self.landmarker.run_with_mirror(image, &crops)?;
-                let size = self.landmarker.input_size() as f32;
-                let mut corrections = Vec::with_capacity(plain.len());
-                let averaged = plain
-                    .into_iter()
-                    .zip(mirrored)
-                    .map(|(p, m)| {
-                        let a = average_with_mirror(&p, &m, &self.mirror);
-                        corrections.push(mirror_correction(&p, &a, size));
-                        a
-                    })
-                    .collect();
-                return Ok((averaged, corrections));
+                let all = vec![true; crops.len()];
+                let (averaged, corrections) = self.pass_with_mirror_where(image, &crops, &all)?;
+                return Ok((averaged, corrections.into_iter().flatten().collect()));
             }
             let result = self.landmarker.run(image, &crops)?;
             if last {
@@ -562,6 +511,33 @@ impl Engine {
                 .collect();
         }
         Ok((Vec::new(), Vec::new()))
+    }
+
+    /// One landmark pass on `crops`, averaged with a pass on the mirrored crop for those flagged
+    /// in `mirror` (one batch); returns the landmarks and, for the flagged ones, what the
+    /// averaging moved each landmark by.
+    fn pass_with_mirror_where(
+        &mut self,
+        image: &ImageView,
+        crops: &[RotatedRect],
+        mirror: &[bool],
+    ) -> Result<(Vec<Landmarks>, Vec<Option<MirrorCorrection>>)> {
+        let (plain, mirrored) = self
+            .landmarker
+            .run_with_mirror_where(image, crops, mirror)?;
+        let size = self.landmarker.input_size() as f32;
+        Ok(plain
+            .into_iter()
+            .zip(mirrored)
+            .map(|(p, m)| match m {
+                Some(m) => {
+                    let a = average_with_mirror(&p, &m, &self.mirror);
+                    let c = mirror_correction(&p, &a, size);
+                    (a, Some(c))
+                }
+                None => (p, None),
+            })
+            .unzip())
     }
 
     /// Whether landmark passes end with a mirror pass.

@@ -524,10 +524,14 @@ fn build_session(
     builder = builder
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(|e| e.to_string())?;
-    // Idle pool threads that spin steal the CPU from the other model's session (the detector and
-    // the landmark model alternate); measured: RetinaFace at 320 ran 26 ms spinning, 12.5 ms not.
+    // A pool's threads spin for work while a run lasts and sleep as soon as it ends. Measured on
+    // 2 cores (detection every frame at input 320): RetinaFace 4.7 ms against 7.7-8.0 asleep
+    // between its operators, WHENet 3.4 against 5.1-7.4; and idle threads left spinning after a
+    // run (ONNX Runtime's default) took the other model's core: RetinaFace 26 ms against 12.5.
     builder = builder
-        .with_intra_op_spinning(false)
+        .with_intra_op_spinning(true)
+        .map_err(|e| e.to_string())?
+        .with_config_entry("session.force_spinning_stop", "1")
         .map_err(|e| e.to_string())?;
     if options.threads > 0 {
         builder = builder

@@ -12,8 +12,8 @@
 
 use std::time::Instant;
 
-use super::detect::Detection;
 use super::detect::background::BackgroundDetector;
+use super::detect::{Detection, Detector};
 use super::face::Face;
 use super::geometry::BBox;
 use super::image::{ImageView, OwnedImage};
@@ -54,6 +54,21 @@ impl Engine {
     pub fn set_track_config(&mut self, track: TrackConfig) -> Result<()> {
         track.validate()?;
         self.track_config = track;
+        Ok(())
+    }
+
+    /// Loads the background detector's session and starts its thread now (call before the
+    /// stream when frames will be tracked with `async_detection`), so that neither the load nor
+    /// its CPU time falls on the first frames; a model that fails to load fails here. Without
+    /// this call the thread starts, and loads the session itself, at the first background
+    /// detection. Does nothing when the thread runs already or `async_detection` is off.
+    pub fn prepare_background_detection(&mut self) -> Result<()> {
+        if self.background.is_none() && self.config.async_detection {
+            let source = self.background_source();
+            let detector =
+                Detector::load(&source.model, source.descriptor.as_deref(), &source.runtime)?;
+            self.background = Some(BackgroundDetector::with_detector(detector)?);
+        }
         Ok(())
     }
 
@@ -401,15 +416,17 @@ impl Engine {
                 None => failed.push(i),
             }
         }
-        let refresh = self.mirror_enabled()
-            && visible
-                .iter()
-                .any(|&i| self.tracker.track(i).correction_due());
-        let (mut landmarks, corrections) = self.landmark_passes(image, crops, 0, refresh)?;
-        if !refresh && self.mirror_enabled() {
+        // The mirror pass for the faces whose correction is due (in the same batch); the others
+        // reuse theirs.
+        let due: Vec<bool> = visible
+            .iter()
+            .map(|&i| self.mirror_enabled() && self.tracker.track(i).correction_due())
+            .collect();
+        let (mut landmarks, corrections) = self.pass_with_mirror_where(image, &crops, &due)?;
+        if self.mirror_enabled() {
             let size = self.landmarker.input_size() as f32;
-            for (l, &ti) in landmarks.iter_mut().zip(&visible) {
-                if let Some(c) = self.tracker.track(ti).correction() {
+            for ((l, &ti), measured) in landmarks.iter_mut().zip(&visible).zip(&corrections) {
+                if let (None, Some(c)) = (measured, self.tracker.track(ti).correction()) {
                     apply_mirror_correction(l, c, size);
                 }
             }
@@ -435,7 +452,7 @@ impl Engine {
             kept.push(ti);
             detections.push(detection);
             kept_landmarks.push(l);
-            kept_corrections.push(corrections.get(k).cloned());
+            kept_corrections.push(corrections[k].clone());
         }
         let (mut faces, memories) =
             self.solve(image, &detections, kept_landmarks, Some(&memory))?;

@@ -618,7 +618,13 @@ impl BaseTransformImpl for FacePoseEstimator {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
         let config = settings.engine_config();
-        let engine = Engine::new(config.clone()).map_err(|e| start_error(&e))?;
+        let mut engine = Engine::new(config.clone()).map_err(|e| start_error(&e))?;
+        // Tracking with detection in the background: its session loads now, with the others.
+        if settings.track_config().detection_interval != 1 {
+            engine
+                .prepare_background_detection()
+                .map_err(|e| start_error(&e))?;
+        }
         for w in engine.warnings() {
             gst::element_imp_warning!(self, gst::LibraryError::Init, ("{w}"));
         }

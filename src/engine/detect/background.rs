@@ -5,9 +5,11 @@
 //! are recognised and dropped). One job at a time; the thread ends when the worker is dropped
 //! (after the job in hand, if any).
 //!
-//! The thread loads its own session of the detector (with the threads the engine gives it, fewer
-//! than the in-line detector's so that the streaming thread keeps its core), so the streaming
-//! thread never waits for that either; a load that fails is reported as the answer to every job.
+//! The thread has its own session of the detector (with the threads the engine gives it, fewer
+//! than the in-line detector's so that the streaming thread keeps its core), loaded before the
+//! stream starts ([`BackgroundDetector::with_detector`]) or by the thread itself before its first
+//! job ([`BackgroundDetector::start`]: the streaming thread does not wait for it); a load that
+//! fails there is reported as the answer to every job.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
@@ -69,11 +71,26 @@ pub struct BackgroundDetector {
 impl BackgroundDetector {
     /// Starts the thread, which loads `source` before its first job.
     pub fn start(source: DetectorSource) -> Result<BackgroundDetector> {
+        Self::spawn(move || {
+            Detector::load(&source.model, source.descriptor.as_deref(), &source.runtime)
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    /// Starts the thread with a detector loaded already (the caller waits for the load, not the
+    /// first frames).
+    pub fn with_detector(detector: Detector) -> Result<BackgroundDetector> {
+        Self::spawn(move || Ok(detector))
+    }
+
+    fn spawn(
+        load: impl FnOnce() -> std::result::Result<Detector, String> + Send + 'static,
+    ) -> Result<BackgroundDetector> {
         let shared: Shared = Arc::default();
         let theirs = shared.clone();
         let thread = std::thread::Builder::new()
             .name("facepose-detect".into())
-            .spawn(move || run(source, theirs))
+            .spawn(move || run(load(), theirs))
             .map_err(|e| Error::Config(format!("cannot start the detection thread: {e}")))?;
         Ok(BackgroundDetector {
             shared,
@@ -123,9 +140,7 @@ impl Drop for BackgroundDetector {
     }
 }
 
-fn run(source: DetectorSource, shared: Shared) {
-    let mut detector = Detector::load(&source.model, source.descriptor.as_deref(), &source.runtime)
-        .map_err(|e| e.to_string());
+fn run(mut detector: std::result::Result<Detector, String>, shared: Shared) {
     loop {
         let job = {
             let mut s = state(&shared);

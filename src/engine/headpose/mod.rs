@@ -164,27 +164,6 @@ impl Regressor {
         Ok(average_flagged(out, &mirrored, flipped))
     }
 
-    /// [`Regressor::run`] for faces whose plain estimates (`plain`, one per face) are known
-    /// already: runs only the mirrored crops of the flagged faces and averages them in.
-    pub fn complete_with_mirror(
-        &mut self,
-        image: &ImageView,
-        plain: Vec<Option<Pose>>,
-        faces: &[(BBox, &[[f32; 3]], bool)],
-    ) -> Result<Vec<Option<Pose>>> {
-        let mirrored: Vec<usize> = (0..faces.len()).filter(|&i| faces[i].2).collect();
-        let crops: Vec<(BBox, bool)> = mirrored
-            .iter()
-            .map(|&i| (self.crop.region(&faces[i].0, faces[i].1), true))
-            .collect();
-        let flipped = if crops.is_empty() {
-            Vec::new()
-        } else {
-            self.run_crops(image, &crops)?
-        };
-        Ok(average_flagged(plain, &mirrored, flipped))
-    }
-
     /// Runs the model on `crops`, in one batch when the model allows it.
     fn run_crops(
         &mut self,

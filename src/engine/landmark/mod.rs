@@ -132,18 +132,28 @@ impl Landmarker {
         self.run_flagged(image, crops, &vec![false; crops.len()])
     }
 
-    /// Runs the model on every crop and on its mirror image, in one batch when the model allows
-    /// it. The mirrored results are mapped back to the frame but keep the model's point order:
-    /// point `i` of a mirrored result describes the face's mirror point of `i`.
-    pub fn run_with_mirror(
+    /// Runs the model on every crop, and on the mirror image of those flagged in `mirror`, in one
+    /// batch when the model allows it (`None` for the crops not flagged). The mirrored results
+    /// are mapped back to the frame but keep the model's point order: point `i` of a mirrored
+    /// result describes the face's mirror point of `i`.
+    pub fn run_with_mirror_where(
         &mut self,
         image: &ImageView,
         crops: &[RotatedRect],
-    ) -> Result<(Vec<Landmarks>, Vec<Landmarks>)> {
-        let all: Vec<RotatedRect> = crops.iter().chain(crops.iter()).copied().collect();
+        mirror: &[bool],
+    ) -> Result<(Vec<Landmarks>, Vec<Option<Landmarks>>)> {
+        let flagged: Vec<usize> = (0..crops.len()).filter(|&i| mirror[i]).collect();
+        let all: Vec<RotatedRect> = crops
+            .iter()
+            .copied()
+            .chain(flagged.iter().map(|&i| crops[i]))
+            .collect();
         let flags: Vec<bool> = (0..all.len()).map(|i| i >= crops.len()).collect();
         let mut out = self.run_flagged(image, &all, &flags)?;
-        let mirrored = out.split_off(crops.len());
+        let mut mirrored: Vec<Option<Landmarks>> = vec![None; crops.len()];
+        for (&i, m) in flagged.iter().zip(out.split_off(crops.len())) {
+            mirrored[i] = Some(m);
+        }
         Ok((out, mirrored))
     }
 
