@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
-//! The background detection thread ends with its engine and its element: dropped mid-detection,
+//! The background detection thread starts with a tracking element (its model loads before the
+//! first frame) and ends with its engine and its element: dropped mid-detection,
 //! at EOS with a detection in flight, and after a caps change (whose stale answer must not put a
 //! face on the new frames). One test in its own binary, so that no other test's thread is
 //! counted.
@@ -150,11 +151,45 @@ fn element_with_caps_change_and_eos(face: &Picture) -> Vec<usize> {
     small_counts.lock().unwrap().clone()
 }
 
+/// Detection threads running while an element with `detection-interval` `interval` is paused
+/// before any frame, and after it is set back to NULL.
+fn threads_of_a_started_element(interval: u32) -> (usize, usize) {
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc ! faceposeestimator detection-interval={interval} ! fakesink"
+    ))
+    .unwrap();
+    pipeline.set_state(gst::State::Paused).unwrap();
+    // A new thread names itself as it starts: give it a moment to show up.
+    let mut started = 0;
+    for _ in 0..100 {
+        started = threads_named(THREAD);
+        if started > 0 || interval == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    (started, threads_named(THREAD))
+}
+
 #[test]
 fn the_detection_thread_never_outlives_its_engine_or_element() {
     gst::init().unwrap();
     gstfacepose::plugin_register_static().ok();
     let face = astronaut_frame();
+
+    // Tracking: the detector's session is loaded, and its thread started, with the other models
+    // (before the first frame); every frame in line: none.
+    assert_eq!(
+        threads_of_a_started_element(0),
+        (1, 0),
+        "a tracking element's detection thread before the first frame and after NULL"
+    );
+    assert_eq!(
+        threads_of_a_started_element(1),
+        (0, 0),
+        "detection threads of an element that detects on every frame"
+    );
 
     let (tx, rx) = std::sync::mpsc::channel();
     let engine_face = Picture {

@@ -7,7 +7,10 @@ mod support;
 
 use std::path::Path;
 
-use gstfacepose::engine::{Engine, Face, ImageView, PixelFormat, Plane};
+use gstfacepose::engine::geometry::RotatedRect;
+use gstfacepose::engine::{
+    DetectConfig, Detector, Engine, Face, ImageView, Landmarker, PixelFormat, Plane,
+};
 use support::{Picture, angle_diff};
 
 /// The engine with the default models; panics with the fix when they are missing.
@@ -465,4 +468,65 @@ fn every_pixel_format_and_stride_gives_the_same_faces() {
                 .join("; ")
         );
     }
+}
+
+/// Largest distance in pixels between corresponding points of two landmark sets.
+fn largest_gap(a: &[[f32; 3]], b: &[[f32; 3]]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(p, q)| ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2)).sqrt())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn the_mirror_pass_runs_on_the_flagged_crops_only() {
+    let config = support::config().unwrap_or_else(|e| panic!("{e}"));
+    let mut detector = Detector::load(&config.detector_model, None, &config.runtime)
+        .unwrap_or_else(|e| panic!("{e}; run `make models`"));
+    let mut landmarker = Landmarker::load(&config.landmark_model, None, &config.runtime)
+        .unwrap_or_else(|e| panic!("{e}; run `make models`"));
+    let (name, picture) = pictures().remove(0);
+    let view = picture.view();
+    let detections = detector.detect(&view, &DetectConfig::default()).unwrap();
+    let straight = landmarker.crop_from_detection(&detections[0]);
+    let tilted = RotatedRect {
+        angle: straight.angle + 0.3,
+        ..straight
+    };
+    let crops = [straight, tilted, straight];
+    let (plain, mirrored) = landmarker
+        .run_with_mirror_where(&view, &crops, &[false, true, false])
+        .unwrap();
+    assert!(
+        mirrored[0].is_none() && mirrored[2].is_none(),
+        "{name}: crops not flagged got a mirror pass"
+    );
+    // The plain results are those of a batch without mirrored crops.
+    let alone = landmarker.run(&view, &crops).unwrap();
+    for (i, (p, a)) in plain.iter().zip(&alone).enumerate() {
+        let gap = largest_gap(&p.points, &a.points);
+        assert!(
+            gap < 0.01,
+            "{name}: crop {i} moved {gap} px with the mirror pass in the batch"
+        );
+    }
+    // The flagged crop's mirror pass is the one it gets alone, and really is mirrored: its point
+    // for the image-left eye's outer corner (33) lands on the plain pass's other eye (263).
+    let flagged = mirrored[1]
+        .as_ref()
+        .expect("the flagged crop got no mirror pass");
+    let (_, single) = landmarker
+        .run_with_mirror_where(&view, &[tilted], &[true])
+        .unwrap();
+    let gap = largest_gap(&flagged.points, &single[0].as_ref().unwrap().points);
+    assert!(
+        gap < 0.01,
+        "{name}: the mirror pass moved {gap} px in a batch"
+    );
+    let eye_width = largest_gap(&plain[1].points[33..34], &plain[1].points[263..264]);
+    let swapped = largest_gap(&flagged.points[33..34], &plain[1].points[263..264]);
+    assert!(
+        swapped < 0.1 * eye_width,
+        "{name}: mirrored point 33 is {swapped:.1} px from plain point 263 (eyes {eye_width:.1} px apart)"
+    );
 }
