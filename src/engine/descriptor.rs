@@ -117,6 +117,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "bin-offset",
     "crop",
     "crop-shape",
+    // the model with its pre-processing folded in (see crate::engine::preprocess)
+    "frame-graph",
+    "frame-graph-yuv",
 ];
 
 impl Descriptor {
