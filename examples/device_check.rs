@@ -151,14 +151,9 @@ fn run(input: &Input, entry: &str, interval: u32) -> Result<Run, String> {
                         .filter_map(|v| v.get::<gst::Structure>().ok())
                         .map(|f| {
                             let g = |k: &str| f.get::<f64>(k).unwrap_or(f64::NAN);
-                            let b = f
-                                .get::<gst::Array>("box")
-                                .map(|b| {
-                                    let v: Vec<f64> =
-                                        b.iter().filter_map(|x| x.get::<f64>().ok()).collect();
-                                    [0, 1, 2, 3].map(|i| v.get(i).copied().unwrap_or(f64::NAN))
-                                })
-                                .unwrap_or([f64::NAN; 4]);
+                            // The box corners (0..1 of the frame): the faces of two runs
+                            // are paired by them.
+                            let b = ["x_min", "y_min", "x_max", "y_max"].map(g);
                             (b, [g("yaw"), g("pitch"), g("roll")])
                         })
                         .collect()

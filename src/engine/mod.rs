@@ -241,7 +241,7 @@ impl Engine {
         config.detect.validate()?;
         check_camera_fov(config.camera_fov)?;
         let inline = inline_runtime(&config.runtime);
-        let regressor = match (&config.pose_model, config.pose_method) {
+        let mut regressor = match (&config.pose_model, config.pose_method) {
             (Some(path), m) if m.needs_regressor() => Some(Regressor::load(
                 path,
                 config.pose_descriptor.as_deref(),
@@ -259,12 +259,12 @@ impl Engine {
             }
             _ => None,
         };
-        let detector = Detector::load(
+        let mut detector = Detector::load(
             &config.detector_model,
             config.detector_descriptor.as_deref(),
             &detector_runtime(&config.runtime, false),
         )?;
-        let landmarker = Landmarker::load(
+        let mut landmarker = Landmarker::load(
             &config.landmark_model,
             config.landmark_descriptor.as_deref(),
             &inline,
@@ -327,9 +327,6 @@ impl Engine {
             fusion: DEFAULT_FUSION,
         };
         // One frame store for the in-line models: a frame becomes tensors once for all of them.
-        let mut detector = detector;
-        let mut landmarker = landmarker;
-        let mut regressor = regressor;
         let store = preprocess::graph::SharedFrameStore::default();
         detector.model_mut().share_frame_store(&store);
         landmarker.model_mut().share_frame_store(&store);
