@@ -7,7 +7,9 @@
 //! device allocator, and the runs read them there.
 
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
-use ort::session::{IoBinding, Session};
+use std::sync::Arc;
+
+use ort::session::{IoBinding, Session, SharedSessionInner};
 use ort::value::Tensor;
 
 use crate::engine::image::{ImageView, PixelFormat, YuvMatrix};
@@ -38,10 +40,15 @@ enum Kind {
     Yuv([f32; 9]),
 }
 
+/// Frame tensors by input name.
+type Named = Vec<(&'static str, Tensor<u8>)>;
+
 /// The host tensors of one frame and, on a device, their copies there.
 struct Tensors {
-    host: Vec<(&'static str, Tensor<u8>)>,
-    device: Vec<(&'static str, Tensor<u8>)>,
+    host: Named,
+    device: Named,
+    /// The session whose device allocator holds `device`, kept alive as long as they are.
+    allocator_owner: Option<Arc<SharedSessionInner>>,
 }
 
 /// The frame tensors of the last frame prepared, reused (storage too) while the frames keep
@@ -114,10 +121,10 @@ impl FrameStore {
             return Ok(());
         }
         self.view = None;
-        let (previous, previous_device) = self
+        let (previous, previous_device, previous_owner) = self
             .tensors
             .take()
-            .map(|t| (t.host, t.device))
+            .map(|t| (t.host, t.device, t.allocator_owner))
             .unwrap_or_default();
         let mut previous = previous.into_iter().map(|(_, t)| t);
         let (w, h) = (image.width(), image.height());
@@ -158,13 +165,22 @@ impl FrameStore {
                 (Kind::Packed(rgb.map(|c| c as i64)), vec![("frame", frame)])
             }
         };
-        let device_copies = match device {
-            Device::Cpu => Vec::new(),
-            Device::Cuda(id) => upload(&host, previous_device, session, id)?,
+        let (device_copies, allocator_owner) = match device {
+            Device::Cpu => (Vec::new(), None),
+            Device::Cuda(id) => {
+                let (copies, reused) = upload(&host, previous_device, session, id)?;
+                let owner = if reused {
+                    previous_owner
+                } else {
+                    Some(session.inner())
+                };
+                (copies, owner)
+            }
         };
         self.tensors = Some(Tensors {
             host,
             device: device_copies,
+            allocator_owner,
         });
         self.kind = Some(kind);
         self.device = Some(device);
@@ -209,14 +225,14 @@ impl FrameStore {
     }
 }
 
-/// Device copies of the host tensors, in `previous` when its tensors have their shapes, else
-/// allocated with `session`'s allocator on CUDA device `id`.
+/// Device copies of the host tensors, in `previous` when its tensors have their shapes (then
+/// `true`), else allocated with `session`'s allocator on CUDA device `id`.
 fn upload(
     host: &[(&'static str, Tensor<u8>)],
-    previous: Vec<(&'static str, Tensor<u8>)>,
+    previous: Named,
     session: &Session,
     id: i32,
-) -> Result<Vec<(&'static str, Tensor<u8>)>, String> {
+) -> Result<(Named, bool), String> {
     let fits = previous.len() == host.len()
         && previous.iter().zip(host).all(|((a, d), (b, h))| {
             let shape: Vec<usize> = h.shape().iter().map(|&x| x as usize).collect();
@@ -228,7 +244,7 @@ fn upload(
             t.copy_into(&mut *device)
                 .map_err(|e| format!("cannot upload `{name}` to CUDA device {id}: {e}"))?;
         }
-        return Ok(out);
+        return Ok((out, true));
     }
     let info = MemoryInfo::new(
         AllocationDevice::CUDA,
@@ -239,7 +255,8 @@ fn upload(
     .map_err(|e| format!("no CUDA memory info for device {id}: {e}"))?;
     let allocator = Allocator::new(session, info)
         .map_err(|e| format!("no device allocator on CUDA device {id}: {e}"))?;
-    host.iter()
+    let copies = host
+        .iter()
         .map(|(name, t)| {
             let shape: Vec<usize> = t.shape().iter().map(|&d| d as usize).collect();
             let mut device = Tensor::<u8>::new(&allocator, shape)
@@ -248,5 +265,6 @@ fn upload(
                 .map_err(|e| format!("cannot upload `{name}` to CUDA device {id}: {e}"))?;
             Ok((*name, device))
         })
-        .collect()
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok((copies, false))
 }
