@@ -7,8 +7,10 @@
 //!
 //! ```text
 //! cargo run --release --example device_check -- --out out/device-report.md
-//!     [--providers cpu,cuda,tensorrt] [--frames N] [--video-frames N] [--video PATH]
+//!     [--providers cpu:host,cuda:graph,tensorrt] [--frames N] [--video-frames N] [--video PATH]
 //! ```
+//! A provider may carry where the pre-processing runs (`:host` or `:graph`, else the element's
+//! `auto`); the first cpu entry is the reference the angle differences are measured against.
 //!
 //! Every provider runs with `fallback=false`: a provider that cannot run is reported as such, with
 //! the element's error, never measured on the CPU by mistake.
@@ -48,10 +50,19 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     (!v.is_empty()).then(|| v[v.len() / 2])
 }
 
-/// Runs `input` through `appsrc ! faceposeestimator ! fakesink` on `provider`.
-fn run(input: &Input, provider: &str, interval: u32) -> Result<Run, String> {
+/// A provider of `--providers`, with where the pre-processing runs: `cuda:graph`, `cpu:host`,
+/// or `cuda` (the element's choice, `preprocess=auto`).
+fn split_provider(entry: &str) -> (&str, &str) {
+    entry.split_once(':').unwrap_or((entry, "auto"))
+}
+
+/// Runs `input` through `appsrc ! faceposeestimator ! fakesink` on `entry` (a provider, with
+/// `:host` or `:graph` for where the pre-processing runs).
+fn run(input: &Input, entry: &str, interval: u32) -> Result<Run, String> {
+    let (provider, preprocess) = split_provider(entry);
     let element = gst::ElementFactory::make("faceposeestimator")
         .property_from_str("execution-provider", provider)
+        .property_from_str("preprocess", preprocess)
         .property("fallback", false)
         .property("detection-interval", interval)
         .build()
@@ -90,6 +101,11 @@ fn run(input: &Input, provider: &str, interval: u32) -> Result<Run, String> {
     if active.as_deref() != Some(provider) {
         let _ = pipeline.set_state(gst::State::Null);
         return Err(format!("runs on {active:?}, not {provider}"));
+    }
+    let pre = element.property::<Option<String>>("active-preprocess");
+    if preprocess != "auto" && pre.as_deref() != Some(preprocess) {
+        let _ = pipeline.set_state(gst::State::Null);
+        return Err(format!("pre-processing runs in {pre:?}, not {preprocess}"));
     }
     let started = Instant::now();
     pipeline
@@ -135,14 +151,9 @@ fn run(input: &Input, provider: &str, interval: u32) -> Result<Run, String> {
                         .filter_map(|v| v.get::<gst::Structure>().ok())
                         .map(|f| {
                             let g = |k: &str| f.get::<f64>(k).unwrap_or(f64::NAN);
-                            let b = f
-                                .get::<gst::Array>("box")
-                                .map(|b| {
-                                    let v: Vec<f64> =
-                                        b.iter().filter_map(|x| x.get::<f64>().ok()).collect();
-                                    [0, 1, 2, 3].map(|i| v.get(i).copied().unwrap_or(f64::NAN))
-                                })
-                                .unwrap_or([f64::NAN; 4]);
+                            // The box corners (0..1 of the frame): the faces of two runs
+                            // are paired by them.
+                            let b = ["x_min", "y_min", "x_max", "y_max"].map(g);
                             (b, [g("yaw"), g("pitch"), g("roll")])
                         })
                         .collect()
@@ -290,10 +301,14 @@ fn main_with(
                     Ok(r) => {
                         let faces = r.faces.iter().map(Vec::len).sum::<usize>() as f64
                             / r.faces.len().max(1) as f64;
+                        // The first cpu run (host pre-processing) is the reference of the
+                        // others.
                         let diff = match (&cpu, interval) {
-                            (Some(c), 1) if provider != "cpu" => angle_difference(c, &r)
+                            (Some(c), 1) => angle_difference(c, &r)
                                 .map_or("–".into(), |(m, a)| format!("{m:.3} / {a:.3}")),
-                            (None, 1) if provider == "cpu" => "(reference)".into(),
+                            (None, 1) if split_provider(provider).0 == "cpu" => {
+                                "(reference)".into()
+                            }
                             _ => "–".into(),
                         };
                         let _ = writeln!(
@@ -305,7 +320,7 @@ fn main_with(
                             cell(r.stages[1], 2),
                             cell(r.stages[2], 2),
                         );
-                        if provider == "cpu" {
+                        if cpu.is_none() && split_provider(provider).0 == "cpu" {
                             cpu = Some(r);
                         }
                     }

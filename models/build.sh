@@ -22,9 +22,48 @@ log() { echo "[models] $*"; }
 die() { echo "[models] ERROR: $*" >&2; exit 1; }
 
 # The recipe's identity: any change to the script, the converters or the pins
-# invalidates the stamp.
+# invalidates the stamp. The frame graphs (below) have a stamp of their own.
 recipe_hash() {
-    cat "$MODELS/build.sh" "$CONVERT"/*.py "$CONVERT"/requirements-*.txt | sha256sum | cut -d' ' -f1
+    local py
+    py=$(ls "$CONVERT"/*.py | grep -v '/frame_graph\.py$')
+    # shellcheck disable=SC2086
+    cat "$MODELS/build.sh" $py "$CONVERT"/requirements-*.txt | sha256sum | cut -d' ' -f1
+}
+
+# Frame graphs: the landmark, head-pose and detector models with the pre-processing folded in
+# (frame + crop maps in, the same outputs), for pre-processing on the device (README, "GPU").
+# Built from the converted models, so they follow them and their descriptors.
+FRAME_STEMS=(face_landmark whenet retinaface_mbv2)
+FRAME_STAMP="$MODELS/.stamp-frame"
+frame_outputs() {
+    local s
+    for s in "${FRAME_STEMS[@]}"; do echo "$s.frame.onnx" "$s.frame-yuv.onnx"; done
+}
+frame_hash() {
+    local s
+    { cat "$CONVERT/frame_graph.py" "$STAMP"
+      for s in "${FRAME_STEMS[@]}"; do cat "$MODELS/$s.descriptor"; done; } | sha256sum | cut -d' ' -f1
+}
+frame_up_to_date() {
+    local f
+    [[ -f "$FRAME_STAMP" && "$(cat "$FRAME_STAMP")" == "$(frame_hash)" ]] || return 1
+    for f in $(frame_outputs); do [[ -s "$MODELS/$f" ]] || return 1; done
+}
+build_frame_graphs() {
+    local f s ortpy="$ROOT/.cache/models/ortenv/bin/python" stage="$ROOT/.cache/models/frame-stage"
+    if [[ "${FORCE:-0}" != 1 ]] && frame_up_to_date; then
+        log "frame graphs up to date"
+        return
+    fi
+    [[ -x "$ortpy" ]] || die "frame graphs need the ortenv virtual environment (FORCE=1 bash models/build.sh)"
+    rm -rf "$stage" && mkdir -p "$stage"
+    for s in "${FRAME_STEMS[@]}"; do cp "$MODELS/$s.onnx" "$MODELS/$s.descriptor" "$stage/"; done
+    log "folding the pre-processing into ${FRAME_STEMS[*]} (ortenv; checked against the host warp)"
+    "$ortpy" "$CONVERT/frame_graph.py" "$stage" "${FRAME_STEMS[@]}" || die "frame graphs failed"
+    for f in $(frame_outputs); do
+        cp "$stage/$f" "$MODELS/$f.tmp" && mv "$MODELS/$f.tmp" "$MODELS/$f"
+    done
+    frame_hash > "$FRAME_STAMP"
 }
 
 up_to_date() {
@@ -36,6 +75,7 @@ up_to_date() {
 
 if [[ "${FORCE:-0}" != 1 ]] && up_to_date; then
     log "models up to date"
+    build_frame_graphs
     exit 0
 fi
 
@@ -173,4 +213,5 @@ for f in "${OUTPUTS[@]}"; do
     cp "$STAGE/$f" "$MODELS/$f.tmp" && mv "$MODELS/$f.tmp" "$MODELS/$f"
 done
 recipe_hash > "$STAMP"
-log "done in $((SECONDS - T0)) s: ${OUTPUTS[*]}"
+build_frame_graphs
+log "done in $((SECONDS - T0)) s: ${OUTPUTS[*]} $(frame_outputs)"

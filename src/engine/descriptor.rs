@@ -13,6 +13,8 @@
 //! mean = 0 0 0                 # value = (pixel - mean) * scale, per channel in model order
 //! scale = 1 1 1
 //! outputs = bbox landmark conf # family-specific order
+//! frame-graph = m.frame.onnx   # optional: the frame graphs of graph pre-processing (packed and
+//! frame-graph-yuv = m.frame-yuv.onnx  # I420/NV12 frames; see crate::engine::preprocess)
 //! ```
 //! Family parameters (priors, strides, point counts …) follow as further keys.
 
@@ -117,6 +119,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "bin-offset",
     "crop",
     "crop-shape",
+    // the model with its pre-processing folded in (see crate::engine::preprocess)
+    "frame-graph",
+    "frame-graph-yuv",
 ];
 
 impl Descriptor {

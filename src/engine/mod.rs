@@ -22,6 +22,7 @@ pub mod locate;
 pub mod mirror;
 pub mod model;
 pub mod pose;
+pub mod preprocess;
 pub mod runtime;
 pub mod smooth;
 pub mod track;
@@ -37,6 +38,7 @@ pub use image::{ImageView, PixelFormat, Plane, YuvMatrix};
 pub use landmark::{Landmarker, Landmarks};
 pub use mirror::{MirrorCorrection, mirror_pairs};
 pub use pose::{Pose, PoseMethod};
+pub use preprocess::Preprocess;
 pub use runtime::{ExecutionProvider, RuntimeOptions};
 pub use track::TrackConfig;
 
@@ -239,7 +241,7 @@ impl Engine {
         config.detect.validate()?;
         check_camera_fov(config.camera_fov)?;
         let inline = inline_runtime(&config.runtime);
-        let regressor = match (&config.pose_model, config.pose_method) {
+        let mut regressor = match (&config.pose_model, config.pose_method) {
             (Some(path), m) if m.needs_regressor() => Some(Regressor::load(
                 path,
                 config.pose_descriptor.as_deref(),
@@ -257,12 +259,12 @@ impl Engine {
             }
             _ => None,
         };
-        let detector = Detector::load(
+        let mut detector = Detector::load(
             &config.detector_model,
             config.detector_descriptor.as_deref(),
             &detector_runtime(&config.runtime, false),
         )?;
-        let landmarker = Landmarker::load(
+        let mut landmarker = Landmarker::load(
             &config.landmark_model,
             config.landmark_descriptor.as_deref(),
             &inline,
@@ -324,6 +326,13 @@ impl Engine {
             method: config.pose_method,
             fusion: DEFAULT_FUSION,
         };
+        // One frame store for the in-line models: a frame becomes tensors once for all of them.
+        let store = preprocess::graph::SharedFrameStore::default();
+        detector.model_mut().share_frame_store(&store);
+        landmarker.model_mut().share_frame_store(&store);
+        if let Some(r) = &mut regressor {
+            r.model_mut().share_frame_store(&store);
+        }
         Ok(Engine {
             mirror,
             detector,
@@ -429,6 +438,28 @@ impl Engine {
     /// The execution provider that runs the models.
     pub fn provider(&self) -> &'static str {
         self.detector.model().provider
+    }
+
+    /// Where the pre-processing runs: "graph" when every model runs its frame graphs, "host"
+    /// when none does, "mixed" otherwise (auto with frame graphs for some models only).
+    pub fn preprocess(&self) -> &'static str {
+        let modes: Vec<&str> = self.models().iter().map(|m| m.preprocess()).collect();
+        if modes.iter().all(|m| *m == "graph") {
+            "graph"
+        } else if modes.iter().all(|m| *m == "host") {
+            "host"
+        } else {
+            "mixed"
+        }
+    }
+
+    /// How many frames were turned into frame-graph tensors (0 in host mode): one per frame
+    /// processed in graph mode, however many model runs read it.
+    pub fn frame_uploads(&self) -> u64 {
+        self.detector
+            .model()
+            .frame_store()
+            .map_or(0, |s| s.lock().unwrap_or_else(|e| e.into_inner()).frames())
     }
 
     /// Stage timings of the last processed frame.

@@ -8,7 +8,11 @@ use ort::value::TensorRef;
 
 use super::descriptor::{Descriptor, Family, InputSize};
 use super::error::{Error, Result};
+use super::geometry::Affine;
+use super::image::ImageView;
 use super::image::Layout;
+use super::preprocess::graph::{self, FrameGraph, SharedFrameStore};
+use super::preprocess::{self as pre, Preprocess};
 use super::runtime::{self, RuntimeOptions, SharedSession};
 
 /// A session whose inputs and outputs match its descriptor. The session itself is shared with
@@ -22,7 +26,10 @@ pub struct Model {
     pub notices: Vec<String>,
     /// True when the batch dimension of the input is dynamic.
     pub dynamic_batch: bool,
+    /// The network (host pre-processing), or the packed frame graph's session (graph mode).
     session: Arc<SharedSession>,
+    /// The frame graphs, when the pre-processing runs in them.
+    frame: Option<FrameGraph>,
 }
 
 /// One output tensor, borrowed for the duration of a callback.
@@ -57,7 +64,26 @@ impl Model {
                 ),
             ));
         }
-        let session = runtime::shared_session(path, options)?;
+        // Graph mode loads the frame graphs only; auto starts like host mode and moves to them
+        // when the network runs on an accelerator and they exist.
+        let frame = match options.preprocess {
+            Preprocess::Graph => Some(FrameGraph::load(&descriptor, options)?),
+            _ => None,
+        };
+        let session = match &frame {
+            Some(f) => f.session().clone(),
+            None => runtime::shared_session(path, options)?,
+        };
+        let frame = match frame {
+            None if options.preprocess == Preprocess::Auto
+                && pre::auto_picks_graph(session.provider)
+                && graph::variants_exist(&descriptor) =>
+            {
+                Some(FrameGraph::load(&descriptor, options)?)
+            }
+            f => f,
+        };
+        let session = frame.as_ref().map_or(session, |f| f.session().clone());
         let mut model = Model {
             path: path.to_owned(),
             descriptor,
@@ -66,9 +92,66 @@ impl Model {
             notices: session.notices.clone(),
             dynamic_batch: false,
             session,
+            frame,
         };
-        model.check_io()?;
+        if model.frame.is_some() {
+            model.check_frame_batch();
+        } else {
+            model.check_io()?;
+        }
         Ok(model)
+    }
+
+    /// Whether the pre-processing runs in the model's frame graphs.
+    pub fn uses_frame_graph(&self) -> bool {
+        self.frame.is_some()
+    }
+
+    /// Where the pre-processing runs: "host" or "graph".
+    pub fn preprocess(&self) -> &'static str {
+        if self.frame.is_some() {
+            "graph"
+        } else {
+            "host"
+        }
+    }
+
+    /// Shares `store` as the frame tensors of this model's frame graphs (no-op in host mode).
+    pub fn share_frame_store(&mut self, store: &SharedFrameStore) {
+        if let Some(f) = &mut self.frame {
+            f.share_store(store.clone());
+        }
+    }
+
+    /// The frame store of the frame graphs (`None` in host mode).
+    pub fn frame_store(&self) -> Option<&SharedFrameStore> {
+        self.frame.as_ref().map(|f| f.store())
+    }
+
+    /// A frame graph's network is batched when its first output's leading dimension is dynamic.
+    fn check_frame_batch(&mut self) {
+        let first = self.descriptor.outputs.first().cloned().unwrap_or_default();
+        self.dynamic_batch = self
+            .output_shape(&first)
+            .and_then(|s| s.first().copied())
+            .is_some_and(|d| d < 0);
+    }
+
+    /// Runs the frame graph on the crops `maps` (tensor pixel → frame pixel) of a `size` (width,
+    /// height) tensor of `image`, and hands the named outputs, in descriptor order, to `read`.
+    pub fn run_frame<T>(
+        &mut self,
+        image: &ImageView,
+        maps: &[Affine],
+        size: (usize, usize),
+        read: impl FnOnce(&[Output]) -> Result<T>,
+    ) -> Result<T> {
+        let name = self.name();
+        let frame = self.frame.as_ref().ok_or_else(|| Error::Inference {
+            model: name.clone(),
+            message: "has no frame graph loaded (host pre-processing)".into(),
+        })?;
+        frame.run(&name, image, maps, size, &self.descriptor.outputs, read)
     }
 
     fn error(&self, message: String) -> Error {

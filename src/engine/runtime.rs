@@ -15,6 +15,7 @@ use ort::session::builder::GraphOptimizationLevel;
 
 use super::error::{Error, Result};
 use super::locate;
+use super::preprocess::Preprocess;
 
 /// The library file name inside the wheel that set-up unpacks.
 pub const BUNDLED_LIBRARY_NAME: &str = "libonnxruntime.so.1.31.1";
@@ -77,6 +78,9 @@ pub struct RuntimeOptions {
     pub fallback: bool,
     /// Folder for TensorRT's engine cache (`None`: no cache).
     pub tensorrt_cache: Option<PathBuf>,
+    /// Where the pre-processing runs: the host warp or the models' frame graphs (see
+    /// [`super::preprocess`]).
+    pub preprocess: Preprocess,
 }
 
 impl Default for RuntimeOptions {
@@ -88,6 +92,7 @@ impl Default for RuntimeOptions {
             threads: 0,
             fallback: true,
             tensorrt_cache: None,
+            preprocess: Preprocess::Auto,
         }
     }
 }
@@ -468,6 +473,11 @@ static SESSIONS: Mutex<Option<HashMap<String, Weak<SharedSession>>>> = Mutex::ne
 /// What makes two loads the same: the model file (its canonical path, size and modification
 /// time, so a rebuilt file loads afresh) and every runtime option.
 fn session_key(path: &Path, options: &RuntimeOptions) -> String {
+    // Where the pre-processing runs does not change the session of a file.
+    let options = RuntimeOptions {
+        preprocess: Preprocess::Auto,
+        ..options.clone()
+    };
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_owned());
     let stamp = std::fs::metadata(path)
         .map(|m| (m.len(), m.modified().ok()))

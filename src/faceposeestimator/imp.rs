@@ -26,7 +26,7 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::{VideoFrameRef, VideoInfo};
 
-use super::{ExecutionProvider, PoseMethod};
+use super::{ExecutionProvider, PoseMethod, Preprocess};
 use crate::engine::{self, DetectConfig, Engine, EngineConfig, Error as EngineError, TrackConfig};
 use crate::{json, meta, overlay, video};
 
@@ -35,6 +35,7 @@ const DEFAULT_POSE_METHOD: PoseMethod = PoseMethod::Fused;
 const DEFAULT_CAMERA_FOV: f32 = engine::pose::perspective::DEFAULT_CAMERA_FOV;
 const DEFAULT_DEVICE_ID: i32 = 0;
 const DEFAULT_FALLBACK: bool = true;
+const DEFAULT_PREPROCESS: Preprocess = Preprocess::Auto;
 const DEFAULT_INFERENCE_THREADS: u32 = 0;
 const DEFAULT_DETECTION_THRESHOLD: f32 = engine::detect::DEFAULT_SCORE_THRESHOLD;
 const DEFAULT_NMS_THRESHOLD: f32 = engine::detect::DEFAULT_NMS_IOU;
@@ -74,6 +75,7 @@ struct Settings {
     execution_provider: ExecutionProvider,
     device_id: i32,
     fallback: bool,
+    preprocess: Preprocess,
     inference_threads: u32,
     tensorrt_cache: Option<String>,
     detection_threshold: f32,
@@ -105,6 +107,7 @@ impl Default for Settings {
             execution_provider: DEFAULT_EXECUTION_PROVIDER,
             device_id: DEFAULT_DEVICE_ID,
             fallback: DEFAULT_FALLBACK,
+            preprocess: DEFAULT_PREPROCESS,
             inference_threads: DEFAULT_INFERENCE_THREADS,
             tensorrt_cache: None,
             detection_threshold: DEFAULT_DETECTION_THRESHOLD,
@@ -165,6 +168,7 @@ impl Settings {
         c.runtime.provider = self.execution_provider.into();
         c.runtime.device_id = self.device_id;
         c.runtime.fallback = self.fallback;
+        c.runtime.preprocess = self.preprocess.into();
         c.runtime.threads = self.inference_threads as usize;
         c.runtime.tensorrt_cache = self.tensorrt_cache.as_ref().map(PathBuf::from);
         c.detect = self.detect_config();
@@ -346,6 +350,16 @@ impl ObjectImpl for FacePoseEstimator {
                     .default_value(DEFAULT_FALLBACK)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("preprocess", DEFAULT_PREPROCESS)
+                    .nick("Pre-processing")
+                    .blurb("Where crops and the detector input are sampled and normalised: host (the element's warp), graph (inside the models' frame graphs, on the provider's device) or auto (graph on CUDA and TensorRT when the frame graphs exist)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("active-preprocess")
+                    .nick("Active pre-processing")
+                    .blurb("Where the pre-processing runs once started: host, graph or mixed (null before start)")
+                    .read_only()
+                    .build(),
                 glib::ParamSpecUInt::builder("inference-threads")
                     .nick("Inference threads")
                     .blurb("Threads per model for ONNX Runtime on the CPU (0: automatic: the landmark model runs on the streaming thread itself, the head-pose model and the detector on one thread per core, the background detector on one fewer)")
@@ -481,6 +495,7 @@ impl ObjectImpl for FacePoseEstimator {
             }
             "device-id" => s.device_id = value.get().expect("type checked upstream"),
             "fallback" => s.fallback = value.get().expect("type checked upstream"),
+            "preprocess" => s.preprocess = value.get().expect("type checked upstream"),
             "inference-threads" => {
                 s.inference_threads = value.get().expect("type checked upstream")
             }
@@ -536,6 +551,12 @@ impl ObjectImpl for FacePoseEstimator {
             "execution-provider" => s.execution_provider.to_value(),
             "device-id" => s.device_id.to_value(),
             "fallback" => s.fallback.to_value(),
+            "preprocess" => s.preprocess.to_value(),
+            "active-preprocess" => {
+                drop(s);
+                let state = self.state.lock().unwrap();
+                state.as_ref().map(|st| st.engine.preprocess()).to_value()
+            }
             "inference-threads" => s.inference_threads.to_value(),
             "tensorrt-cache" => s.tensorrt_cache.to_value(),
             "active-execution-provider" => {

@@ -41,6 +41,36 @@ impl From<ExecutionProvider> for crate::engine::ExecutionProvider {
     }
 }
 
+/// Where the pre-processing runs (the `preprocess` property).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstFacePosePreprocess")]
+pub enum Preprocess {
+    #[default]
+    #[enum_value(
+        name = "graph on CUDA and TensorRT when the frame graphs exist, else host",
+        nick = "auto"
+    )]
+    Auto = 0,
+    #[enum_value(name = "The engine's warp on the host", nick = "host")]
+    Host = 1,
+    #[enum_value(
+        name = "The models' frame graphs (the frame uploaded once, crops sampled by the provider)",
+        nick = "graph"
+    )]
+    Graph = 2,
+}
+
+impl From<Preprocess> for crate::engine::Preprocess {
+    fn from(p: Preprocess) -> Self {
+        match p {
+            Preprocess::Auto => Self::Auto,
+            Preprocess::Host => Self::Host,
+            Preprocess::Graph => Self::Graph,
+        }
+    }
+}
+
 /// How a face's angles are found (the `pose-method` property).
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
 #[repr(u32)]
@@ -83,6 +113,7 @@ impl From<PoseMethod> for crate::engine::PoseMethod {
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     PoseMethod::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    Preprocess::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "faceposeestimator",

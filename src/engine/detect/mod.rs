@@ -212,6 +212,11 @@ impl Detector {
         &self.model
     }
 
+    /// The model, to share its frame store (see [`Model::share_frame_store`]).
+    pub fn model_mut(&mut self) -> &mut Model {
+        &mut self.model
+    }
+
     pub fn descriptor(&self) -> &Descriptor {
         &self.model.descriptor
     }
@@ -228,25 +233,29 @@ impl Detector {
             config.input_size,
         );
         let to_frame = fit.to_frame();
-        self.input.resize(fit.width * fit.height * 3, 0.0);
-        warp_into(
-            image,
-            &to_frame,
-            fit.width,
-            fit.height,
-            &d.tensor,
-            &mut self.input,
-        );
-        let shape = match d.tensor.layout {
-            super::image::Layout::Nhwc => [1, fit.height, fit.width, 3],
-            super::image::Layout::Nchw => [1, 3, fit.height, fit.width],
-        };
         let threshold = config.score_threshold;
         let decoder = &self.decoder;
         let path = self.model.path.clone();
-        let candidates = self.model.run(&self.input, shape, |outputs: &[Output]| {
-            decoder.decode(&path, outputs, &fit, threshold)
-        })?;
+        let read = |outputs: &[Output]| decoder.decode(&path, outputs, &fit, threshold);
+        let candidates = if self.model.uses_frame_graph() {
+            self.model
+                .run_frame(image, &[to_frame], (fit.width, fit.height), read)?
+        } else {
+            self.input.resize(fit.width * fit.height * 3, 0.0);
+            warp_into(
+                image,
+                &to_frame,
+                fit.width,
+                fit.height,
+                &d.tensor,
+                &mut self.input,
+            );
+            let shape = match d.tensor.layout {
+                super::image::Layout::Nhwc => [1, fit.height, fit.width, 3],
+                super::image::Layout::Nchw => [1, 3, fit.height, fit.width],
+            };
+            self.model.run(&self.input, shape, read)?
+        };
         let (w, h) = (image.width() as f32, image.height() as f32);
         Ok(finish(
             candidates,

@@ -134,6 +134,11 @@ impl Regressor {
         &self.model
     }
 
+    /// The model, to share its frame store (see [`Model::share_frame_store`]).
+    pub fn model_mut(&mut self) -> &mut Model {
+        &mut self.model
+    }
+
     pub fn crop_rule(&self) -> CropRule {
         self.crop
     }
@@ -188,31 +193,38 @@ impl Regressor {
         crops: &[(BBox, bool)],
     ) -> Result<Vec<Option<Pose>>> {
         let (w, h, n) = (self.width, self.height, crops.len());
+        let maps: Vec<Affine> = crops
+            .iter()
+            .map(|(r, flip)| {
+                let sx = r.width() / w as f32;
+                // Mirrored: tensor column u samples the crop's column w - u.
+                Affine {
+                    a: if *flip { -sx } else { sx },
+                    b: 0.0,
+                    c: 0.0,
+                    d: r.height() / h as f32,
+                    tx: if *flip { r.x1 } else { r.x0 },
+                    ty: r.y0,
+                }
+            })
+            .collect();
+        let decode = &self.decode;
+        let path = self.model.path.clone();
+        let read = |outputs: &[super::model::Output]| decode.decode(&path, outputs, n);
+        if self.model.uses_frame_graph() {
+            return self.model.run_frame(image, &maps, (w, h), read);
+        }
         let per = w * h * 3;
         self.input.resize(per * n, 0.0);
         let format = self.model.descriptor.tensor;
-        for ((r, flip), chunk) in crops.iter().zip(self.input.chunks_mut(per)) {
-            let sx = r.width() / w as f32;
-            // Mirrored: tensor column u samples the crop's column w - u.
-            let map = Affine {
-                a: if *flip { -sx } else { sx },
-                b: 0.0,
-                c: 0.0,
-                d: r.height() / h as f32,
-                tx: if *flip { r.x1 } else { r.x0 },
-                ty: r.y0,
-            };
-            warp_into(image, &map, w, h, &format, chunk);
+        for (map, chunk) in maps.iter().zip(self.input.chunks_mut(per)) {
+            warp_into(image, map, w, h, &format, chunk);
         }
         let shape = match format.layout {
             Layout::Nhwc => [n, h, w, 3],
             Layout::Nchw => [n, 3, h, w],
         };
-        let decode = &self.decode;
-        let path = self.model.path.clone();
-        self.model.run(&self.input, shape, |outputs| {
-            decode.decode(&path, outputs, n)
-        })
+        self.model.run(&self.input, shape, read)
     }
 }
 

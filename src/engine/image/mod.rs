@@ -28,7 +28,7 @@ pub enum PixelFormat {
 
 impl PixelFormat {
     /// Bytes per pixel and the byte offsets of R, G and B for packed formats.
-    fn packed_layout(self) -> Option<(usize, [usize; 3])> {
+    pub fn packed_layout(self) -> Option<(usize, [usize; 3])> {
         match self {
             PixelFormat::Rgb => Some((3, [0, 1, 2])),
             PixelFormat::Bgr => Some((3, [2, 1, 0])),
@@ -64,7 +64,7 @@ impl YuvMatrix {
     }
 
     /// (R from V, G from U, G from V, B from U) for limited-range input.
-    fn coefficients(self) -> [f32; 4] {
+    pub fn coefficients(self) -> [f32; 4] {
         match self {
             YuvMatrix::Bt601 => [1.596, 0.392, 0.813, 2.017],
             YuvMatrix::Bt709 => [1.793, 0.213, 0.533, 2.112],
@@ -87,6 +87,15 @@ pub struct ImageView<'a> {
     height: usize,
     planes: [Plane<'a>; 3],
     matrix: YuvMatrix,
+    /// Unique to the view and its copies (see [`ImageView::id`]).
+    id: u64,
+}
+
+/// A number no view made before has: two views with the same one are copies of each other, so
+/// they show the same pixels (the bytes are borrowed, hence unchanged, while either lives).
+fn next_view_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 fn check_plane(name: &str, plane: &Plane, row_bytes: usize, rows: usize) -> Result<()> {
@@ -128,6 +137,7 @@ impl<'a> ImageView<'a> {
             height,
             planes: [plane; 3],
             matrix: YuvMatrix::default(),
+            id: next_view_id(),
         })
     }
 
@@ -150,6 +160,7 @@ impl<'a> ImageView<'a> {
             height,
             planes: [y, u, v],
             matrix: YuvMatrix::default(),
+            id: next_view_id(),
         })
     }
 
@@ -164,6 +175,7 @@ impl<'a> ImageView<'a> {
             height,
             planes: [y, uv, uv],
             matrix: YuvMatrix::default(),
+            id: next_view_id(),
         })
     }
 
@@ -190,6 +202,22 @@ impl<'a> ImageView<'a> {
 
     pub fn format(&self) -> PixelFormat {
         self.format
+    }
+
+    /// The matrix of a YUV frame.
+    pub fn matrix(&self) -> YuvMatrix {
+        self.matrix
+    }
+
+    /// The plane `i` (0: the packed plane or Y; 1: U or NV12's UV; 2: V).
+    pub fn plane(&self, i: usize) -> Plane<'a> {
+        self.planes[i]
+    }
+
+    /// Identifies the pixels: equal for a view and its copies, different for every other view
+    /// (a per-frame cache, such as the frame tensors of graph pre-processing, keys on it).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// R, G, B (0..255) of pixel (x, y); the caller keeps x and y in range.
@@ -260,6 +288,8 @@ pub struct OwnedImage {
     data: Vec<u8>,
     /// Start, stride and length of each plane in `data`.
     planes: [(usize, usize, usize); 3],
+    /// The id of the views of this copy (new with every copy).
+    id: u64,
 }
 
 impl OwnedImage {
@@ -293,6 +323,7 @@ impl OwnedImage {
         self.width = w;
         self.height = h;
         self.matrix = view.matrix;
+        self.id = next_view_id();
     }
 
     /// A view of the copy (`None` before the first copy).
@@ -311,6 +342,7 @@ impl OwnedImage {
             height: self.height,
             planes: [plane(0), plane(1), plane(2)],
             matrix: self.matrix,
+            id: self.id,
         })
     }
 }

@@ -87,6 +87,11 @@ impl Landmarker {
         &self.model
     }
 
+    /// The model, to share its frame store (see [`Model::share_frame_store`]).
+    pub fn model_mut(&mut self) -> &mut Model {
+        &mut self.model
+    }
+
     /// Side of the square model input, pixels.
     pub fn input_size(&self) -> usize {
         self.size
@@ -188,34 +193,47 @@ impl Landmarker {
         mirrored: &[bool],
     ) -> Result<Vec<Landmarks>> {
         let (size, n) = (self.size, crops.len());
-        let per = size * size * 3;
-        self.input.resize(per * n, 0.0);
-        let format = self.model.descriptor.tensor;
-        for ((crop, &flip), chunk) in crops.iter().zip(mirrored).zip(self.input.chunks_mut(per)) {
-            let mut map = Affine::from_rotated_rect(crop, size as f32);
-            if flip {
-                // Tensor column u samples the crop's column size - u.
-                map = Affine {
-                    a: -map.a,
-                    c: -map.c,
-                    tx: map.tx + map.a * size as f32,
-                    ty: map.ty + map.c * size as f32,
-                    ..map
-                };
-            }
-            warp_into(image, &map, size, size, &format, chunk);
-        }
-        let shape = match format.layout {
-            Layout::Nhwc => [n, size, size, 3],
-            Layout::Nchw => [n, 3, size, size],
-        };
+        let maps: Vec<Affine> = crops
+            .iter()
+            .zip(mirrored)
+            .map(|(crop, &flip)| {
+                let map = Affine::from_rotated_rect(crop, size as f32);
+                if flip {
+                    // Tensor column u samples the crop's column size - u.
+                    Affine {
+                        a: -map.a,
+                        c: -map.c,
+                        tx: map.tx + map.a * size as f32,
+                        ty: map.ty + map.c * size as f32,
+                        ..map
+                    }
+                } else {
+                    map
+                }
+            })
+            .collect();
         let points = self.points;
         let family = self.family;
         let path = self.model.path.clone();
-        let (coords, flags) = self.model.run(&self.input, shape, |outputs| match family {
+        let read = |outputs: &[super::model::Output]| match family {
             Family::Pfld => pfld::decode(outputs, n, points, size, &path),
             _ => facemesh::decode(outputs, n, points, &path),
-        })?;
+        };
+        let (coords, flags) = if self.model.uses_frame_graph() {
+            self.model.run_frame(image, &maps, (size, size), read)?
+        } else {
+            let per = size * size * 3;
+            self.input.resize(per * n, 0.0);
+            let format = self.model.descriptor.tensor;
+            for (map, chunk) in maps.iter().zip(self.input.chunks_mut(per)) {
+                warp_into(image, map, size, size, &format, chunk);
+            }
+            let shape = match format.layout {
+                Layout::Nhwc => [n, size, size, 3],
+                Layout::Nchw => [n, 3, size, size],
+            };
+            self.model.run(&self.input, shape, read)?
+        };
         let scale = 1.0 / size as f32;
         Ok(crops
             .iter()
