@@ -55,6 +55,11 @@ files() {
         printf '%s\t%s\t%s\n' "models/$m.onnx" "$DATA_DIR/$m.onnx" 644
         printf '%s\t%s\t%s\n' "models/$m.descriptor" "$DATA_DIR/$m.descriptor" 644
     done
+    # The frame graphs their descriptors name (preprocess=graph; README "GPU").
+    for m in face_landmark whenet retinaface_mbv2; do
+        printf '%s\t%s\t%s\n' "models/$m.frame.onnx" "$DATA_DIR/$m.frame.onnx" 644
+        printf '%s\t%s\t%s\n' "models/$m.frame-yuv.onnx" "$DATA_DIR/$m.frame-yuv.onnx" 644
+    done
     printf '%s\t%s\t%s\n' models/canonical_face.txt "$DATA_DIR/canonical_face.txt" 644
     printf '%s\t%s\t%s\n' "third_party/onnxruntime/lib/$ORT_LIB" "$ORT_DIR/$ORT_LIB" 644
     printf '%s\t%s\t%s\n' "$ORT_LIB" "$ORT_DIR/libonnxruntime.so.1" link

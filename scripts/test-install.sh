@@ -219,6 +219,13 @@ clean gst-launch-1.0 -q filesrc location=$IN/picture.png ! decodebin ! videoconv
     || { cat $OUT/launch.log; bad "gst-launch-1.0 with the installed plugin"; }
 say "gst-launch-1.0: $(wc -l < $OUT/installed.jsonl) frame(s) of JSON Lines"
 
+# The frame graphs ship too: graph pre-processing (on the CPU here) gives the same face.
+clean gst-launch-1.0 -q filesrc location=$IN/picture.png ! decodebin ! videoconvert \
+    ! faceposeestimator $PROPS preprocess=graph json-location=$OUT/installed-graph.jsonl ! fakesink \
+    > $OUT/launch-graph.log 2>&1 \
+    || { cat $OUT/launch-graph.log; bad "gst-launch-1.0 with the installed plugin, preprocess=graph"; }
+say "gst-launch-1.0 preprocess=graph: $(wc -l < $OUT/installed-graph.jsonl) frame(s) of JSON Lines"
+
 clean python3 $IN/read_metas.py --pipeline "filesrc location=$IN/picture.png ! pngdec ! imagefreeze num-buffers=3 ! videoconvert ! faceposeestimator $PROPS ! appsink name=sink sync=false" \
     > $OUT/read_metas.jsonl 2> $OUT/read_metas.err || { cat $OUT/read_metas.err; bad "examples/read_metas.py"; }
 say "read_metas.py: $(wc -l < $OUT/read_metas.jsonl) line(s)"
@@ -260,6 +267,8 @@ T_IN=$((SECONDS - T3))
 OUT="$CLONE$IN/out"
 compare "installed package, gst-launch-1.0" "$REF" "$(angles "$OUT/installed.jsonl")" \
     || fail "angles of the installed package differ from the source tree's"
+compare "installed package, preprocess=graph" "$REF" "$(angles "$OUT/installed-graph.jsonl")" \
+    || fail "angles of the installed package with preprocess=graph differ from the source tree's"
 compare "installed package, read_metas.py" "$REF" "$(angles <(python3 -c '
 import json, sys
 for l in open(sys.argv[1]):

@@ -215,17 +215,36 @@ fn rust_reader_rejects_a_pipeline_without_an_appsink() {
     assert!(e.contains("appsink named sink"), "{e}");
 }
 
-/// The built example binary runs, when it is there and newer than its source: plain `cargo test`
-/// and `cargo build --examples` build it; `cargo test --all-targets` builds only its test-harness
-/// variant, and the in-process tests above cover the same code.
+/// The built example binary runs, when it is there and newer than its source and the library's
+/// sources: plain `cargo test` and `cargo build --examples` build it; `cargo test --all-targets`
+/// builds only its test-harness variant, and the in-process tests above cover the same code.
 #[test]
 fn built_rust_example_prints_faces() {
     let exe = profile_dir().join("examples/read_metas");
     let modified = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
-    let source = project().join("examples/read_metas.rs");
-    if modified(&exe).is_none_or(|built| Some(built) < modified(&source)) {
+    // The example links the library: it is stale when any of the library's sources is newer.
+    fn newest_under(dir: &Path) -> Option<std::time::SystemTime> {
+        std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .filter_map(|e| {
+                let p = e.path();
+                if p.is_dir() {
+                    newest_under(&p)
+                } else {
+                    p.metadata().and_then(|m| m.modified()).ok()
+                }
+            })
+            .max()
+    }
+    let newest_input = modified(&project().join("examples/read_metas.rs"))
+        .into_iter()
+        .chain(newest_under(&project().join("src")))
+        .max();
+    if modified(&exe).is_none_or(|built| Some(built) < newest_input) {
         eprintln!(
-            "SKIPPED: {} is missing or older than its source (cargo build --examples builds it)",
+            "SKIPPED: {} is missing or older than its source or the library's (cargo build \
+             --examples builds it)",
             exe.display()
         );
         return;
