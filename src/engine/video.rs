@@ -416,12 +416,15 @@ impl Engine {
                 None => failed.push(i),
             }
         }
-        // The mirror pass for the faces whose correction is due (in the same batch); the others
-        // reuse theirs.
-        let due: Vec<bool> = visible
-            .iter()
-            .map(|&i| self.mirror_enabled() && self.tracker.track(i).correction_due())
-            .collect();
+        // The mirror pass for every face when any face's correction is due; else each reuses
+        // its own. (A pass for the due faces alone refreshed each face less often: on the 1080p
+        // crowd video, in line, the angles' mean difference to the every-frame detections went
+        // from 2.53° to 3.00° yaw and the coverage from 87.3 to 82.0 %, for 18 % less time.)
+        let refresh = self.mirror_enabled()
+            && visible
+                .iter()
+                .any(|&i| self.tracker.track(i).correction_due());
+        let due = vec![refresh; visible.len()];
         let (mut landmarks, corrections) = self.pass_with_mirror_where(image, &crops, &due)?;
         if self.mirror_enabled() {
             let size = self.landmarker.input_size() as f32;
