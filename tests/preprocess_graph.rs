@@ -456,37 +456,11 @@ fn through_element(
     frames: &[Picture],
     properties: &[(&str, &str)],
 ) -> (Vec<gst::Structure>, Option<String>) {
-    gst::init().unwrap();
-    gstfacepose::plugin_register_static().ok();
-    let (w, h) = (frames[0].width as u32, frames[0].height as u32);
-    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, w, h)
-        .fps(gst::Fraction::new(30, 1))
-        .build()
-        .unwrap();
-    let mut element = gst::ElementFactory::make("faceposeestimator");
-    for (k, v) in properties {
-        element = element.property_from_str(k, v);
-    }
-    let element = element.build().unwrap();
-    let mut harness = gst_check::Harness::with_element(&element, Some("sink"), Some("src"));
-    harness.set_src_caps(info.to_caps().unwrap());
-    let mut out = Vec::new();
-    for (i, p) in frames.iter().enumerate() {
-        let mut buffer = gst::Buffer::with_size(info.size()).unwrap();
-        {
-            let b = buffer.get_mut().unwrap();
-            b.set_pts(gst::ClockTime::from_mseconds(i as u64 * 33));
-            let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(b, &info).unwrap();
-            let stride = frame.plane_stride()[0] as usize;
-            let data = frame.plane_data_mut(0).unwrap();
-            for y in 0..p.height {
-                let row = &p.data[y * p.width * 3..(y + 1) * p.width * 3];
-                data[y * stride..y * stride + row.len()].copy_from_slice(row);
-            }
-        }
-        let result = harness.push_and_pull(buffer).expect("a buffer out");
-        out.push(gstfacepose::meta::frame_structure(&result).expect("a FacePoseMeta"));
-    }
+    let (buffers, element) = support::through_harness(frames, properties);
+    let out = buffers
+        .iter()
+        .map(|b| gstfacepose::meta::frame_structure(b).expect("a FacePoseMeta"))
+        .collect();
     let active = element.property::<Option<String>>("active-preprocess");
     (out, active)
 }

@@ -8,7 +8,6 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use gst_video::prelude::*;
 use gstfacepose::engine::{Engine, Face, TrackConfig};
 use support::Picture;
 
@@ -356,35 +355,8 @@ fn smoothing_keeps_a_still_face_where_it_is() {
 
 /// Frames through the element: every frame's FacePoseMeta, in order.
 fn through_element(frames: &[Picture], properties: &[(&str, &str)]) -> Vec<gst::Structure> {
-    gst::init().unwrap();
-    gstfacepose::plugin_register_static().ok();
-    let (w, h) = (frames[0].width as u32, frames[0].height as u32);
-    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, w, h)
-        .fps(gst::Fraction::new(30, 1))
-        .build()
-        .unwrap();
-    let mut element = gst::ElementFactory::make("faceposeestimator");
-    for (k, v) in properties {
-        element = element.property_from_str(k, v);
-    }
-    let element = element.build().unwrap();
-    let mut h = gst_check::Harness::with_element(&element, Some("sink"), Some("src"));
-    h.set_src_caps(info.to_caps().unwrap());
     let mut out = Vec::new();
-    for (i, p) in frames.iter().enumerate() {
-        let mut buffer = gst::Buffer::with_size(info.size()).unwrap();
-        {
-            let b = buffer.get_mut().unwrap();
-            b.set_pts(gst::ClockTime::from_mseconds(i as u64 * 33));
-            let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(b, &info).unwrap();
-            let stride = frame.plane_stride()[0] as usize;
-            let data = frame.plane_data_mut(0).unwrap();
-            for y in 0..p.height {
-                let row = &p.data[y * p.width * 3..(y + 1) * p.width * 3];
-                data[y * stride..y * stride + row.len()].copy_from_slice(row);
-            }
-        }
-        let result = h.push_and_pull(buffer).expect("a buffer out");
+    for result in support::through_harness(frames, properties).0 {
         let s = gstfacepose::meta::frame_structure(&result).expect("a FacePoseMeta");
         // The ROI metas carry the same ids.
         let roi_ids: Vec<i32> = result
