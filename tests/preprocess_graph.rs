@@ -456,12 +456,15 @@ fn through_element(
     frames: &[Picture],
     properties: &[(&str, &str)],
 ) -> (Vec<gst::Structure>, Option<String>) {
-    let (buffers, element) = support::through_harness(frames, properties);
+    let (buffers, harness) = support::through_harness(frames, properties);
     let out = buffers
         .iter()
         .map(|b| gstfacepose::meta::frame_structure(b).expect("a FacePoseMeta"))
         .collect();
-    let active = element.property::<Option<String>>("active-preprocess");
+    let active = harness
+        .element()
+        .expect("the harness's element")
+        .property::<Option<String>>("active-preprocess");
     (out, active)
 }
 

@@ -337,11 +337,12 @@ pub fn python_with(namespaces: &[(&str, &str)]) -> PathBuf {
 }
 
 /// `frames` (RGB, all of one size, 30 fps) pushed one by one through a `faceposeestimator` with
-/// `properties` in a test harness: the buffer that came out for each, and the element.
+/// `properties` in a test harness: the buffer that came out for each, and the harness (still
+/// holding the started element).
 pub fn through_harness(
     frames: &[Picture],
     properties: &[(&str, &str)],
-) -> (Vec<gst::Buffer>, gst::Element) {
+) -> (Vec<gst::Buffer>, gst_check::Harness) {
     use gst_video::prelude::*;
     gst::init().unwrap();
     gstfacepose::plugin_register_static().ok();
@@ -373,5 +374,5 @@ pub fn through_harness(
         }
         out.push(harness.push_and_pull(buffer).expect("a buffer out"));
     }
-    (out, element)
+    (out, harness)
 }
