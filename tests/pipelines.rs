@@ -154,6 +154,16 @@ fn case(file: &str, tmp: &Path) -> Option<Case> {
             min_frames: FRAMES,
             check: Some(check_json_lines),
         },
+        // No GPU here: it runs on the CPU (with its warning), as documented.
+        "gpu-json-export.txt" => Case {
+            replacements: vec![
+                ("filesrc location=INPUT.mp4 ! decodebin", face_source()),
+                ("OUTPUT.jsonl", out("faces.jsonl")),
+            ],
+            faces: true,
+            min_frames: FRAMES,
+            check: Some(check_json_lines),
+        },
         "mqtt-publish.txt" => Case {
             // No broker here (tests/publish.rs runs this file against one): the video plays on.
             replacements: vec![
