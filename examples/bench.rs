@@ -50,6 +50,10 @@ use std::time::Instant;
 use gst::prelude::*;
 use gst_video::{VideoFrameExt, VideoFrameRef, VideoInfo};
 
+#[path = "support/frames.rs"]
+#[allow(dead_code)]
+mod frames;
+
 const VGA_WIDTH: u32 = 640;
 const VGA_HEIGHT: u32 = 480;
 const VGA_FPS: i32 = 30;
@@ -416,25 +420,7 @@ fn vga_frames(n: usize) -> Result<Frames, String> {
 /// Every frame of a video file (or the first `limit`), decoded to I420 and copied into plain
 /// memory.
 fn video_frames(path: &Path, limit: Option<usize>) -> Result<Frames, String> {
-    if !path.exists() {
-        return Err(format!("{} is missing", path.display()));
-    }
-    let pipeline = gst::parse::launch(
-        "filesrc name=src ! decodebin ! videoconvert ! video/x-raw,format=I420 ! \
-         appsink name=sink sync=false",
-    )
-    .map_err(|e| e.to_string())?
-    .downcast::<gst::Pipeline>()
-    .map_err(|_| "not a pipeline".to_string())?;
-    let src = pipeline.by_name("src").ok_or("no filesrc")?;
-    src.set_property("location", path.to_string_lossy().as_ref());
-    let sink = pipeline
-        .by_name("sink")
-        .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
-        .ok_or("no appsink")?;
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|e| format!("cannot play {}: {e}", path.display()))?;
+    let (pipeline, sink) = frames::play_decoder(path, "I420")?;
     let mut info = None;
     let mut buffers = Vec::new();
     while limit.is_none_or(|l| buffers.len() < l) {

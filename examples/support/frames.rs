@@ -51,25 +51,7 @@ pub type Decoded = (usize, usize, Vec<(f64, Vec<u8>)>);
 /// The first `limit` frames of the video at `path` as RGB, each with its timestamp in seconds
 /// (frame count / 30 where it has none), and the video's width and height.
 pub fn decoded(path: &Path, limit: usize) -> Result<Decoded, String> {
-    if !path.exists() {
-        return Err(format!("{} is missing", path.display()));
-    }
-    let pipeline = gst::parse::launch(
-        "filesrc name=src ! decodebin ! videoconvert ! video/x-raw,format=RGB ! \
-         appsink name=sink sync=false",
-    )
-    .map_err(|e| e.to_string())?
-    .downcast::<gst::Pipeline>()
-    .map_err(|_| "not a pipeline".to_string())?;
-    let src = pipeline.by_name("src").ok_or("no filesrc")?;
-    src.set_property("location", path.to_string_lossy().as_ref());
-    let sink = pipeline
-        .by_name("sink")
-        .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
-        .ok_or("no appsink")?;
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|e| format!("cannot play {}: {e}", path.display()))?;
+    let (pipeline, sink) = play_decoder(path, "RGB")?;
     let (mut width, mut height, mut frames) = (0, 0, Vec::new());
     while frames.len() < limit {
         let Ok(sample) = sink.pull_sample() else {
@@ -99,6 +81,34 @@ pub fn decoded(path: &Path, limit: usize) -> Result<Decoded, String> {
         return Err(format!("no frames decoded from {}", path.display()));
     }
     Ok((width, height, frames))
+}
+
+/// A playing `filesrc ! decodebin ! videoconvert ! video/x-raw,format=FORMAT ! appsink` on the
+/// video at `path`, and its appsink to pull the frames from (set the pipeline to NULL when done).
+pub fn play_decoder(
+    path: &Path,
+    format: &str,
+) -> Result<(gst::Pipeline, gst_app::AppSink), String> {
+    if !path.exists() {
+        return Err(format!("{} is missing", path.display()));
+    }
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc name=src ! decodebin ! videoconvert ! video/x-raw,format={format} ! \
+         appsink name=sink sync=false"
+    ))
+    .map_err(|e| e.to_string())?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| "not a pipeline".to_string())?;
+    let src = pipeline.by_name("src").ok_or("no filesrc")?;
+    src.set_property("location", path.to_string_lossy().as_ref());
+    let sink = pipeline
+        .by_name("sink")
+        .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
+        .ok_or("no appsink")?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| format!("cannot play {}: {e}", path.display()))?;
+    Ok((pipeline, sink))
 }
 
 /// `appsrc ! element ! fakesink sync=false` for RGB frames of `width` × `height` at 30 fps (the
