@@ -273,7 +273,7 @@ fn run_pipeline(description: &str) -> Vec<gst::Message> {
 #[test]
 fn test_pattern_gives_frames_without_faces_messages_and_json_lines() {
     init();
-    let dir = std::env::temp_dir().join(format!("facepose-element-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("facepose-json-lines-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("faces.jsonl");
     let messages = run_pipeline(&format!(
@@ -477,7 +477,7 @@ fn unusable_regressor_outputs_post_one_warning_and_the_stream_goes_on() {
     let text = std::fs::read_to_string(models.join("whenet.descriptor")).unwrap();
     let edited = text.replace("bin-values = logits", "bin-values = probabilities");
     assert_ne!(edited, text);
-    let dir = std::env::temp_dir().join(format!("facepose-element-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("facepose-unusable-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let descriptor = dir.join("whenet.descriptor");
     std::fs::write(&descriptor, edited).unwrap();
