@@ -174,17 +174,43 @@ fn keypoints(face: &Face, width: u32, height: u32) -> gst::Array {
 
 /// Every face of a frame as an array of `face` structures.
 pub fn faces_array(faces: &[Face], width: u32, height: u32) -> gst::Array {
-    gst::Array::from_values(
-        faces
-            .iter()
-            .map(|f| face_structure(f, width, height).to_send_value()),
-    )
+    structures_array(face_structures(faces, width, height))
+}
+
+/// Each face's `face` structure.
+fn face_structures(faces: &[Face], width: u32, height: u32) -> Vec<gst::Structure> {
+    faces
+        .iter()
+        .map(|f| face_structure(f, width, height))
+        .collect()
+}
+
+/// The structures as an array, moved in (not copied: a face's 468 landmarks are 1404 values).
+fn structures_array(structures: Vec<gst::Structure>) -> gst::Array {
+    gst::Array::from_values(structures.into_iter().map(glib::SendValue::from_owned))
 }
 
 /// Adds one ROI meta per face (id = the face's index), with the `detection` and `head-pose`
 /// parameters.
 pub fn add_roi_metas(buffer: &mut gst::BufferRef, faces: &[Face], width: u32, height: u32) {
-    for f in faces {
+    add_rois(
+        buffer,
+        faces,
+        &face_structures(faces, width, height),
+        width,
+        height,
+    );
+}
+
+/// The ROI metas of `faces`, their parameters read from the faces' `structures`.
+fn add_rois(
+    buffer: &mut gst::BufferRef,
+    faces: &[Face],
+    structures: &[gst::Structure],
+    width: u32,
+    height: u32,
+) {
+    for (f, structure) in faces.iter().zip(structures) {
         let b = f.bbox.clamp_to(width as f32, height as f32);
         let x = b.x0.max(0.0).round() as u32;
         let y = b.y0.max(0.0).round() as u32;
@@ -192,10 +218,18 @@ pub fn add_roi_metas(buffer: &mut gst::BufferRef, faces: &[Face], width: u32, he
         let h = (b.y1.round() as u32).saturating_sub(y);
         let mut meta = gst_video::VideoRegionOfInterestMeta::add(buffer, ROI_TYPE, (x, y, w, h));
         meta.set_id(roi_id(f.id));
-        for p in roi_params(&face_structure(f, width, height)) {
+        for p in roi_params(structure) {
             meta.add_param(p);
         }
     }
+}
+
+/// Adds a frame's metadata: the ROI metas ([`add_roi_metas`]), then the frame meta
+/// ([`add_frame_meta`]), each face's structure built once for both.
+pub fn add_metas(buffer: &mut gst::BufferRef, faces: &[Face], info: &FrameInfo) {
+    let structures = face_structures(faces, info.width, info.height);
+    add_rois(buffer, faces, &structures, info.width, info.height);
+    add_frame_structures(buffer, structures, info);
 }
 
 /// What the per-frame meta says about how the faces were found.
@@ -215,25 +249,37 @@ pub struct FrameInfo<'a> {
 
 /// Adds the per-frame `FacePoseMeta` (present with zero faces too).
 pub fn add_frame_meta(buffer: &mut gst::BufferRef, faces: &[Face], info: &FrameInfo) {
+    add_frame_structures(
+        buffer,
+        face_structures(faces, info.width, info.height),
+        info,
+    );
+}
+
+/// The frame meta with the faces' `structures`, written into the meta's own structure.
+fn add_frame_structures(
+    buffer: &mut gst::BufferRef,
+    structures: Vec<gst::Structure>,
+    info: &FrameInfo,
+) {
     // Only the fields count: a custom meta's structure carries the meta's name.
-    let structure = gst::Structure::builder(FRAME_META)
-        .field("width", info.width)
-        .field("height", info.height)
-        .field("detector", info.detector)
-        .field("landmarker", info.landmarker)
-        .field("pose-model", info.pose_model)
-        .field("execution-provider", info.provider)
-        .field("inference-ms", info.inference_ms)
-        .field("detected", info.detected)
-        .field("detect-ms", info.times.detect)
-        .field("landmarks-ms", info.times.landmarks)
-        .field("pose-ms", info.times.pose)
-        .field("face-count", faces.len() as u32)
-        .field("faces", faces_array(faces, info.width, info.height))
-        .build();
-    if let Ok(mut meta) = gst::meta::CustomMeta::add(buffer, FRAME_META) {
-        copy_fields(&structure, meta.mut_structure());
-    }
+    let Ok(mut meta) = gst::meta::CustomMeta::add(buffer, FRAME_META) else {
+        return;
+    };
+    let s = meta.mut_structure();
+    s.set("width", info.width);
+    s.set("height", info.height);
+    s.set("detector", info.detector);
+    s.set("landmarker", info.landmarker);
+    s.set("pose-model", info.pose_model);
+    s.set("execution-provider", info.provider);
+    s.set("inference-ms", info.inference_ms);
+    s.set("detected", info.detected);
+    s.set("detect-ms", info.times.detect);
+    s.set("landmarks-ms", info.times.landmarks);
+    s.set("pose-ms", info.times.pose);
+    s.set("face-count", structures.len() as u32);
+    s.set("faces", structures_array(structures));
 }
 
 /// The per-frame structure of a buffer, if the element attached one.
@@ -346,16 +392,14 @@ mod tests {
     use crate::engine::geometry::{BBox, Point};
     use crate::engine::pose::PoseMethod;
 
-    #[test]
-    fn a_face_comes_back_from_its_structure() {
-        gst::init().unwrap();
+    fn face(id: u64) -> Face {
         let pose = Pose {
             yaw: 12.5,
             pitch: -3.0,
             roll: 1.0,
         };
-        let face = Face {
-            id: 7,
+        Face {
+            id,
             bbox: BBox::new(10.0, 20.0, 110.0, 140.0),
             score: 0.875,
             keypoints: [Point { x: 32.0, y: 48.0 }; 5],
@@ -369,8 +413,60 @@ mod tests {
             regressor_weight: 1.0,
             scale: 0.0,
             fit_error: 0.0,
-        };
+        }
+    }
+
+    #[test]
+    fn a_face_comes_back_from_its_structure() {
+        gst::init().unwrap();
+        let face = face(7);
         let back = face_from_structure(&face_structure(&face, 640, 480), 640, 480);
         assert_eq!(back, face);
+    }
+
+    /// The ROI metas and the frame meta of a buffer: (ROI id, box, parameters) and the frame
+    /// structure.
+    fn metas_of(buffer: &gst::BufferRef) -> (Vec<(i32, (u32, u32, u32, u32), String)>, String) {
+        let rois = buffer
+            .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+            .map(|m| {
+                let params: Vec<String> = m.params().map(|p| p.to_string()).collect();
+                (m.id(), m.rect(), params.join(" | "))
+            })
+            .collect();
+        (rois, frame_structure(buffer).unwrap().to_string())
+    }
+
+    #[test]
+    fn add_metas_gives_what_the_two_metas_give_added_one_by_one() {
+        gst::init().unwrap();
+        register();
+        let faces = [face(3), face(9)];
+        let info = FrameInfo {
+            width: 640,
+            height: 480,
+            detector: "d.onnx",
+            landmarker: "l.onnx",
+            pose_model: "p.onnx",
+            provider: "cpu",
+            inference_ms: 4.5,
+            detected: true,
+            times: Default::default(),
+        };
+        let mut together = gst::Buffer::new();
+        add_metas(together.get_mut().unwrap(), &faces, &info);
+        let mut apart = gst::Buffer::new();
+        add_roi_metas(apart.get_mut().unwrap(), &faces, 640, 480);
+        add_frame_meta(apart.get_mut().unwrap(), &faces, &info);
+        let (rois, frame) = metas_of(&together);
+        assert_eq!((rois.clone(), frame.clone()), metas_of(&apart));
+        assert_eq!(rois.len(), 2);
+        assert!(rois[1].2.contains("head-pose") && rois[1].2.contains("id=(guint64)9"));
+        let faces_back = frame_structure(&together)
+            .unwrap()
+            .get::<gst::Array>("faces")
+            .unwrap();
+        assert_eq!(faces_back.len(), 2);
+        assert!(frame.contains("face-count=(uint)2"), "{frame}");
     }
 }

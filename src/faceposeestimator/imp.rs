@@ -857,8 +857,7 @@ impl BaseTransformImpl for FacePoseEstimator {
             faces.len()
         );
 
-        meta::add_roi_metas(buffer, &faces, width, height);
-        meta::add_frame_meta(
+        meta::add_metas(
             buffer,
             &faces,
             &meta::FrameInfo {
