@@ -9,7 +9,7 @@ use std::path::Path;
 
 use gstfacepose::engine::geometry::RotatedRect;
 use gstfacepose::engine::{
-    DetectConfig, Detector, Engine, Face, ImageView, Landmarker, PixelFormat, Plane,
+    DetectConfig, Detector, Engine, Face, ImageView, Landmarker, PixelFormat, Plane, RuntimeOptions,
 };
 use support::{Picture, angle_diff};
 
@@ -476,6 +476,53 @@ fn largest_gap(a: &[[f32; 3]], b: &[[f32; 3]]) -> f32 {
         .zip(b)
         .map(|(p, q)| ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2)).sqrt())
         .fold(0.0, f32::max)
+}
+
+#[test]
+fn a_batch_on_the_pool_gives_the_landmarks_each_crop_gives_alone_on_the_calling_thread() {
+    let config = support::config().unwrap_or_else(|e| panic!("{e}"));
+    let mut detector = Detector::load(&config.detector_model, None, &config.runtime)
+        .unwrap_or_else(|e| panic!("{e}; run `make models`"));
+    let inline = RuntimeOptions {
+        threads: 1,
+        ..config.runtime.clone()
+    };
+    let mut landmarker = Landmarker::load(&config.landmark_model, None, &inline)
+        .unwrap_or_else(|e| panic!("{e}; run `make models`"));
+    // The same options as the first session load nothing more.
+    landmarker
+        .model_mut()
+        .add_batch_session(&config.landmark_model, &inline)
+        .unwrap();
+    assert!(!landmarker.model().has_batch_session());
+    let pooled = RuntimeOptions {
+        threads: 2,
+        ..config.runtime.clone()
+    };
+    landmarker
+        .model_mut()
+        .add_batch_session(&config.landmark_model, &pooled)
+        .unwrap();
+    assert!(landmarker.model().has_batch_session());
+    for (name, picture) in pictures() {
+        let view = picture.view();
+        let detections = detector.detect(&view, &DetectConfig::default()).unwrap();
+        let straight = landmarker.crop_from_detection(&detections[0]);
+        let tilted = RotatedRect {
+            angle: straight.angle - 0.4,
+            ..straight
+        };
+        let batch = landmarker.run(&view, &[straight, tilted]).unwrap();
+        for (i, crop) in [straight, tilted].into_iter().enumerate() {
+            let alone = landmarker.run(&view, &[crop]).unwrap();
+            let gap = largest_gap(&batch[i].points, &alone[0].points);
+            assert!(
+                gap < 0.01,
+                "{name}: crop {i} moved {gap} px in a batch on the pool"
+            );
+            assert!((batch[i].presence - alone[0].presence).abs() < 1e-4);
+        }
+    }
 }
 
 #[test]

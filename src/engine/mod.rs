@@ -182,10 +182,9 @@ pub struct Engine {
     regressor_crops: u64,
 }
 
-/// The runtime options of the landmark model: with `threads` 0 (automatic) it runs on the calling
-/// thread, without a pool. Measured on 2 quiet cores: FaceMesh took 0.57 ms on one thread and 0.76
-/// ms with a pool of two (1.16 and 1.32 ms at batch 2): the hand-offs and wake-ups cost more than
-/// the split saves on so small a model. The head-pose regressor (WHENet: 6.7 ms on one thread,
+/// The runtime options of the landmark model: with `threads` 0 (automatic) a single crop runs on
+/// the calling thread, without a pool, and batches of crops on a pool with a thread per core (see
+/// [`model::Model::add_batch_session`]). The head-pose regressor (WHENet: 6.7 ms on one thread,
 /// 5.3 ms on two) and the detector (RetinaFace at 640×480: 27 and 15 ms) keep ONNX Runtime's
 /// choice, a thread per core.
 fn inline_runtime(runtime: &RuntimeOptions) -> RuntimeOptions {
@@ -269,6 +268,11 @@ impl Engine {
             config.landmark_descriptor.as_deref(),
             &inline,
         )?;
+        if config.runtime.threads == 0 {
+            landmarker
+                .model_mut()
+                .add_batch_session(&config.landmark_model, &config.runtime)?;
+        }
         let reference = ReferenceFace::load(&config.reference_face)?;
         let count = landmarker.point_count();
         let (indices, points, mut weights): (Vec<usize>, Vec<[f32; 3]>, Vec<f32>) = if reference

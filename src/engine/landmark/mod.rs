@@ -87,7 +87,8 @@ impl Landmarker {
         &self.model
     }
 
-    /// The model, to share its frame store (see [`Model::share_frame_store`]).
+    /// The model, to share its frame store (see [`Model::share_frame_store`]) or give it a batch
+    /// session ([`Model::add_batch_session`]).
     pub fn model_mut(&mut self) -> &mut Model {
         &mut self.model
     }
