@@ -362,7 +362,7 @@ impl ObjectImpl for FacePoseEstimator {
                     .build(),
                 glib::ParamSpecUInt::builder("inference-threads")
                     .nick("Inference threads")
-                    .blurb("Threads per model for ONNX Runtime on the CPU (0: automatic: the landmark model runs on the streaming thread itself, the head-pose model and the detector on one thread per core, the background detector on one fewer)")
+                    .blurb("Threads per model for ONNX Runtime on the CPU (0: automatic: the landmark model runs single crops on the streaming thread itself and batches of crops on one thread per core, the head-pose model and the detector on one thread per core, the background detector on one fewer)")
                     .maximum(256)
                     .default_value(DEFAULT_INFERENCE_THREADS)
                     .mutable_ready()
