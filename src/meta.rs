@@ -424,9 +424,11 @@ mod tests {
         assert_eq!(back, face);
     }
 
-    /// The ROI metas and the frame meta of a buffer: (ROI id, box, parameters) and the frame
-    /// structure.
-    fn metas_of(buffer: &gst::BufferRef) -> (Vec<(i32, (u32, u32, u32, u32), String)>, String) {
+    /// A ROI meta as its id, its box and its parameters.
+    type Roi = (i32, (u32, u32, u32, u32), String);
+
+    /// The ROI metas and the frame meta of a buffer (as text).
+    fn metas_of(buffer: &gst::BufferRef) -> (Vec<Roi>, String) {
         let rois = buffer
             .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
             .map(|m| {
