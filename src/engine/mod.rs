@@ -484,7 +484,7 @@ impl Engine {
             self.landmark_passes(image, crops, self.config.refine_passes, true)?;
         self.last_corrections = corrections;
         let t2 = Instant::now();
-        let (mut faces, _) = self.solve(image, &detections, landmarks, None)?;
+        let (mut faces, _) = self.solve(image, &detections, landmarks, estimate::Past::Still)?;
         for (i, f) in faces.iter_mut().enumerate() {
             f.id = i as u64;
         }

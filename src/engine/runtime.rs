@@ -575,7 +575,9 @@ fn build_session(
             // CUDA after TensorRT: the nodes TensorRT declines run on the device too, rather than
             // on the CPU with their tensors copied back and forth. Its failure is not fatal here
             // (TensorRT needs the CUDA libraries anyway; without them TensorRT fails first).
-            let cuda = ep::CUDA::default().with_device_id(options.device_id).build();
+            let cuda = ep::CUDA::default()
+                .with_device_id(options.device_id)
+                .build();
             builder = builder
                 .with_execution_providers([trt.build().error_on_failure(), cuda])
                 .map_err(|e| e.to_string())?;

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use super::detect::background::BackgroundDetector;
 use super::detect::{Detection, Detector};
+use super::estimate::Past;
 use super::face::Face;
 use super::geometry::BBox;
 use super::image::{ImageView, OwnedImage};
@@ -311,7 +312,7 @@ impl Engine {
         }
         // As on a tracking frame: the regressor for turned faces when due, without the mirrored
         // crop (the still path's mirrored crops cost 13 % of the 1080p crowd video's rate here).
-        let (faces, memories) = self.solve(now, &detections, landmarks, Some(&memory))?;
+        let (faces, memories) = self.solve(now, &detections, landmarks, Past::Tracked(&memory))?;
         Ok(Joined {
             faces,
             corrections: kept_corrections,
@@ -382,7 +383,7 @@ impl Engine {
         let (landmarks, fresh_corrections) =
             self.landmark_passes(image, crops, self.config.refine_passes, true)?;
         let t2 = Instant::now();
-        let (mut new_faces, new_memories) = self.solve(image, &fresh, landmarks, None)?;
+        let (mut new_faces, new_memories) = self.solve(image, &fresh, landmarks, Past::New)?;
         matched.extend(self.tracker.assign_ids(&mut new_faces, &taken));
         corrections.extend((0..new_faces.len()).map(|i| fresh_corrections.get(i).cloned()));
         memories.extend(new_memories);
@@ -458,7 +459,7 @@ impl Engine {
             kept_corrections.push(corrections[k].clone());
         }
         let (mut faces, memories) =
-            self.solve(image, &detections, kept_landmarks, Some(&memory))?;
+            self.solve(image, &detections, kept_landmarks, Past::Tracked(&memory))?;
         for (face, &ti) in faces.iter_mut().zip(&kept) {
             face.id = self.tracker.track(ti).id();
         }
