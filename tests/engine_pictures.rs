@@ -490,19 +490,13 @@ fn a_batch_on_the_pool_gives_the_landmarks_each_crop_gives_alone_on_the_calling_
     let mut landmarker = Landmarker::load(&config.landmark_model, None, &inline)
         .unwrap_or_else(|e| panic!("{e}; run `make models`"));
     // The same options as the first session load nothing more.
-    landmarker
-        .model_mut()
-        .add_batch_session(&config.landmark_model, &inline)
-        .unwrap();
+    landmarker.model_mut().add_batch_session(&inline).unwrap();
     assert!(!landmarker.model().has_batch_session());
     let pooled = RuntimeOptions {
         threads: 2,
         ..config.runtime.clone()
     };
-    landmarker
-        .model_mut()
-        .add_batch_session(&config.landmark_model, &pooled)
-        .unwrap();
+    landmarker.model_mut().add_batch_session(&pooled).unwrap();
     assert!(landmarker.model().has_batch_session());
     for (name, picture) in pictures() {
         let view = picture.view();

@@ -117,6 +117,17 @@ fn byte(v: f32) -> u8 {
     v.round().clamp(0.0, 255.0) as u8
 }
 
+/// Every test picture in every format of [`FORMATS`], with its name.
+fn every_frame() -> Vec<(String, PixelFormat, Frame)> {
+    let mut out = Vec::new();
+    for (name, picture) in frames() {
+        for format in FORMATS {
+            out.push((name.clone(), format, convert(&picture, format)));
+        }
+    }
+    out
+}
+
 /// `p` as `format` (RGB, BGRx, I420 or NV12), rows padded by a few bytes.
 fn convert(p: &Picture, format: PixelFormat) -> Frame {
     let (w, h) = (p.width, p.height);
@@ -238,38 +249,35 @@ fn the_detector_finds_the_same_boxes_in_graph_mode() {
     let (mut host, mut graph) = (detector(Preprocess::Host), detector(Preprocess::Graph));
     assert!(graph.model().uses_frame_graph() && !host.model().uses_frame_graph());
     let config = DetectConfig::default();
-    for (name, picture) in frames() {
-        for format in FORMATS {
-            let frame = convert(&picture, format);
-            let what = format!("{name} as {format:?}");
-            let a = host.detect(&frame.view(), &config).unwrap();
-            let b = graph.detect(&frame.view(), &config).unwrap();
-            assert!(!a.is_empty(), "{what}: no face on the host");
-            assert_eq!(
-                a.len(),
-                b.len(),
-                "{what}: {} faces on the host, {} in the graph",
-                a.len(),
-                b.len()
+    for (name, format, frame) in every_frame() {
+        let what = format!("{name} as {format:?}");
+        let a = host.detect(&frame.view(), &config).unwrap();
+        let b = graph.detect(&frame.view(), &config).unwrap();
+        assert!(!a.is_empty(), "{what}: no face on the host");
+        assert_eq!(
+            a.len(),
+            b.len(),
+            "{what}: {} faces on the host, {} in the graph",
+            a.len(),
+            b.len()
+        );
+        for (x, y) in a.iter().zip(&b) {
+            let d = box_diff(&x.bbox, &y.bbox);
+            let k = x
+                .keypoints
+                .iter()
+                .zip(&y.keypoints)
+                .fold(0.0f32, |m, (p, q)| {
+                    m.max((p.x - q.x).abs()).max((p.y - q.y).abs())
+                });
+            println!(
+                "{what}: box {d:.4} px, key points {k:.4} px, score {:.5} / {:.5}",
+                x.score, y.score
             );
-            for (x, y) in a.iter().zip(&b) {
-                let d = box_diff(&x.bbox, &y.bbox);
-                let k = x
-                    .keypoints
-                    .iter()
-                    .zip(&y.keypoints)
-                    .fold(0.0f32, |m, (p, q)| {
-                        m.max((p.x - q.x).abs()).max((p.y - q.y).abs())
-                    });
-                println!(
-                    "{what}: box {d:.4} px, key points {k:.4} px, score {:.5} / {:.5}",
-                    x.score, y.score
-                );
-                assert!(
-                    d <= PX && k <= PX,
-                    "{what}: box {d} px, key points {k} px apart"
-                );
-            }
+            assert!(
+                d <= PX && k <= PX,
+                "{what}: box {d} px, key points {k} px apart"
+            );
         }
     }
 }
@@ -295,40 +303,37 @@ fn the_landmarks_match_within_half_a_pixel_in_graph_mode() {
     let (mut host, mut graph) = (landmarker(Preprocess::Host), landmarker(Preprocess::Graph));
     assert!(graph.model().uses_frame_graph() && !host.model().uses_frame_graph());
     let mut d = detector(Preprocess::Host);
-    for (name, picture) in frames() {
-        for format in FORMATS {
-            let frame = convert(&picture, format);
-            let view = frame.view();
-            let crops = landmark_crops(&host, &view, &mut d);
-            // The second crop (turned) also runs mirrored.
-            let mirror = [false, true, false];
-            let (a, am) = host.run_with_mirror_where(&view, &crops, &mirror).unwrap();
-            let (b, bm) = graph.run_with_mirror_where(&view, &crops, &mirror).unwrap();
-            let pairs = a.iter().zip(&b).chain(
-                am.iter()
-                    .zip(&bm)
-                    .filter_map(|(x, y)| Some((x.as_ref()?, y.as_ref()?))),
+    for (name, format, frame) in every_frame() {
+        let view = frame.view();
+        let crops = landmark_crops(&host, &view, &mut d);
+        // The second crop (turned) also runs mirrored.
+        let mirror = [false, true, false];
+        let (a, am) = host.run_with_mirror_where(&view, &crops, &mirror).unwrap();
+        let (b, bm) = graph.run_with_mirror_where(&view, &crops, &mirror).unwrap();
+        let pairs = a.iter().zip(&b).chain(
+            am.iter()
+                .zip(&bm)
+                .filter_map(|(x, y)| Some((x.as_ref()?, y.as_ref()?))),
+        );
+        for (i, (x, y)) in pairs.enumerate() {
+            let what = format!(
+                "{name} as {format:?}, crop {i} ({})",
+                ["upright", "turned", "partly outside", "turned, mirrored"][i]
             );
-            for (i, (x, y)) in pairs.enumerate() {
-                let what = format!(
-                    "{name} as {format:?}, crop {i} ({})",
-                    ["upright", "turned", "partly outside", "turned, mirrored"][i]
-                );
-                let worst = x.points.iter().zip(&y.points).fold(0.0f32, |m, (p, q)| {
-                    m.max((p[0] - q[0]).abs()).max((p[1] - q[1]).abs())
-                });
-                println!(
-                    "{what}: landmarks within {worst:.4} px, presence {:.4} / {:.4}",
-                    x.presence, y.presence
-                );
-                assert!(worst <= PX, "{what}: landmarks {worst} px apart");
-                assert!(
-                    (x.presence - y.presence).abs() < 0.01,
-                    "{what}: presence {} / {}",
-                    x.presence,
-                    y.presence
-                );
-            }
+            let worst = x.points.iter().zip(&y.points).fold(0.0f32, |m, (p, q)| {
+                m.max((p[0] - q[0]).abs()).max((p[1] - q[1]).abs())
+            });
+            println!(
+                "{what}: landmarks within {worst:.4} px, presence {:.4} / {:.4}",
+                x.presence, y.presence
+            );
+            assert!(worst <= PX, "{what}: landmarks {worst} px apart");
+            assert!(
+                (x.presence - y.presence).abs() < 0.01,
+                "{what}: presence {} / {}",
+                x.presence,
+                y.presence
+            );
         }
     }
 }
@@ -338,33 +343,30 @@ fn the_regressor_gives_the_same_angles_in_graph_mode() {
     let (mut host, mut graph) = (regressor(Preprocess::Host), regressor(Preprocess::Graph));
     assert!(graph.model().uses_frame_graph() && !host.model().uses_frame_graph());
     let mut d = detector(Preprocess::Host);
-    for (name, picture) in frames() {
-        for format in FORMATS {
-            let frame = convert(&picture, format);
-            let view = frame.view();
-            let b = d.detect(&view, &DetectConfig::default()).unwrap()[0].bbox;
-            // The face's box, and the same box moved past the top edge.
-            let up = BBox::new(b.x0, -b.height() * 0.4, b.x1, b.height() * 0.6);
-            let faces: Vec<(BBox, &[[f32; 3]], bool)> =
-                vec![(b, &[], false), (b, &[], true), (up, &[], false)];
-            let x = host.run(&view, &faces).unwrap();
-            let y = graph.run(&view, &faces).unwrap();
-            for (i, (p, q)) in x.iter().zip(&y).enumerate() {
-                let what = format!(
-                    "{name} as {format:?}, crop {i} ({})",
-                    ["box", "box with mirror", "partly outside"][i]
-                );
-                let (p, q) = (p.expect("an angle"), q.expect("an angle"));
-                let worst = [
-                    angle_diff(p.yaw, q.yaw),
-                    angle_diff(p.pitch, q.pitch),
-                    angle_diff(p.roll, q.roll),
-                ]
-                .iter()
-                .fold(0.0f32, |m, v| m.max(v.abs()));
-                println!("{what}: angles within {worst:.4}°");
-                assert!(worst <= DEGREES, "{what}: {p:?} against {q:?}");
-            }
+    for (name, format, frame) in every_frame() {
+        let view = frame.view();
+        let b = d.detect(&view, &DetectConfig::default()).unwrap()[0].bbox;
+        // The face's box, and the same box moved past the top edge.
+        let up = BBox::new(b.x0, -b.height() * 0.4, b.x1, b.height() * 0.6);
+        let faces: Vec<(BBox, &[[f32; 3]], bool)> =
+            vec![(b, &[], false), (b, &[], true), (up, &[], false)];
+        let x = host.run(&view, &faces).unwrap();
+        let y = graph.run(&view, &faces).unwrap();
+        for (i, (p, q)) in x.iter().zip(&y).enumerate() {
+            let what = format!(
+                "{name} as {format:?}, crop {i} ({})",
+                ["box", "box with mirror", "partly outside"][i]
+            );
+            let (p, q) = (p.expect("an angle"), q.expect("an angle"));
+            let worst = [
+                angle_diff(p.yaw, q.yaw),
+                angle_diff(p.pitch, q.pitch),
+                angle_diff(p.roll, q.roll),
+            ]
+            .iter()
+            .fold(0.0f32, |m, v| m.max(v.abs()));
+            println!("{what}: angles within {worst:.4}°");
+            assert!(worst <= DEGREES, "{what}: {p:?} against {q:?}");
         }
     }
 }

@@ -269,9 +269,7 @@ impl Engine {
             &inline,
         )?;
         if config.runtime.threads == 0 {
-            landmarker
-                .model_mut()
-                .add_batch_session(&config.landmark_model, &config.runtime)?;
+            landmarker.model_mut().add_batch_session(&config.runtime)?;
         }
         let reference = ReferenceFace::load(&config.reference_face)?;
         let count = landmarker.point_count();

@@ -10,7 +10,7 @@ use super::descriptor::{Descriptor, Family, InputSize};
 use super::error::{Error, Result};
 use super::geometry::Affine;
 use super::image::ImageView;
-use super::image::Layout;
+use super::image::{Layout, warp_into};
 use super::preprocess::graph::{self, FrameGraph, SharedFrameStore};
 use super::preprocess::{self as pre, Preprocess};
 use super::runtime::{self, RuntimeOptions, SharedSession};
@@ -33,6 +33,8 @@ pub struct Model {
     batch_session: Option<Arc<SharedSession>>,
     /// The frame graphs, when the pre-processing runs in them.
     frame: Option<FrameGraph>,
+    /// The input tensor of host pre-processing, kept between runs.
+    input: Vec<f32>,
 }
 
 /// One output tensor, borrowed for the duration of a callback.
@@ -97,6 +99,7 @@ impl Model {
             session,
             batch_session: None,
             frame,
+            input: Vec::new(),
         };
         if model.frame.is_some() {
             model.check_frame_batch();
@@ -113,9 +116,9 @@ impl Model {
     /// crops); and one-crop runs stay off the pool, which 8 concurrent pipelines of one face each
     /// would contend for. Does nothing in graph mode, on an accelerator, for a model without a
     /// dynamic batch, or when `options` are those of the first session.
-    pub fn add_batch_session(&mut self, path: &Path, options: &RuntimeOptions) -> Result<()> {
+    pub fn add_batch_session(&mut self, options: &RuntimeOptions) -> Result<()> {
         if self.frame.is_none() && self.provider == "cpu" && self.dynamic_batch {
-            let batch = runtime::shared_session(path, options)?;
+            let batch = runtime::shared_session(&self.path, options)?;
             if !Arc::ptr_eq(&batch, &self.session) {
                 self.batch_session = Some(batch);
             }
@@ -163,9 +166,37 @@ impl Model {
             .is_some_and(|d| d < 0);
     }
 
+    /// Runs the model on the crops `maps` (tensor pixel → frame pixel) of a `size` (width,
+    /// height) tensor of `image`, one batch, and hands the named outputs, in descriptor order, to
+    /// `read`: in the frame graph when the pre-processing runs there, else warped on the host into
+    /// the model's input layout.
+    pub fn run_maps<T>(
+        &mut self,
+        image: &ImageView,
+        maps: &[Affine],
+        size: (usize, usize),
+        read: impl FnOnce(&[Output]) -> Result<T>,
+    ) -> Result<T> {
+        if self.frame.is_some() {
+            return self.run_frame(image, maps, size, read);
+        }
+        let ((w, h), n) = (size, maps.len());
+        let per = w * h * 3;
+        let format = self.descriptor.tensor;
+        self.input.resize(per * n, 0.0);
+        for (map, chunk) in maps.iter().zip(self.input.chunks_mut(per)) {
+            warp_into(image, map, w, h, &format, chunk);
+        }
+        let shape = match format.layout {
+            Layout::Nhwc => [n, h, w, 3],
+            Layout::Nchw => [n, 3, h, w],
+        };
+        self.run(&self.input, shape, read)
+    }
+
     /// Runs the frame graph on the crops `maps` (tensor pixel → frame pixel) of a `size` (width,
     /// height) tensor of `image`, and hands the named outputs, in descriptor order, to `read`.
-    pub fn run_frame<T>(
+    fn run_frame<T>(
         &mut self,
         image: &ImageView,
         maps: &[Affine],
@@ -306,20 +337,18 @@ impl Model {
     /// Runs the model on `input` of `shape` (in the model's layout) and hands the named outputs, in
     /// descriptor order, to `read`.
     pub fn run<T>(
-        &mut self,
+        &self,
         input: &[f32],
         shape: [usize; 4],
         read: impl FnOnce(&[Output]) -> Result<T>,
     ) -> Result<T> {
-        let name = self.name();
         let fail = |message: String| Error::Inference {
-            model: name.clone(),
+            model: self.name(),
             message,
         };
         let tensor = TensorRef::from_array_view((shape.map(|d| d as i64), input))
             .map_err(|e| fail(format!("cannot wrap the input tensor: {e}")))?;
-        let input_name = self.descriptor.input.clone();
-        let output_names = self.descriptor.outputs.clone();
+        let (input_name, output_names) = (&self.descriptor.input, &self.descriptor.outputs);
         let shared = match &self.batch_session {
             Some(b) if shape[0] > 1 => b,
             _ => &self.session,
@@ -329,7 +358,7 @@ impl Model {
             .run(ort::inputs![input_name.as_str() => tensor])
             .map_err(|e| fail(e.to_string()))?;
         let mut views = Vec::with_capacity(output_names.len());
-        for n in &output_names {
+        for n in output_names {
             let value = outputs
                 .get(n.as_str())
                 .ok_or_else(|| fail(format!("output `{n}` missing from the results")))?;

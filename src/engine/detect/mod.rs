@@ -11,7 +11,7 @@ use std::path::Path;
 use super::descriptor::{Descriptor, Family, InputSize, Resize};
 use super::error::{Error, Result};
 use super::geometry::{Affine, BBox, Point};
-use super::image::{ImageView, warp_into};
+use super::image::ImageView;
 use super::model::{Model, Output};
 use super::runtime::RuntimeOptions;
 
@@ -130,7 +130,6 @@ impl Decoder {
 pub struct Detector {
     model: Model,
     decoder: Decoder,
-    input: Vec<f32>,
 }
 
 /// Where the frame sits in the tensor: tensor = frame · scale + offset. Public so that tests can
@@ -201,11 +200,7 @@ impl Detector {
             options,
         )?;
         let decoder = Decoder::from_descriptor(&model.descriptor)?;
-        Ok(Detector {
-            model,
-            decoder,
-            input: Vec::new(),
-        })
+        Ok(Detector { model, decoder })
     }
 
     pub fn model(&self) -> &Model {
@@ -237,25 +232,9 @@ impl Detector {
         let decoder = &self.decoder;
         let path = self.model.path.clone();
         let read = |outputs: &[Output]| decoder.decode(&path, outputs, &fit, threshold);
-        let candidates = if self.model.uses_frame_graph() {
-            self.model
-                .run_frame(image, &[to_frame], (fit.width, fit.height), read)?
-        } else {
-            self.input.resize(fit.width * fit.height * 3, 0.0);
-            warp_into(
-                image,
-                &to_frame,
-                fit.width,
-                fit.height,
-                &d.tensor,
-                &mut self.input,
-            );
-            let shape = match d.tensor.layout {
-                super::image::Layout::Nhwc => [1, fit.height, fit.width, 3],
-                super::image::Layout::Nchw => [1, 3, fit.height, fit.width],
-            };
-            self.model.run(&self.input, shape, read)?
-        };
+        let candidates = self
+            .model
+            .run_maps(image, &[to_frame], (fit.width, fit.height), read)?;
         let (w, h) = (image.width() as f32, image.height() as f32);
         Ok(finish(
             candidates,

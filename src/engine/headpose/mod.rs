@@ -32,7 +32,7 @@ pub use decode::{Axis, Decode};
 use super::descriptor::{Descriptor, Family, InputSize};
 use super::error::Result;
 use super::geometry::{Affine, BBox};
-use super::image::{ImageView, Layout, warp_into};
+use super::image::ImageView;
 use super::model::Model;
 use super::pose::Pose;
 use super::runtime::RuntimeOptions;
@@ -95,7 +95,6 @@ pub struct Regressor {
     height: usize,
     decode: Decode,
     crop: CropRule,
-    input: Vec<f32>,
 }
 
 /// The largest magnitude an angle may have; anything beyond is a broken output.
@@ -126,7 +125,6 @@ impl Regressor {
             height,
             decode,
             crop,
-            input: Vec::new(),
         })
     }
 
@@ -211,20 +209,7 @@ impl Regressor {
         let decode = &self.decode;
         let path = self.model.path.clone();
         let read = |outputs: &[super::model::Output]| decode.decode(&path, outputs, n);
-        if self.model.uses_frame_graph() {
-            return self.model.run_frame(image, &maps, (w, h), read);
-        }
-        let per = w * h * 3;
-        self.input.resize(per * n, 0.0);
-        let format = self.model.descriptor.tensor;
-        for (map, chunk) in maps.iter().zip(self.input.chunks_mut(per)) {
-            warp_into(image, map, w, h, &format, chunk);
-        }
-        let shape = match format.layout {
-            Layout::Nhwc => [n, h, w, 3],
-            Layout::Nchw => [n, 3, h, w],
-        };
-        self.model.run(&self.input, shape, read)
+        self.model.run_maps(image, &maps, (w, h), read)
     }
 }
 

@@ -17,7 +17,7 @@ use super::descriptor::{Family, InputSize};
 use super::detect::Detection;
 use super::error::Result;
 use super::geometry::{Affine, Point, RotatedRect};
-use super::image::{ImageView, Layout, warp_into};
+use super::image::ImageView;
 use super::model::Model;
 use super::runtime::RuntimeOptions;
 
@@ -40,7 +40,6 @@ pub struct Landmarker {
     points: usize,
     crop_scale: f32,
     axis_points: (usize, usize),
-    input: Vec<f32>,
 }
 
 impl Landmarker {
@@ -79,7 +78,6 @@ impl Landmarker {
             points,
             crop_scale,
             axis_points,
-            input: Vec::new(),
         })
     }
 
@@ -220,21 +218,7 @@ impl Landmarker {
             Family::Pfld => pfld::decode(outputs, n, points, size, &path),
             _ => facemesh::decode(outputs, n, points, &path),
         };
-        let (coords, flags) = if self.model.uses_frame_graph() {
-            self.model.run_frame(image, &maps, (size, size), read)?
-        } else {
-            let per = size * size * 3;
-            self.input.resize(per * n, 0.0);
-            let format = self.model.descriptor.tensor;
-            for (map, chunk) in maps.iter().zip(self.input.chunks_mut(per)) {
-                warp_into(image, map, size, size, &format, chunk);
-            }
-            let shape = match format.layout {
-                Layout::Nhwc => [n, size, size, 3],
-                Layout::Nchw => [n, 3, size, size],
-            };
-            self.model.run(&self.input, shape, read)?
-        };
+        let (coords, flags) = self.model.run_maps(image, &maps, (size, size), read)?;
         let scale = 1.0 / size as f32;
         Ok(crops
             .iter()
