@@ -146,7 +146,7 @@ fn case(file: &str, tmp: &Path) -> Option<Case> {
             check: None,
         },
         // gpu-json-export.txt: no GPU here, so it runs on the CPU (with its warning), as documented.
-        "json-export.txt" | "gpu-json-export.txt" => Case {
+        "json-export.txt" | "gpu-json-export.txt" | "every-frame-json.txt" => Case {
             replacements: vec![
                 ("filesrc location=INPUT.mp4 ! decodebin", face_source()),
                 ("OUTPUT.jsonl", out("faces.jsonl")),

@@ -9,6 +9,7 @@
 //! per-frame flow is in [`video`], the tracks and their policy (detection schedule, matching,
 //! dropping, smoothing) in [`track`]. Mirror averaging of the landmark passes is in [`mirror`].
 
+pub mod ahead;
 pub mod descriptor;
 pub mod detect;
 pub mod error;
@@ -154,6 +155,12 @@ pub struct Engine {
     detector: Detector,
     /// The detection thread, started on the first background detection.
     background: Option<BackgroundDetector>,
+    /// The detection thread of detection one frame ahead (see [`ahead`]), started by its first
+    /// frame.
+    ahead: Option<BackgroundDetector>,
+    /// Whether the landmark model and the regressor run with the threads of the streaming side
+    /// of detection one frame ahead.
+    ahead_threads: bool,
     /// The visible tracks when the background detection in flight was started.
     background_snapshot: Option<Vec<TrackSnapshot>>,
     /// Moves on with every reset of the stream; background results of older generations are
@@ -339,6 +346,8 @@ impl Engine {
             mirror,
             detector,
             background: None,
+            ahead: None,
+            ahead_threads: false,
             background_snapshot: None,
             generation: 0,
             landmarker,
@@ -473,13 +482,32 @@ impl Engine {
     pub fn process(&mut self, image: &ImageView) -> Result<Vec<Face>> {
         let t0 = Instant::now();
         let detections = self.detect_now(image)?;
+        self.process_detected(image, detections, t0.elapsed().as_secs_f64() * 1e3, None)
+    }
+
+    /// [`Engine::process`] for `image` once the detector found `detections` on it (in
+    /// `detect_ms`); `next_crops`: the crops of the second landmark pass, when the first ran
+    /// already (on the look-ahead thread: see [`ahead`]).
+    fn process_detected(
+        &mut self,
+        image: &ImageView,
+        detections: Vec<Detection>,
+        detect_ms: f64,
+        next_crops: Option<Vec<RotatedRect>>,
+    ) -> Result<Vec<Face>> {
         let t1 = Instant::now();
-        let crops: Vec<RotatedRect> = detections
-            .iter()
-            .map(|d| self.landmarker.crop_from_detection(d))
-            .collect();
-        let (landmarks, corrections) =
-            self.landmark_passes(image, crops, self.config.refine_passes, true)?;
+        let refine = self.config.refine_passes;
+        let (crops, refine) = match next_crops {
+            Some(crops) if crops.len() == detections.len() && refine > 0 => (crops, refine - 1),
+            _ => (
+                detections
+                    .iter()
+                    .map(|d| self.landmarker.crop_from_detection(d))
+                    .collect(),
+                refine,
+            ),
+        };
+        let (landmarks, corrections) = self.landmark_passes(image, crops, refine, true)?;
         self.last_corrections = corrections;
         let t2 = Instant::now();
         let (mut faces, _) = self.solve(image, &detections, landmarks, estimate::Past::Still)?;
@@ -489,7 +517,7 @@ impl Engine {
         let t3 = Instant::now();
         let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
         self.times = StageTimes {
-            detect: ms(t0, t1),
+            detect: detect_ms,
             landmarks: ms(t1, t2),
             pose: ms(t2, t3),
         };

@@ -31,6 +31,11 @@ pub struct Model {
     /// The same network with a thread pool, for inputs of two or more crops (see
     /// [`Model::add_batch_session`]).
     batch_session: Option<Arc<SharedSession>>,
+    /// The network with the threads of the streaming side of detection one frame ahead (see
+    /// [`Model::set_ahead`]).
+    ahead_session: Option<Arc<SharedSession>>,
+    /// Whether every run uses `ahead_session` (else the first session, or the batch session).
+    ahead: bool,
     /// The frame graphs, when the pre-processing runs in them.
     frame: Option<FrameGraph>,
     /// The input tensor of host pre-processing, kept between runs.
@@ -98,6 +103,8 @@ impl Model {
             dynamic_batch: false,
             session,
             batch_session: None,
+            ahead_session: None,
+            ahead: false,
             frame,
             input: Vec::new(),
         };
@@ -123,6 +130,31 @@ impl Model {
                 self.batch_session = Some(batch);
             }
         }
+        Ok(())
+    }
+
+    /// Switches every run to a session with `threads` threads (`Some`: loaded on first use,
+    /// shared like the others) or back to the usual sessions (`None`). For the models that run
+    /// on the streaming thread while the detector works one frame ahead on a thread of its own
+    /// (see [`crate::engine::ahead`]): both then share the cores. Only on the CPU, in host
+    /// mode, and when the model's threads are automatic (`options.threads` 0); otherwise the
+    /// model keeps its sessions.
+    pub fn set_ahead(&mut self, threads: Option<usize>, options: &RuntimeOptions) -> Result<()> {
+        self.ahead = false;
+        let Some(threads) = threads else {
+            return Ok(());
+        };
+        if self.frame.is_some() || self.provider != "cpu" || options.threads != 0 {
+            return Ok(());
+        }
+        if self.ahead_session.is_none() {
+            let options = RuntimeOptions {
+                threads,
+                ..options.clone()
+            };
+            self.ahead_session = Some(runtime::shared_session(&self.path, &options)?);
+        }
+        self.ahead = true;
         Ok(())
     }
 
@@ -349,8 +381,9 @@ impl Model {
         let tensor = TensorRef::from_array_view((shape.map(|d| d as i64), input))
             .map_err(|e| fail(format!("cannot wrap the input tensor: {e}")))?;
         let (input_name, output_names) = (&self.descriptor.input, &self.descriptor.outputs);
-        let shared = match &self.batch_session {
-            Some(b) if shape[0] > 1 => b,
+        let shared = match (&self.ahead_session, &self.batch_session) {
+            (Some(a), _) if self.ahead => a,
+            (_, Some(b)) if shape[0] > 1 => b,
             _ => &self.session,
         };
         let mut session = shared.lock();

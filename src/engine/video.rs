@@ -25,7 +25,7 @@ use super::{Engine, Result, StageTimes};
 
 /// Faces of a frame, the track each continues (`None`: a new track), their new mirror
 /// corrections and regressor memories.
-type Followed = (
+pub(super) type Followed = (
     Vec<Face>,
     Vec<Option<usize>>,
     Vec<Option<MirrorCorrection>>,
@@ -94,6 +94,10 @@ impl Engine {
     /// The faces of the next frame of a video stream, with stable ids. `time` is the frame's
     /// timestamp in seconds (used for smoothing; `None` assumes 30 frames per second).
     pub fn track(&mut self, image: &ImageView, time: Option<f64>) -> Result<Vec<Face>> {
+        // A detection one frame ahead left in hand (the caller went back to frames in turn) is
+        // of no use here.
+        drop(self.wait_ahead());
+        self.use_ahead_threads(false)?;
         let config = self.track_config;
         let can_track = self.landmarker.refines();
         let dt = self.tracker.advance_clock(time);
@@ -114,13 +118,8 @@ impl Engine {
         let (faces, matched, corrections, memories) = if !detect {
             self.follow_all(image)?
         } else if config.detection_interval == 1 || !can_track {
-            let mut faces = self.process(image)?;
-            let corrections = std::mem::take(&mut self.last_corrections);
-            let matched = self.tracker.assign_ids(&mut faces, &[]);
-            let corrections = (0..faces.len())
-                .map(|i| corrections.get(i).cloned())
-                .collect();
-            (faces, matched, corrections, Vec::new())
+            let faces = self.process(image)?;
+            self.still_faces_with_ids(faces)
         } else {
             self.detect_and_follow(image)?
         };
@@ -135,8 +134,19 @@ impl Engine {
         )
     }
 
+    /// The faces of [`Engine::process`] on a detection frame with the detector on every frame:
+    /// ids by overlap with the tracks, and the mirror corrections of the last call.
+    pub(super) fn still_faces_with_ids(&mut self, mut faces: Vec<Face>) -> Followed {
+        let corrections = std::mem::take(&mut self.last_corrections);
+        let matched = self.tracker.assign_ids(&mut faces, &[]);
+        let corrections = (0..faces.len())
+            .map(|i| corrections.get(i).cloned())
+            .collect();
+        (faces, matched, corrections, Vec::new())
+    }
+
     /// Stores a frame's faces in the tracker and the regressor memory; returns them smoothed.
-    fn store_frame(
+    pub(super) fn store_frame(
         &mut self,
         (mut faces, matched, corrections, memories): Followed,
         from_detector: &[bool],

@@ -23,12 +23,15 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
+use gst_base::subclass::base_transform::GenerateOutputSuccess;
 use gst_base::subclass::prelude::*;
 use gst_video::{VideoFrameRef, VideoInfo};
 
 use super::{ExecutionProvider, PoseMethod, Preprocess};
 use crate::engine::{self, DetectConfig, Engine, EngineConfig, Error as EngineError, TrackConfig};
 use crate::{json, meta, overlay, video};
+
+mod ahead;
 
 const DEFAULT_EXECUTION_PROVIDER: ExecutionProvider = ExecutionProvider::Auto;
 const DEFAULT_POSE_METHOD: PoseMethod = PoseMethod::Fused;
@@ -46,6 +49,7 @@ const DEFAULT_DRAW: bool = false;
 const DEFAULT_POST_MESSAGES: bool = false;
 const DEFAULT_DETECTION_INTERVAL: u32 = 0;
 const DEFAULT_ASYNC_DETECTION: bool = true;
+const DEFAULT_DETECTION_LOOKAHEAD: bool = false;
 const DEFAULT_SMOOTHING: f64 = 0.0;
 const DEFAULT_PRESENCE_THRESHOLD: f32 = engine::track::DEFAULT_PRESENCE_THRESHOLD;
 const DEFAULT_QOS: bool = true;
@@ -88,6 +92,7 @@ struct Settings {
     json_location: Option<String>,
     detection_interval: u32,
     async_detection: bool,
+    detection_lookahead: bool,
     smoothing: f64,
     presence_threshold: f32,
 }
@@ -120,6 +125,7 @@ impl Default for Settings {
             json_location: None,
             detection_interval: DEFAULT_DETECTION_INTERVAL,
             async_detection: DEFAULT_ASYNC_DETECTION,
+            detection_lookahead: DEFAULT_DETECTION_LOOKAHEAD,
             smoothing: DEFAULT_SMOOTHING,
             presence_threshold: DEFAULT_PRESENCE_THRESHOLD,
         }
@@ -189,6 +195,9 @@ struct State {
     bad_run: bool,
     /// Processing times of the last frames, milliseconds (for the latency query).
     recent_ms: std::collections::VecDeque<f64>,
+    /// The frame held back while the detector works on it, one frame ahead (see
+    /// `detection-lookahead`).
+    held: Option<ahead::Held>,
     #[cfg(feature = "analytics")]
     first_seen: crate::analytics::FirstSeen,
 }
@@ -263,6 +272,160 @@ impl FacePoseEstimator {
         let _ = self
             .obj()
             .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+    }
+}
+
+impl FacePoseEstimator {
+    /// The negotiated video info, with the engine set to the current settings.
+    fn configure(
+        &self,
+        state: &mut State,
+        settings: &Settings,
+    ) -> Result<VideoInfo, gst::FlowError> {
+        let info = state.info.clone().ok_or_else(|| {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ("No caps before the first buffer")
+            );
+            gst::FlowError::NotNegotiated
+        })?;
+        state
+            .engine
+            .set_detect_config(settings.detect_config())
+            .and_then(|()| state.engine.set_track_config(settings.track_config()))
+            .and_then(|()| state.engine.set_camera_fov(settings.camera_fov))
+            .map_err(|e| {
+                gst::element_imp_error!(self, gst::LibraryError::Settings, ("{e}"));
+                gst::FlowError::Error
+            })?;
+        Ok(info)
+    }
+
+    /// Runs `run` on the engine and a view of the frame in `buffer`. `None` for a buffer that
+    /// does not hold a frame of `info`: as GstVideoFilter does, one bad buffer must not stop a
+    /// stream that runs for weeks; it goes on unanalysed, without metadata, and the first of a
+    /// run of bad buffers is reported on the bus.
+    fn analyse<T>(
+        &self,
+        state: &mut State,
+        buffer: &gst::BufferRef,
+        info: &VideoInfo,
+        run: impl FnOnce(&mut Engine, &engine::ImageView) -> engine::Result<T>,
+    ) -> Result<Option<T>, gst::FlowError> {
+        let frame = VideoFrameRef::from_buffer_ref_readable(buffer, info);
+        let view = match &frame {
+            Ok(frame) => video::image_view(frame).map_err(|e| format!("bad frame: {e}")),
+            Err(_) => Err(format!(
+                "{} bytes cannot hold a {} {}x{} frame ({} bytes expected)",
+                buffer.size(),
+                info.format(),
+                info.width(),
+                info.height(),
+                info.size()
+            )),
+        };
+        let view = match view {
+            Ok(view) => view,
+            Err(why) => {
+                let first = !state.bad_run;
+                state.bad_run = true;
+                if first {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::StreamError::Format,
+                        ("Buffer passed on without analysis: {why}")
+                    );
+                } else {
+                    gst::debug!(CAT, imp = self, "Buffer passed on without analysis: {why}");
+                }
+                return Ok(None);
+            }
+        };
+        state.bad_run = false;
+        run(&mut state.engine, &view).map(Some).map_err(|e| {
+            gst::element_imp_error!(self, gst::StreamError::Failed, ("{e}"));
+            gst::FlowError::Error
+        })
+    }
+
+    /// Everything a frame's `faces` give (processing began at `started`): the latency figures,
+    /// the engine's warnings, the metas, the JSON line and the overlay (the bus message is posted
+    /// by the caller, without the state's lock).
+    fn annotate(
+        &self,
+        state: &mut State,
+        settings: &Settings,
+        buffer: &mut gst::BufferRef,
+        info: &VideoInfo,
+        faces: &[engine::Face],
+        started: Instant,
+    ) -> Result<(), gst::FlowError> {
+        let (width, height) = (info.width(), info.height());
+        let inference_ms = started.elapsed().as_secs_f64() * 1e3;
+        for w in state.engine.take_warnings() {
+            gst::element_imp_warning!(self, gst::StreamError::Decode, ("{w}"));
+        }
+        if state.recent_ms.len() == LATENCY_WINDOW {
+            state.recent_ms.pop_front();
+        }
+        state.recent_ms.push_back(inference_ms);
+        self.update_latency(&state.recent_ms);
+        let times = state.engine.stage_times();
+        gst::log!(
+            CAT,
+            imp = self,
+            "{} face(s) in {inference_ms:.1} ms",
+            faces.len()
+        );
+        meta::add_metas(
+            buffer,
+            faces,
+            &meta::FrameInfo {
+                width,
+                height,
+                detector: &state.detector,
+                landmarker: &state.landmarker,
+                pose_model: &state.pose_model,
+                provider: state.engine.provider(),
+                inference_ms,
+                detected: state.engine.last_frame_detected(),
+                times,
+            },
+        );
+        #[cfg(feature = "analytics")]
+        if let Err(e) =
+            crate::analytics::add_faces(buffer, faces, width, height, &mut state.first_seen)
+        {
+            gst::warning!(CAT, imp = self, "Cannot add the analytics meta: {e}");
+        }
+        if let Some(out) = state.json.as_mut() {
+            let line = json::frame_line(buffer.pts().map(|t| t.nseconds()), width, height, faces);
+            if let Err(e) = writeln!(out, "{line}") {
+                gst::element_imp_error!(
+                    self,
+                    gst::ResourceError::Write,
+                    ("Cannot write JSON: {e}")
+                );
+                return Err(gst::FlowError::Error);
+            }
+        }
+        if settings.draw && !faces.is_empty() {
+            let mut frame =
+                VideoFrameRef::from_buffer_ref_writable(buffer, info).map_err(|_| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::CoreError::Failed,
+                        ("Cannot map the buffer for drawing")
+                    );
+                    gst::FlowError::Error
+                })?;
+            if !overlay::draw_on_frame(&mut frame, faces) && !state.warned_draw {
+                state.warned_draw = true;
+                gst::warning!(CAT, imp = self, "Cannot draw on {:?}", info.format());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -446,6 +609,12 @@ impl ObjectImpl for FacePoseEstimator {
                     .default_value(DEFAULT_ASYNC_DETECTION)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("detection-lookahead")
+                    .nick("Detection one frame ahead")
+                    .blurb("When the detector runs on every frame (detection-interval=1, or a landmark model that cannot track) and there are two cores or more: hold each frame back until the next one arrives, and run the detector on the next one on a thread of its own while this one's landmarks and angles are computed, each half on half the cores. The same faces for every frame, one frame later: the reported latency grows by a frame (false: each frame in turn)")
+                    .default_value(DEFAULT_DETECTION_LOOKAHEAD)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecDouble::builder("smoothing")
                     .nick("Smoothing")
                     .blurb("One-Euro smoothing of angles, boxes and landmarks per face (0 = off; 0.5 = 1 Hz cut-off at rest; 1 = strongest); fast turns pass with little lag")
@@ -513,6 +682,9 @@ impl ObjectImpl for FacePoseEstimator {
             "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
             "json-location" => s.json_location = string(),
             "async-detection" => s.async_detection = value.get().expect("type checked upstream"),
+            "detection-lookahead" => {
+                s.detection_lookahead = value.get().expect("type checked upstream")
+            }
             "detection-interval" => {
                 s.detection_interval = value.get().expect("type checked upstream")
             }
@@ -574,6 +746,7 @@ impl ObjectImpl for FacePoseEstimator {
             "json-location" => s.json_location.to_value(),
             "detection-interval" => s.detection_interval.to_value(),
             "async-detection" => s.async_detection.to_value(),
+            "detection-lookahead" => s.detection_lookahead.to_value(),
             "smoothing" => s.smoothing.to_value(),
             "presence-threshold" => s.presence_threshold.to_value(),
             _ => unimplemented!(),
@@ -646,6 +819,15 @@ impl BaseTransformImpl for FacePoseEstimator {
                 .prepare_background_detection()
                 .map_err(|e| start_error(&e))?;
         }
+        // Detection one frame ahead: its thread's session too.
+        engine
+            .set_track_config(settings.track_config())
+            .map_err(|e| start_error(&e))?;
+        if settings.detection_lookahead && engine.lookahead_helps() {
+            engine
+                .prepare_ahead_detection()
+                .map_err(|e| start_error(&e))?;
+        }
         for w in engine.warnings() {
             gst::element_imp_warning!(self, gst::LibraryError::Init, ("{w}"));
         }
@@ -691,6 +873,7 @@ impl BaseTransformImpl for FacePoseEstimator {
             warned_draw: false,
             bad_run: false,
             recent_ms: std::collections::VecDeque::with_capacity(LATENCY_WINDOW),
+            held: None,
             #[cfg(feature = "analytics")]
             first_seen: Default::default(),
         });
@@ -706,6 +889,14 @@ impl BaseTransformImpl for FacePoseEstimator {
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
+        // Nothing overtakes a frame held back by the look-ahead; a flush drops it.
+        if let gst::EventView::FlushStop(_) = event.view() {
+            if let Some(state) = self.state.lock().unwrap().as_mut() {
+                Self::discard_held(state);
+            }
+        } else if event.is_serialized() {
+            self.drain_held();
+        }
         match event.view() {
             gst::EventView::Eos(_) => {
                 if let Some(state) = self.state.lock().unwrap().as_mut() {
@@ -725,6 +916,9 @@ impl BaseTransformImpl for FacePoseEstimator {
 
     fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
         if direction != gst::PadDirection::Src {
+            if let gst::QueryViewMut::Drain(_) = query.view_mut() {
+                self.drain_held();
+            }
             return BaseTransformImplExt::parent_query(self, direction, query);
         }
         match query.view_mut() {
@@ -740,7 +934,7 @@ impl BaseTransformImpl for FacePoseEstimator {
                     l.reported = l.measured;
                     l.pending = false;
                     l.reported
-                };
+                } + self.lookahead_latency();
                 gst::debug!(
                     CAT,
                     imp = self,
@@ -781,133 +975,38 @@ impl BaseTransformImpl for FacePoseEstimator {
         let settings = self.settings.lock().unwrap().clone();
         let mut guard = self.state.lock().unwrap();
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-        let info = state.info.clone().ok_or_else(|| {
-            gst::element_imp_error!(
-                self,
-                gst::CoreError::Negotiation,
-                ("No caps before the first buffer")
-            );
-            gst::FlowError::NotNegotiated
-        })?;
-        let (width, height) = (info.width(), info.height());
-        state
-            .engine
-            .set_detect_config(settings.detect_config())
-            .and_then(|()| state.engine.set_track_config(settings.track_config()))
-            .and_then(|()| state.engine.set_camera_fov(settings.camera_fov))
-            .map_err(|e| {
-                gst::element_imp_error!(self, gst::LibraryError::Settings, ("{e}"));
-                gst::FlowError::Error
-            })?;
+        let info = self.configure(state, &settings)?;
         let time = buffer.pts().map(|t| t.nseconds() as f64 * 1e-9);
-
         let started = Instant::now();
-        let faces = {
-            let frame = VideoFrameRef::from_buffer_ref_readable(buffer, &info);
-            let view = match &frame {
-                Ok(frame) => video::image_view(frame).map_err(|e| format!("bad frame: {e}")),
-                Err(_) => Err(format!(
-                    "{} bytes cannot hold a {} {width}x{height} frame ({} bytes expected)",
-                    buffer.size(),
-                    info.format(),
-                    info.size()
-                )),
-            };
-            let view = match view {
-                Ok(view) => view,
-                Err(why) => {
-                    // As GstVideoFilter does: one bad buffer must not stop a stream that runs
-                    // for weeks. It goes on unanalysed, without metadata; the first of a run of
-                    // bad buffers is reported on the bus.
-                    let first = !state.bad_run;
-                    state.bad_run = true;
-                    drop(guard);
-                    if first {
-                        gst::element_imp_warning!(
-                            self,
-                            gst::StreamError::Format,
-                            ("Buffer passed on without analysis: {why}")
-                        );
-                    } else {
-                        gst::debug!(CAT, imp = self, "Buffer passed on without analysis: {why}");
-                    }
-                    return Ok(gst::FlowSuccess::Ok);
-                }
-            };
-            state.bad_run = false;
-            state.engine.track(&view, time).map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ("{e}"));
-                gst::FlowError::Error
-            })?
+        let Some(faces) = self.analyse(state, buffer, &info, |engine, view| {
+            engine.track(view, time)
+        })?
+        else {
+            return Ok(gst::FlowSuccess::Ok);
         };
-        let inference_ms = started.elapsed().as_secs_f64() * 1e3;
-        for w in state.engine.take_warnings() {
-            gst::element_imp_warning!(self, gst::StreamError::Decode, ("{w}"));
-        }
-        if state.recent_ms.len() == LATENCY_WINDOW {
-            state.recent_ms.pop_front();
-        }
-        state.recent_ms.push_back(inference_ms);
-        self.update_latency(&state.recent_ms);
-        let times = state.engine.stage_times();
-        gst::log!(
-            CAT,
-            imp = self,
-            "{} face(s) in {inference_ms:.1} ms",
-            faces.len()
-        );
-
-        meta::add_metas(
-            buffer,
-            &faces,
-            &meta::FrameInfo {
-                width,
-                height,
-                detector: &state.detector,
-                landmarker: &state.landmarker,
-                pose_model: &state.pose_model,
-                provider: state.engine.provider(),
-                inference_ms,
-                detected: state.engine.last_frame_detected(),
-                times,
-            },
-        );
-        #[cfg(feature = "analytics")]
-        if let Err(e) =
-            crate::analytics::add_faces(buffer, &faces, width, height, &mut state.first_seen)
-        {
-            gst::warning!(CAT, imp = self, "Cannot add the analytics meta: {e}");
-        }
-        if let Some(out) = state.json.as_mut() {
-            let line = json::frame_line(buffer.pts().map(|t| t.nseconds()), width, height, &faces);
-            if let Err(e) = writeln!(out, "{line}") {
-                gst::element_imp_error!(
-                    self,
-                    gst::ResourceError::Write,
-                    ("Cannot write JSON: {e}")
-                );
-                return Err(gst::FlowError::Error);
-            }
-        }
-        if settings.draw && !faces.is_empty() {
-            let mut frame =
-                VideoFrameRef::from_buffer_ref_writable(buffer, &info).map_err(|_| {
-                    gst::element_imp_error!(
-                        self,
-                        gst::CoreError::Failed,
-                        ("Cannot map the buffer for drawing")
-                    );
-                    gst::FlowError::Error
-                })?;
-            if !overlay::draw_on_frame(&mut frame, &faces) && !state.warned_draw {
-                state.warned_draw = true;
-                gst::warning!(CAT, imp = self, "Cannot draw on {:?}", info.format());
-            }
-        }
+        self.annotate(state, &settings, buffer, &info, &faces, started)?;
         drop(guard);
         if settings.post_messages {
-            self.post_faces(buffer, &faces, width, height);
+            self.post_faces(buffer, &faces, info.width(), info.height());
         }
         Ok(gst::FlowSuccess::Ok)
+    }
+
+    fn generate_output(&self) -> Result<GenerateOutputSuccess, gst::FlowError> {
+        if !self.lookahead_active()? {
+            // A frame held back before the look-ahead stopped goes first; the queued one waits
+            // for the next call.
+            if let Some(held) = self.finish_held()? {
+                return Ok(GenerateOutputSuccess::Buffer(held));
+            }
+            return self.parent_generate_output();
+        }
+        let Some(next) = self.take_queued_buffer() else {
+            return Ok(GenerateOutputSuccess::NoOutput);
+        };
+        Ok(match self.hold_and_finish_previous(next)? {
+            Some(previous) => GenerateOutputSuccess::Buffer(previous),
+            None => GenerateOutputSuccess::NoOutput,
+        })
     }
 }

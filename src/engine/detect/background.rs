@@ -3,7 +3,8 @@
 //! on; the faces come back when they are ready, tagged with the generation they were asked for
 //! in (a reset of the stream moves the generation on, so late answers for a stream that is gone
 //! are recognised and dropped). One job at a time; the thread ends when the worker is dropped
-//! (after the job in hand, if any).
+//! (after the job in hand, if any). [`BackgroundDetector::wait_finished`] waits for the job in
+//! hand (detection one frame ahead, see [`crate::engine::ahead`]).
 //!
 //! The thread has its own session of the detector (with the threads the engine gives it, fewer
 //! than the in-line detector's so that the streaming thread keeps its core), loaded before the
@@ -19,6 +20,7 @@ use std::time::Instant;
 
 use super::{DetectConfig, Detection, Detector};
 use crate::engine::error::{Error, Result};
+use crate::engine::geometry::RotatedRect;
 use crate::engine::image::{ImageView, OwnedImage};
 use crate::engine::runtime::RuntimeOptions;
 
@@ -36,6 +38,12 @@ struct Job {
     generation: u64,
 }
 
+/// What the thread does on a frame after the detector, with its detections (detection one frame
+/// ahead: the first landmark pass, see [`crate::engine::ahead`]): the crops of the next landmark
+/// pass, one per detection, come back with the answer.
+pub type AfterDetection =
+    Box<dyn FnMut(&ImageView, &[Detection]) -> Result<Vec<RotatedRect>> + Send>;
+
 /// A finished background detection.
 pub struct Finished {
     /// The frame it ran on (also the storage for the next copy: give it back with
@@ -45,6 +53,8 @@ pub struct Finished {
     pub detections: Result<Vec<Detection>>,
     /// Milliseconds the detector took.
     pub ms: f64,
+    /// What the thread's [`AfterDetection`] gave, when it has one and the detector succeeded.
+    pub next_crops: Option<Result<Vec<RotatedRect>>>,
 }
 
 #[derive(Default)]
@@ -71,26 +81,39 @@ pub struct BackgroundDetector {
 impl BackgroundDetector {
     /// Starts the thread, which loads `source` before its first job.
     pub fn start(source: DetectorSource) -> Result<BackgroundDetector> {
-        Self::spawn(move || {
-            Detector::load(&source.model, source.descriptor.as_deref(), &source.runtime)
-                .map_err(|e| e.to_string())
-        })
+        Self::spawn(
+            move || {
+                Detector::load(&source.model, source.descriptor.as_deref(), &source.runtime)
+                    .map_err(|e| e.to_string())
+            },
+            None,
+        )
     }
 
     /// Starts the thread with a detector loaded already (the caller waits for the load, not the
     /// first frames).
     pub fn with_detector(detector: Detector) -> Result<BackgroundDetector> {
-        Self::spawn(move || Ok(detector))
+        Self::spawn(move || Ok(detector), None)
+    }
+
+    /// [`BackgroundDetector::with_detector`], the thread running `after` on every frame after
+    /// the detector.
+    pub fn with_detector_then(
+        detector: Detector,
+        after: AfterDetection,
+    ) -> Result<BackgroundDetector> {
+        Self::spawn(move || Ok(detector), Some(after))
     }
 
     fn spawn(
         load: impl FnOnce() -> std::result::Result<Detector, String> + Send + 'static,
+        after: Option<AfterDetection>,
     ) -> Result<BackgroundDetector> {
         let shared: Shared = Arc::default();
         let theirs = shared.clone();
         let thread = std::thread::Builder::new()
             .name("facepose-detect".into())
-            .spawn(move || run(load(), theirs))
+            .spawn(move || run(load(), after, theirs))
             .map_err(|e| Error::Config(format!("cannot start the detection thread: {e}")))?;
         Ok(BackgroundDetector {
             shared,
@@ -124,6 +147,21 @@ impl BackgroundDetector {
         state(&self.shared).finished.take()
     }
 
+    /// Waits for the job in hand to finish and takes it; `None` at once when no job was
+    /// submitted since the last one was taken.
+    pub fn wait_finished(&mut self) -> Option<Finished> {
+        let mut s = state(&self.shared);
+        loop {
+            if let Some(done) = s.finished.take() {
+                return Some(done);
+            }
+            if s.job.is_none() && !s.running {
+                return None;
+            }
+            s = self.shared.1.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
     /// Gives back a finished job's frame storage for the next copy.
     pub fn recycle(&mut self, image: OwnedImage) {
         self.spare = image;
@@ -140,7 +178,11 @@ impl Drop for BackgroundDetector {
     }
 }
 
-fn run(mut detector: std::result::Result<Detector, String>, shared: Shared) {
+fn run(
+    mut detector: std::result::Result<Detector, String>,
+    mut after: Option<AfterDetection>,
+    shared: Shared,
+) {
     loop {
         let job = {
             let mut s = state(&shared);
@@ -156,15 +198,25 @@ fn run(mut detector: std::result::Result<Detector, String>, shared: Shared) {
             }
         };
         let started = Instant::now();
+        fn failed<T>() -> Result<T> {
+            Err(Error::Config(
+                "the detection thread failed unexpectedly (a bug: please report it)".into(),
+            ))
+        }
+        let mut ms = None;
+        let mut next_crops = None;
         let detections = match (job.image.view(), detector.as_mut()) {
             (Some(view), Ok(detector)) => {
-                catch_unwind(AssertUnwindSafe(|| detector.detect(&view, &job.config)))
-                    .unwrap_or_else(|_| {
-                        Err(Error::Config(
-                            "the detection thread failed unexpectedly (a bug: please report it)"
-                                .into(),
-                        ))
-                    })
+                let found = catch_unwind(AssertUnwindSafe(|| detector.detect(&view, &job.config)))
+                    .unwrap_or_else(|_| failed());
+                ms = Some(started.elapsed().as_secs_f64() * 1e3);
+                if let (Ok(found), Some(after)) = (&found, after.as_mut()) {
+                    next_crops = Some(
+                        catch_unwind(AssertUnwindSafe(|| after(&view, found)))
+                            .unwrap_or_else(|_| failed()),
+                    );
+                }
+                found
             }
             (_, Err(why)) => Err(Error::Config(format!(
                 "the background detector could not be loaded: {why}"
@@ -177,7 +229,9 @@ fn run(mut detector: std::result::Result<Detector, String>, shared: Shared) {
             image: job.image,
             generation: job.generation,
             detections,
-            ms: started.elapsed().as_secs_f64() * 1e3,
+            ms: ms.unwrap_or_else(|| started.elapsed().as_secs_f64() * 1e3),
+            next_crops,
         });
+        shared.1.notify_all();
     }
 }
