@@ -13,6 +13,10 @@
 //!   right and 2 px down per frame (bouncing at the edges) over a gradient, 300 frames;
 //! - `1080p`: several faces: every frame of `../shared/videos/multiface_1080p.mp4`.
 //!
+//! Our configurations: detection on every frame (`detection-interval=1`) at detector input 640
+//! and 320 (the latter also with `detection-lookahead=true`), and tracking
+//! (`detection-interval=0`) at 640 and 320 (1080p: 640 only, both).
+//!
 //! Every frame is made (or decoded) into memory first, as I420, so no decoding is measured;
 //! then `appsrc ! faceposeestimator ! fakesink sync=false` (for facedetect, which takes RGB only:
 //! `appsrc ! videoconvert ! facedetect ! fakesink sync=false`, the conversion counted in its

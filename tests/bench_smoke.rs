@@ -25,7 +25,7 @@ fn our_fps(report: &str) -> Vec<Option<f64>> {
 
 fn check_report(text: &str, out_dir: &Path) {
     let fps = our_fps(text);
-    assert_eq!(fps.len(), 4, "four configurations of ours:\n{text}");
+    assert_eq!(fps.len(), 5, "five configurations of ours:\n{text}");
     for f in &fps {
         assert!(
             f.is_some_and(|f| f > 0.0 && f.is_finite()),
