@@ -50,17 +50,17 @@ pub fn ahead_threads(cores: usize) -> (usize, usize) {
 }
 
 impl Engine {
-    /// Whether every frame of a stream runs the detector in line (detection interval 1, or a
-    /// landmark model that cannot track): the frames detection one frame ahead is for.
-    pub fn detects_every_frame(&self) -> bool {
-        self.track_config.detection_interval == 1 || !self.landmarker.refines()
+    /// Whether detection one frame ahead can gain anything: every frame runs the detector in line
+    /// (detection interval 1, or a landmark model that cannot track) and there are two cores or
+    /// more to share.
+    pub fn lookahead_helps(&self) -> bool {
+        self.lookahead_helps_at(self.track_config.detection_interval)
     }
 
-    /// Whether detection one frame ahead can gain anything: every frame runs the detector
-    /// ([`Engine::detects_every_frame`]) and there are two cores or more to share.
-    pub fn lookahead_helps(&self) -> bool {
+    /// [`Engine::lookahead_helps`] with the detection interval `detection_interval`.
+    pub fn lookahead_helps_at(&self, detection_interval: u32) -> bool {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        cores >= 2 && self.detects_every_frame()
+        cores >= 2 && (detection_interval == 1 || !self.landmarker.refines())
     }
 
     /// Loads the session of the look-ahead detection thread and starts the thread now (call

@@ -819,11 +819,8 @@ impl BaseTransformImpl for FacePoseEstimator {
                 .prepare_background_detection()
                 .map_err(|e| start_error(&e))?;
         }
-        // Detection one frame ahead: its thread's session too.
-        engine
-            .set_track_config(settings.track_config())
-            .map_err(|e| start_error(&e))?;
-        if settings.detection_lookahead && engine.lookahead_helps() {
+        // Detection one frame ahead: its thread's sessions too.
+        if settings.detection_lookahead && engine.lookahead_helps_at(settings.detection_interval) {
             engine
                 .prepare_ahead_detection()
                 .map_err(|e| start_error(&e))?;
@@ -993,7 +990,7 @@ impl BaseTransformImpl for FacePoseEstimator {
     }
 
     fn generate_output(&self) -> Result<GenerateOutputSuccess, gst::FlowError> {
-        if !self.lookahead_active()? {
+        if !self.lookahead_active() {
             // A frame held back before the look-ahead stopped goes first; the queued one waits
             // for the next call.
             if let Some(held) = self.finish_held()? {

@@ -29,17 +29,17 @@ pub(super) struct Held {
 impl FacePoseEstimator {
     /// Whether the frames go through detection one frame ahead now: the property, a detector
     /// on every frame, two cores or more.
-    pub(super) fn lookahead_active(&self) -> Result<bool, gst::FlowError> {
-        let settings = self.settings.lock().unwrap().clone();
-        if !settings.detection_lookahead {
-            return Ok(false);
-        }
-        let mut guard = self.state.lock().unwrap();
-        let Some(state) = guard.as_mut() else {
-            return Ok(false);
+    pub(super) fn lookahead_active(&self) -> bool {
+        let (on, interval) = {
+            let s = self.settings.lock().unwrap();
+            (s.detection_lookahead, s.detection_interval)
         };
-        self.configure(state, &settings)?;
-        Ok(state.engine.lookahead_helps())
+        on && self
+            .state
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|state| state.engine.lookahead_helps_at(interval))
     }
 
     /// Holds `next` back with the detector started on it, and returns the frame held before
@@ -114,7 +114,7 @@ impl FacePoseEstimator {
     /// One frame more latency while the look-ahead holds frames: a frame's duration at the
     /// negotiated frame rate (nothing for a variable one).
     pub(super) fn lookahead_latency(&self) -> gst::ClockTime {
-        let active = self.lookahead_active().unwrap_or(false);
+        let active = self.lookahead_active();
         let guard = self.state.lock().unwrap();
         let fps = guard
             .as_ref()
