@@ -69,11 +69,12 @@ impl Engine {
     pub fn prepare_ahead_detection(&mut self) -> Result<()> {
         if self.ahead.is_none() {
             let source = self.ahead_source();
-            let detector = super::Detector::load(
+            let mut detector = super::Detector::load(
                 &source.model,
                 source.descriptor.as_deref(),
                 &source.runtime,
             )?;
+            super::warm_up_detector(&mut detector, &self.config.detect)?;
             self.ahead = Some(match self.first_pass()? {
                 Some(after) => BackgroundDetector::with_detector_then(detector, after)?,
                 None => BackgroundDetector::with_detector(detector)?,

@@ -58,16 +58,17 @@ impl Engine {
         Ok(())
     }
 
-    /// Loads the background detector's session and starts its thread now (call before the
-    /// stream when frames will be tracked with `async_detection`), so that neither the load nor
-    /// its CPU time falls on the first frames; a model that fails to load fails here. Without
+    /// Loads the background detector's session, runs it once (see [`Engine::warm_up`]) and
+    /// starts its thread now (call before the stream when frames will be tracked with
+    /// `async_detection`), so that neither the load nor its CPU time falls on the first frames; a model that fails to load fails here. Without
     /// this call the thread starts, and loads the session itself, at the first background
     /// detection. Does nothing when the thread runs already or `async_detection` is off.
     pub fn prepare_background_detection(&mut self) -> Result<()> {
         if self.background.is_none() && self.config.async_detection {
             let source = self.background_source();
-            let detector =
+            let mut detector =
                 Detector::load(&source.model, source.descriptor.as_deref(), &source.runtime)?;
+            super::warm_up_detector(&mut detector, &self.config.detect)?;
             self.background = Some(BackgroundDetector::with_detector(detector)?);
         }
         Ok(())

@@ -813,6 +813,8 @@ impl BaseTransformImpl for FacePoseEstimator {
         let settings = self.settings.lock().unwrap().clone();
         let config = settings.engine_config();
         let mut engine = Engine::new(config.clone()).map_err(|e| start_error(&e))?;
+        // The first run of each session, here rather than on the first frames.
+        engine.warm_up().map_err(|e| start_error(&e))?;
         // Tracking with detection in the background: its session loads now, with the others.
         if settings.track_config().detection_interval != 1 {
             engine
