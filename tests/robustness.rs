@@ -1471,9 +1471,21 @@ fn an_ort_library_that_is_not_onnx_runtime_fails_the_start_naming_it() {
 #[test]
 fn buffers_that_do_not_hold_their_frame_pass_with_a_warning_and_the_stream_goes_on() {
     let _serial = init();
+    bad_buffers_pass_with_a_warning("");
+}
+
+#[test]
+fn bad_buffers_pass_with_a_warning_one_frame_ahead_too() {
+    let _serial = init();
+    bad_buffers_pass_with_a_warning("detection-interval=1 detection-lookahead=true");
+}
+
+/// Good and bad buffers through an element with `properties`: every one comes out in order, the
+/// good ones with their face, the bad ones without metadata, and one warning per run of bad ones.
+fn bad_buffers_pass_with_a_warning(properties: &str) {
     let pipeline = launch(&format!(
-        "appsrc name=src format=time ! faceposeestimator detector-input-size={INPUT_SIZE} ! \
-         appsink name=sink sync=false"
+        "appsrc name=src format=time ! faceposeestimator detector-input-size={INPUT_SIZE} \
+         {properties} ! appsink name=sink sync=false"
     ));
     let samples = collect(&pipeline, "sink");
     let src = by_name::<gst_app::AppSrc>(&pipeline, "src");

@@ -193,6 +193,9 @@ struct State {
     warned_draw: bool,
     /// The last buffer could not be analysed (it did not hold the negotiated frame).
     bad_run: bool,
+    /// Why the first buffer of a run of bad ones could not be analysed, to report once the
+    /// state's lock is released.
+    bad_buffer: Option<String>,
     /// Processing times of the last frames, milliseconds (for the latency query).
     recent_ms: std::collections::VecDeque<f64>,
     /// The frame held back while the detector works on it, one frame ahead (see
@@ -305,7 +308,8 @@ impl FacePoseEstimator {
     /// Runs `run` on the engine and a view of the frame in `buffer`. `None` for a buffer that
     /// does not hold a frame of `info`: as GstVideoFilter does, one bad buffer must not stop a
     /// stream that runs for weeks; it goes on unanalysed, without metadata, and the first of a
-    /// run of bad buffers is reported on the bus.
+    /// run of bad buffers is reported on the bus (by [`Self::report_bad_buffer`], once the
+    /// caller has let go of the state).
     fn analyse<T>(
         &self,
         state: &mut State,
@@ -313,6 +317,32 @@ impl FacePoseEstimator {
         info: &VideoInfo,
         run: impl FnOnce(&mut Engine, &engine::ImageView) -> engine::Result<T>,
     ) -> Result<Option<T>, gst::FlowError> {
+        match self.with_view(state, buffer, info, run)? {
+            Ok(done) => {
+                state.bad_run = false;
+                Ok(Some(done))
+            }
+            Err(why) => {
+                if !state.bad_run {
+                    state.bad_buffer = Some(why);
+                } else {
+                    gst::debug!(CAT, imp = self, "Buffer passed on without analysis: {why}");
+                }
+                state.bad_run = true;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Runs `run` on the engine and a view of the frame in `buffer`; `Err` says why `buffer`
+    /// does not hold a frame of `info`. An engine error is posted and stops the stream.
+    fn with_view<T>(
+        &self,
+        state: &mut State,
+        buffer: &gst::BufferRef,
+        info: &VideoInfo,
+        run: impl FnOnce(&mut Engine, &engine::ImageView) -> engine::Result<T>,
+    ) -> Result<Result<T, String>, gst::FlowError> {
         let frame = VideoFrameRef::from_buffer_ref_readable(buffer, info);
         let view = match &frame {
             Ok(frame) => video::image_view(frame).map_err(|e| format!("bad frame: {e}")),
@@ -327,26 +357,24 @@ impl FacePoseEstimator {
         };
         let view = match view {
             Ok(view) => view,
-            Err(why) => {
-                let first = !state.bad_run;
-                state.bad_run = true;
-                if first {
-                    gst::element_imp_warning!(
-                        self,
-                        gst::StreamError::Format,
-                        ("Buffer passed on without analysis: {why}")
-                    );
-                } else {
-                    gst::debug!(CAT, imp = self, "Buffer passed on without analysis: {why}");
-                }
-                return Ok(None);
-            }
+            Err(why) => return Ok(Err(why)),
         };
-        state.bad_run = false;
-        run(&mut state.engine, &view).map(Some).map_err(|e| {
+        run(&mut state.engine, &view).map(Ok).map_err(|e| {
             gst::element_imp_error!(self, gst::StreamError::Failed, ("{e}"));
             gst::FlowError::Error
         })
+    }
+
+    /// Posts the warning for the first of a run of bad buffers that [`Self::analyse`] left (the
+    /// state's lock released: an application's synchronous bus handler may read properties).
+    fn report_bad_buffer(&self, why: Option<String>) {
+        if let Some(why) = why {
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Format,
+                ("Buffer passed on without analysis: {why}")
+            );
+        }
     }
 
     /// Everything a frame's `faces` give (processing began at `started`): the latency figures,
@@ -871,6 +899,7 @@ impl BaseTransformImpl for FacePoseEstimator {
             json,
             warned_draw: false,
             bad_run: false,
+            bad_buffer: None,
             recent_ms: std::collections::VecDeque::with_capacity(LATENCY_WINDOW),
             held: None,
             #[cfg(feature = "analytics")]
@@ -981,6 +1010,9 @@ impl BaseTransformImpl for FacePoseEstimator {
             engine.track(view, time)
         })?
         else {
+            let bad = state.bad_buffer.take();
+            drop(guard);
+            self.report_bad_buffer(bad);
             return Ok(gst::FlowSuccess::Ok);
         };
         self.annotate(state, &settings, buffer, &info, &faces, started)?;

@@ -66,10 +66,15 @@ impl FacePoseEstimator {
             analysed,
         });
         let Some(previous) = previous else {
+            let bad = state.bad_buffer.take();
+            drop(guard);
+            self.report_bad_buffer(bad);
             return Ok(None);
         };
         let (buffer, faces) = self.finish(state, &settings, previous, detections, started)?;
+        let bad = state.bad_buffer.take();
         drop(guard);
+        self.report_bad_buffer(bad);
         self.post_finished(&settings, &buffer, faces);
         Ok(Some(buffer))
     }
@@ -87,7 +92,9 @@ impl FacePoseEstimator {
         let started = Instant::now();
         let detections = state.engine.wait_ahead();
         let (buffer, faces) = self.finish(state, &settings, held, detections, started)?;
+        let bad = state.bad_buffer.take();
         drop(guard);
+        self.report_bad_buffer(bad);
         self.post_finished(&settings, &buffer, faces);
         Ok(Some(buffer))
     }
@@ -146,11 +153,20 @@ impl FacePoseEstimator {
             return Ok((buffer, None));
         };
         let time = buffer.pts().map(|t| t.nseconds() as f64 * 1e-9);
-        let faces = self
-            .analyse(state, &buffer, &info, |engine, view| {
-                engine.track_detected(view, time, detections)
-            })?
-            .unwrap_or_default();
+        // The frame was judged when it came in (a bad one is not `analysed`): no second report.
+        let faces = match self.with_view(state, &buffer, &info, |engine, view| {
+            engine.track_detected(view, time, detections)
+        })? {
+            Ok(faces) => faces,
+            Err(why) => {
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "Held frame passed on without analysis: {why}"
+                );
+                return Ok((buffer, None));
+            }
+        };
         self.annotate(state, settings, buffer.make_mut(), &info, &faces, started)?;
         Ok((buffer, Some((faces, info.width(), info.height()))))
     }
