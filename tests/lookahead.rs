@@ -275,3 +275,46 @@ fn switching_the_interval_while_playing_loses_no_frame() {
         assert_eq!(summary(b).2.len(), 1, "frame {i}");
     }
 }
+
+#[test]
+fn a_gap_event_does_not_overtake_the_held_frame() {
+    let frames = moving(3);
+    let (c, info) = caps(frames[0].width, frames[0].height, 30);
+    let mut h = harness(true, &[]);
+    h.set_src_caps(c);
+    let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = order.clone();
+    h.element()
+        .unwrap()
+        .static_pad("src")
+        .unwrap()
+        .add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+            move |_, info| {
+                let item = match &info.data {
+                    Some(gst::PadProbeData::Buffer(b)) => {
+                        Some(format!("frame {}", b.pts().unwrap().mseconds()))
+                    }
+                    Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Gap => {
+                        Some("gap".to_string())
+                    }
+                    _ => None,
+                };
+                seen.lock().unwrap().extend(item);
+                gst::PadProbeReturn::Ok
+            },
+        )
+        .unwrap();
+    h.push(buffer(&frames[0], &info, 0)).unwrap();
+    h.push(buffer(&frames[1], &info, 1)).unwrap();
+    let ms = gst::ClockTime::from_mseconds;
+    assert!(h.push_event(gst::event::Gap::builder(ms(66)).duration(ms(33)).build()));
+    h.push(buffer(&frames[2], &info, 3)).unwrap();
+    assert!(h.push_event(gst::event::Eos::new()));
+    assert_eq!(pulled(&mut h).len(), 3);
+    assert_eq!(
+        *order.lock().unwrap(),
+        ["frame 0", "frame 33", "gap", "frame 99"],
+        "the events and frames out of order"
+    );
+}
