@@ -7,6 +7,10 @@
 #[path = "support/mod.rs"]
 mod support;
 
+#[path = "../examples/support/frames.rs"]
+#[allow(dead_code)]
+mod frames;
+
 use gst::prelude::*;
 use gst_video::prelude::*;
 use support::Picture;
@@ -317,4 +321,63 @@ fn a_gap_event_does_not_overtake_the_held_frame() {
         ["frame 0", "frame 33", "gap", "frame 99"],
         "the events and frames out of order"
     );
+}
+
+/// Engine level, several faces a frame (batches of crops): the same landmarks, angles and ids,
+/// bit for bit, as frames in turn.
+#[test]
+fn several_faces_get_the_same_landmarks_and_angles_as_in_turn() {
+    let test = "several_faces_get_the_same_landmarks_and_angles_as_in_turn";
+    let Some(video) = support::shared_or_skip("videos/multiface_1080p.mp4", test) else {
+        return;
+    };
+    use gstfacepose::engine::{Engine, ImageView, PixelFormat, TrackConfig};
+    init();
+    let (w, h, decoded) = frames::decoded(&video, 6).unwrap();
+    fn rgb(data: &[u8], width: usize, height: usize) -> ImageView<'_> {
+        ImageView::packed(PixelFormat::Rgb, width, height, data, width * 3).unwrap()
+    }
+    let view = |f| rgb(f, w, h);
+    let engine = || {
+        let mut e = Engine::new(support::config().unwrap()).unwrap();
+        e.set_track_config(TrackConfig {
+            detection_interval: 1,
+            ..TrackConfig::default()
+        })
+        .unwrap();
+        e
+    };
+    let mut in_turn = engine();
+    let expected: Vec<_> = decoded
+        .iter()
+        .map(|(t, f)| in_turn.track(&view(f), Some(*t)).unwrap())
+        .collect();
+    let mut ahead = engine();
+    ahead.detect_ahead(&view(&decoded[0].1)).unwrap();
+    for (i, (t, f)) in decoded.iter().enumerate() {
+        let detections = ahead.wait_ahead().expect("a detection in hand");
+        if let Some((_, next)) = decoded.get(i + 1) {
+            ahead.detect_ahead(&view(next)).unwrap();
+        }
+        let faces = ahead
+            .track_detected(&view(f), Some(*t), detections)
+            .unwrap();
+        assert!(
+            expected[i].len() >= 3,
+            "frame {i}: {} faces",
+            expected[i].len()
+        );
+        assert_eq!(faces.len(), expected[i].len(), "frame {i}");
+        for (a, b) in faces.iter().zip(&expected[i]) {
+            assert_eq!(a.id, b.id, "frame {i}");
+            assert_eq!(a.landmarks, b.landmarks, "frame {i}, face {}", a.id);
+            assert_eq!(
+                (a.pose.yaw, a.pose.pitch, a.pose.roll),
+                (b.pose.yaw, b.pose.pitch, b.pose.roll),
+                "frame {i}, face {}",
+                a.id
+            );
+        }
+    }
+    assert!(ahead.wait_ahead().is_none(), "nothing left in hand");
 }

@@ -21,6 +21,7 @@ use super::face::Face;
 use super::geometry::RotatedRect;
 use super::image::ImageView;
 use super::landmark::Landmarker;
+use super::runtime::RuntimeOptions;
 use super::{Engine, Result};
 
 /// The detections of one frame, found on the detection thread by [`Engine::detect_ahead`].
@@ -49,6 +50,11 @@ pub fn ahead_threads(cores: usize) -> (usize, usize) {
     (detector, cores.saturating_sub(detector).max(1))
 }
 
+/// The cores this process may use.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 impl Engine {
     /// Whether detection one frame ahead can gain anything: every frame runs the detector in line
     /// (detection interval 1, or a landmark model that cannot track) and there are two cores or
@@ -59,8 +65,7 @@ impl Engine {
 
     /// [`Engine::lookahead_helps`] with the detection interval `detection_interval`.
     pub fn lookahead_helps_at(&self, detection_interval: u32) -> bool {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        cores >= 2 && (detection_interval == 1 || !self.landmarker.refines())
+        cores() >= 2 && (detection_interval == 1 || !self.landmarker.refines())
     }
 
     /// Loads the session of the look-ahead detection thread and starts the thread now (call
@@ -87,17 +92,25 @@ impl Engine {
     /// has cores to spare (the streaming half is the longer one: on 2 cores the landmark passes
     /// and the regressor on one thread, 12-13 ms a frame at 640×480, against 9-11 ms for the
     /// detector at input 320), and the pass needs nothing but the detections. Its landmark
-    /// model shares the streaming thread's single-crop session, so the pass gives what it gives
-    /// there. `None` when there is no pass to move: a model that cannot re-crop, or no refine
-    /// pass (the only pass is then the mirror pass).
+    /// model shares the session the streaming thread's passes use meanwhile (see
+    /// [`Engine::use_ahead_threads`]), so the pass gives what it would give there. `None` when
+    /// there is no pass to move: a model that cannot re-crop, or no refine pass (the only pass
+    /// is then the mirror pass).
     fn first_pass(&self) -> Result<Option<AfterDetection>> {
         if !self.landmarker.refines() || self.config.refine_passes == 0 {
             return Ok(None);
         }
+        let runtime = match self.config.runtime.threads {
+            0 => RuntimeOptions {
+                threads: ahead_threads(cores()).1,
+                ..self.config.runtime.clone()
+            },
+            _ => super::inline_runtime(&self.config.runtime),
+        };
         let mut landmarker = Landmarker::load(
             &self.config.landmark_model,
             self.config.landmark_descriptor.as_deref(),
-            &super::inline_runtime(&self.config.runtime),
+            &runtime,
         )?;
         Ok(Some(Box::new(move |image, detections| {
             let crops: Vec<RotatedRect> = detections
@@ -171,8 +184,7 @@ impl Engine {
         if self.ahead_threads == on {
             return Ok(());
         }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = on.then(|| ahead_threads(cores).1);
+        let threads = on.then(|| ahead_threads(cores()).1);
         let runtime = self.config.runtime.clone();
         self.landmarker.model_mut().set_ahead(threads, &runtime)?;
         if let Some(r) = self.regressor.as_mut() {
@@ -185,10 +197,9 @@ impl Engine {
     /// What the look-ahead thread loads: the detector, with the detector's half of the cores
     /// (or the threads the runtime options fix).
     fn ahead_source(&self) -> DetectorSource {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut runtime = self.config.runtime.clone();
         if runtime.threads == 0 {
-            runtime.threads = ahead_threads(cores).0;
+            runtime.threads = ahead_threads(cores()).0;
         }
         DetectorSource {
             model: self.config.detector_model.clone(),
