@@ -18,9 +18,14 @@ use support::Picture;
 const INPUT_SIZE: &str = "320";
 const FRAMES: usize = 6;
 
+/// Once per test binary: the tests run in parallel, and registering the plugin from two threads
+/// at once registers its types twice (GLib criticals).
 fn init() {
-    gst::init().unwrap();
-    gstfacepose::plugin_register_static().ok();
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstfacepose::plugin_register_static().expect("registering the facepose plugin");
+    });
 }
 
 /// Whether this machine has the two cores the look-ahead needs (with one it stays off).
