@@ -33,13 +33,6 @@ pub struct AheadDetections {
     next_crops: Option<Result<Vec<RotatedRect>>>,
 }
 
-impl AheadDetections {
-    /// Milliseconds the detector took on its thread.
-    pub fn detect_ms(&self) -> f64 {
-        self.ms
-    }
-}
-
 /// Threads for the two halves of detection one frame ahead on `cores` cores: the detector's
 /// thread, and the streaming thread's models (the landmark model and the regressor), half the
 /// cores each (the detector the smaller half). On 2 cores, one each: in process, 640×480 with
@@ -56,15 +49,10 @@ fn cores() -> usize {
 }
 
 impl Engine {
-    /// Whether detection one frame ahead can gain anything: every frame runs the detector in line
-    /// (detection interval 1, or a landmark model that cannot track) and there are two cores or
-    /// more to share.
-    pub fn lookahead_helps(&self) -> bool {
-        self.lookahead_helps_at(self.track_config.detection_interval)
-    }
-
-    /// [`Engine::lookahead_helps`] with the detection interval `detection_interval`.
-    pub fn lookahead_helps_at(&self, detection_interval: u32) -> bool {
+    /// Whether detection one frame ahead can gain anything at `detection_interval`: every frame
+    /// runs the detector in line (interval 1, or a landmark model that cannot track) and there
+    /// are two cores or more to share.
+    pub fn lookahead_helps(&self, detection_interval: u32) -> bool {
         cores() >= 2 && (detection_interval == 1 || !self.landmarker.refines())
     }
 

@@ -219,11 +219,20 @@ fn detector_runtime(runtime: &RuntimeOptions, background: bool) -> RuntimeOption
     }
 }
 
-/// Runs `detector` once on a black picture (see [`Engine::warm_up`]).
+/// Width and height of the black picture the sessions' first runs take (see [`Engine::warm_up`]).
+const WARM_UP_SIZE: (usize, usize) = (64, 48);
+static WARM_UP_PIXELS: [u8; WARM_UP_SIZE.0 * WARM_UP_SIZE.1 * 3] =
+    [0; WARM_UP_SIZE.0 * WARM_UP_SIZE.1 * 3];
+
+/// The black RGB picture of [`Engine::warm_up`].
+fn warm_up_picture() -> Result<ImageView<'static>> {
+    let (w, h) = WARM_UP_SIZE;
+    ImageView::packed(PixelFormat::Rgb, w, h, &WARM_UP_PIXELS, w * 3)
+}
+
+/// Runs `detector` once on the black picture (see [`Engine::warm_up`]).
 fn warm_up_detector(detector: &mut Detector, config: &DetectConfig) -> Result<()> {
-    let black = [0u8; 64 * 48 * 3];
-    let image = ImageView::packed(PixelFormat::Rgb, 64, 48, &black, 64 * 3)?;
-    detector.detect(&image, config).map(drop)
+    detector.detect(&warm_up_picture()?, config).map(drop)
 }
 
 /// The texts in order, each once.
@@ -491,20 +500,19 @@ impl Engine {
     /// the runs after 14-15. The element calls this at start, with the model loading; results
     /// are not affected.
     pub fn warm_up(&mut self) -> Result<()> {
-        const SIZE: (usize, usize) = (64, 48);
-        let black = vec![0u8; SIZE.0 * SIZE.1 * 3];
-        let image = ImageView::packed(PixelFormat::Rgb, SIZE.0, SIZE.1, &black, SIZE.0 * 3)?;
+        let image = warm_up_picture()?;
+        let (w, h) = (WARM_UP_SIZE.0 as f32, WARM_UP_SIZE.1 as f32);
         warm_up_detector(&mut self.detector, &self.config.detect)?;
         let crop = RotatedRect {
-            centre: geometry::Point::new(SIZE.0 as f32 * 0.5, SIZE.1 as f32 * 0.5),
-            side: SIZE.1 as f32,
+            centre: geometry::Point::new(w * 0.5, h * 0.5),
+            side: h,
             angle: 0.0,
         };
         // One crop (the single-crop session) and two (the batch session, when there is one).
         self.landmarker.run(&image, &[crop])?;
         self.landmarker.run(&image, &[crop, crop])?;
         if let Some(r) = self.regressor.as_mut() {
-            let bbox = geometry::BBox::new(8.0, 4.0, 56.0, 44.0);
+            let bbox = geometry::BBox::new(w * 0.125, h * 0.08, w * 0.875, h * 0.92);
             r.run(&image, &[(bbox, &[][..], false)])?;
         }
         Ok(())

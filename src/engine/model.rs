@@ -209,8 +209,15 @@ impl Model {
         size: (usize, usize),
         read: impl FnOnce(&[Output]) -> Result<T>,
     ) -> Result<T> {
-        if self.frame.is_some() {
-            return self.run_frame(image, maps, size, read);
+        if let Some(frame) = &self.frame {
+            return frame.run(
+                &self.name(),
+                image,
+                maps,
+                size,
+                &self.descriptor.outputs,
+                read,
+            );
         }
         let ((w, h), n) = (size, maps.len());
         let per = w * h * 3;
@@ -224,23 +231,6 @@ impl Model {
             Layout::Nchw => [n, 3, h, w],
         };
         self.run(&self.input, shape, read)
-    }
-
-    /// Runs the frame graph on the crops `maps` (tensor pixel → frame pixel) of a `size` (width,
-    /// height) tensor of `image`, and hands the named outputs, in descriptor order, to `read`.
-    fn run_frame<T>(
-        &mut self,
-        image: &ImageView,
-        maps: &[Affine],
-        size: (usize, usize),
-        read: impl FnOnce(&[Output]) -> Result<T>,
-    ) -> Result<T> {
-        let name = self.name();
-        let frame = self.frame.as_ref().ok_or_else(|| Error::Inference {
-            model: name.clone(),
-            message: "has no frame graph loaded (host pre-processing)".into(),
-        })?;
-        frame.run(&name, image, maps, size, &self.descriptor.outputs, read)
     }
 
     fn error(&self, message: String) -> Error {

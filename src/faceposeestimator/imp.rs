@@ -850,7 +850,7 @@ impl BaseTransformImpl for FacePoseEstimator {
                 .map_err(|e| start_error(&e))?;
         }
         // Detection one frame ahead: its thread's sessions too.
-        if settings.detection_lookahead && engine.lookahead_helps_at(settings.detection_interval) {
+        if settings.detection_lookahead && engine.lookahead_helps(settings.detection_interval) {
             engine
                 .prepare_ahead_detection()
                 .map_err(|e| start_error(&e))?;

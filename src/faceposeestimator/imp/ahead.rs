@@ -39,7 +39,7 @@ impl FacePoseEstimator {
             .lock()
             .unwrap()
             .as_ref()
-            .is_some_and(|state| state.engine.lookahead_helps_at(interval))
+            .is_some_and(|state| state.engine.lookahead_helps(interval))
     }
 
     /// Holds `next` back with the detector started on it, and returns the frame held before
@@ -60,43 +60,44 @@ impl FacePoseEstimator {
                 engine.detect_ahead(view)
             })?
             .is_some();
+        let bad = state.bad_buffer.take();
         let previous = state.held.replace(Held {
             buffer: next,
             info,
             analysed,
         });
-        let Some(previous) = previous else {
-            let bad = state.bad_buffer.take();
-            drop(guard);
-            self.report_bad_buffer(bad);
-            return Ok(None);
-        };
-        let (buffer, faces) = self.finish(state, &settings, previous, detections, started)?;
-        let bad = state.bad_buffer.take();
+        let finished = previous
+            .map(|p| self.finish(state, &settings, p, detections, started))
+            .transpose()?;
         drop(guard);
         self.report_bad_buffer(bad);
-        self.post_finished(&settings, &buffer, faces);
-        Ok(Some(buffer))
+        Ok(finished.map(|(buffer, faces)| self.post_finished(&settings, buffer, faces)))
     }
 
     /// The held frame, finished once its detector is done; `None` without one.
     pub(super) fn finish_held(&self) -> Result<Option<gst::Buffer>, gst::FlowError> {
+        // Called for every frame without the look-ahead: nothing to copy when nothing is held
+        // (only the streaming thread holds frames, so none can arrive in between).
+        if self
+            .state
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_none_or(|s| s.held.is_none())
+        {
+            return Ok(None);
+        }
         let settings = self.settings.lock().unwrap().clone();
         let mut guard = self.state.lock().unwrap();
-        let Some(state) = guard.as_mut() else {
+        let Some(held) = guard.as_mut().and_then(|s| s.held.take()) else {
             return Ok(None);
         };
-        let Some(held) = state.held.take() else {
-            return Ok(None);
-        };
+        let state = guard.as_mut().expect("checked above");
         let started = Instant::now();
         let detections = state.engine.wait_ahead();
         let (buffer, faces) = self.finish(state, &settings, held, detections, started)?;
-        let bad = state.bad_buffer.take();
         drop(guard);
-        self.report_bad_buffer(bad);
-        self.post_finished(&settings, &buffer, faces);
-        Ok(Some(buffer))
+        Ok(Some(self.post_finished(&settings, buffer, faces)))
     }
 
     /// Pushes the held frame downstream (before a serialized event or a drain query).
@@ -171,15 +172,17 @@ impl FacePoseEstimator {
         Ok((buffer, Some((faces, info.width(), info.height()))))
     }
 
-    /// Posts a finished frame's bus message (when asked for).
+    /// Posts a finished frame's bus message (when asked for; the state's lock released), and
+    /// gives the frame back.
     fn post_finished(
         &self,
         settings: &super::Settings,
-        buffer: &gst::Buffer,
+        buffer: gst::Buffer,
         finished: Option<Finished>,
-    ) {
+    ) -> gst::Buffer {
         if let (true, Some((faces, width, height))) = (settings.post_messages, finished) {
-            self.post_faces(buffer, &faces, width, height);
+            self.post_faces(&buffer, &faces, width, height);
         }
+        buffer
     }
 }
