@@ -86,6 +86,8 @@ struct IdStats {
     ids: std::collections::BTreeSet<u64>,
     switches: usize,
     continued: usize,
+    /// Sum of |yaw, pitch, roll change| of a continued face from one frame to the next.
+    change: [f64; 3],
 }
 
 /// Pairs faces of two frames greedily by IoU ≥ `min_iou`.
@@ -118,6 +120,9 @@ impl IdStats {
         for (p, c) in pairs(previous, current, 0.5) {
             if p.id == c.id {
                 self.continued += 1;
+                self.change[0] += (c.pose.yaw - p.pose.yaw).abs() as f64;
+                self.change[1] += (c.pose.pitch - p.pose.pitch).abs() as f64;
+                self.change[2] += (c.pose.roll - p.pose.roll).abs() as f64;
             } else {
                 self.switches += 1;
             }
@@ -246,6 +251,21 @@ fn run() -> Result<(), String> {
         angle_error[0] / m,
         angle_error[1] / m,
         angle_error[2] / m
+    );
+    let change = |s: &IdStats| {
+        let n = s.continued.max(1) as f64;
+        format!(
+            "yaw {:.2}°, pitch {:.2}°, roll {:.2}°",
+            s.change[0] / n,
+            s.change[1] / n,
+            s.change[2] / n
+        )
+    };
+    println!(
+        "mean |change| of a continued face's angles from one frame to the next: every frame {}; \
+         tracking {}",
+        change(&stats_e),
+        change(&stats_t)
     );
     Ok(())
 }

@@ -64,7 +64,9 @@ impl Engine {
                 match (remembered, &fits[i]) {
                     (Some(m), Some(fit)) => {
                         let carried = m.carried(fit, &self.solver.fusion);
-                        if m.is_fresh() || !self.solver.wants_regressor(Some(fit), Some(&carried)) {
+                        if m.is_fresh(fit)
+                            || !self.solver.wants_regressor(Some(fit), Some(&carried))
+                        {
                             regressed[i] = Some(carried);
                             memories[i] = Some(m.advanced(fit, carried));
                         } else {
