@@ -61,13 +61,7 @@ impl Engine {
     /// to load fails here. Does nothing when the thread runs already.
     pub fn prepare_ahead_detection(&mut self) -> Result<()> {
         if self.ahead.is_none() {
-            let source = self.ahead_source();
-            let mut detector = super::Detector::load(
-                &source.model,
-                source.descriptor.as_deref(),
-                &source.runtime,
-            )?;
-            super::warm_up_detector(&mut detector, &self.config.detect)?;
+            let detector = super::load_warm_detector(&self.ahead_source(), &self.config.detect)?;
             self.ahead = Some(match self.first_pass()? {
                 Some(after) => BackgroundDetector::with_detector_then(detector, after)?,
                 None => BackgroundDetector::with_detector(detector)?,
@@ -106,10 +100,7 @@ impl Engine {
                 .map(|d| landmarker.crop_from_detection(d))
                 .collect();
             let landmarks = landmarker.run(image, &crops)?;
-            Ok(landmarks
-                .iter()
-                .map(|l| landmarker.crop_from_landmarks(&l.points).unwrap_or(l.crop))
-                .collect())
+            Ok(landmarker.refined_crops(&landmarks))
         })))
     }
 

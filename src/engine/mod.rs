@@ -235,6 +235,15 @@ fn warm_up_detector(detector: &mut Detector, config: &DetectConfig) -> Result<()
     detector.detect(&warm_up_picture()?, config).map(drop)
 }
 
+/// The detector of `source`, loaded and run once (for a detection thread: the caller, not the
+/// first frames, waits for both).
+fn load_warm_detector(source: &DetectorSource, config: &DetectConfig) -> Result<Detector> {
+    let mut detector =
+        Detector::load(&source.model, source.descriptor.as_deref(), &source.runtime)?;
+    warm_up_detector(&mut detector, config)?;
+    Ok(detector)
+}
+
 /// The texts in order, each once.
 fn once_each<'a>(texts: impl Iterator<Item = &'a String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
@@ -602,14 +611,7 @@ impl Engine {
             if last {
                 return Ok((result, Vec::new()));
             }
-            crops = result
-                .iter()
-                .map(|l| {
-                    self.landmarker
-                        .crop_from_landmarks(&l.points)
-                        .unwrap_or(l.crop)
-                })
-                .collect();
+            crops = self.landmarker.refined_crops(&result);
         }
         Ok((Vec::new(), Vec::new()))
     }

@@ -12,8 +12,8 @@
 
 use std::time::Instant;
 
+use super::detect::Detection;
 use super::detect::background::BackgroundDetector;
-use super::detect::{Detection, Detector};
 use super::estimate::Past;
 use super::face::Face;
 use super::geometry::BBox;
@@ -60,15 +60,14 @@ impl Engine {
 
     /// Loads the background detector's session, runs it once (see [`Engine::warm_up`]) and
     /// starts its thread now (call before the stream when frames will be tracked with
-    /// `async_detection`), so that neither the load nor its CPU time falls on the first frames; a model that fails to load fails here. Without
-    /// this call the thread starts, and loads the session itself, at the first background
-    /// detection. Does nothing when the thread runs already or `async_detection` is off.
+    /// `async_detection`), so that neither the load nor its CPU time falls on the first frames;
+    /// a model that fails to load fails here. Without this call the thread starts, and loads
+    /// the session itself, at the first background detection. Does nothing when the thread runs
+    /// already or `async_detection` is off.
     pub fn prepare_background_detection(&mut self) -> Result<()> {
         if self.background.is_none() && self.config.async_detection {
-            let source = self.background_source();
-            let mut detector =
-                Detector::load(&source.model, source.descriptor.as_deref(), &source.runtime)?;
-            super::warm_up_detector(&mut detector, &self.config.detect)?;
+            let detector =
+                super::load_warm_detector(&self.background_source(), &self.config.detect)?;
             self.background = Some(BackgroundDetector::with_detector(detector)?);
         }
         Ok(())

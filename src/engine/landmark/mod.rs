@@ -131,6 +131,15 @@ impl Landmarker {
         RotatedRect::around_points(&pts, from, to, self.crop_scale)
     }
 
+    /// The crops of the next refining pass after a pass gave `landmarks`: each around its
+    /// landmarks ([`Landmarker::crop_from_landmarks`]), or its own crop again when they give none.
+    pub fn refined_crops(&self, landmarks: &[Landmarks]) -> Vec<RotatedRect> {
+        landmarks
+            .iter()
+            .map(|l| self.crop_from_landmarks(&l.points).unwrap_or(l.crop))
+            .collect()
+    }
+
     /// Runs the model on every crop, in one batch when the model allows it.
     pub fn run(&mut self, image: &ImageView, crops: &[RotatedRect]) -> Result<Vec<Landmarks>> {
         self.run_flagged(image, crops, &vec![false; crops.len()])
