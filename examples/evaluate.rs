@@ -15,8 +15,8 @@
 //!   averaging);
 //! - engine: `--input-size N`, `--refine N`, `--threads N`, `--track-frames N` (each picture as a
 //!   still video of N frames through the tracker; the last frame is scored), `--smoothing S` and
-//!   `--no-async-detection` (detection in line, as `async-detection=false`; with
-//!   `--track-frames`);
+//!   `--no-async-detection` (with `--track-frames`: detection in line, as
+//!   `async-detection=false`; by default the pipelined schedule, as the element runs files);
 //! - `--out DIR` (default `out/eval`);
 //! - `--tune-fusion`: grid-search the fusion's parameters on the tuning fifth (see below) from each
 //!   face's landmark-fit and regressor estimates, and report the best with their held-out errors;
@@ -187,7 +187,11 @@ fn engine_config(o: &Options) -> Result<EngineConfig, String> {
     if let Some(t) = o.threads {
         config.runtime.threads = t;
     }
-    config.async_detection = o.async_detection;
+    config.detection_mode = if o.async_detection {
+        gstfacepose::engine::DetectionMode::Pipelined
+    } else {
+        gstfacepose::engine::DetectionMode::InLine
+    };
     if let Some(d) = &o.detector {
         config.detector_model = d.clone();
     }
@@ -645,11 +649,22 @@ fn run() -> Result<(), String> {
             engine.process(&picture.view())
         } else {
             engine.reset_tracking();
-            let mut faces = Ok(Vec::new());
-            for frame in 0..o.track_frames {
-                faces = engine.track(&picture.view(), Some(frame as f64 / 30.0));
+            let view = picture.view();
+            if o.async_detection {
+                // As the element runs a file: the pipelined schedule.
+                let frames: Vec<_> = (0..o.track_frames)
+                    .map(|frame| (view, Some(frame as f64 / 30.0)))
+                    .collect();
+                engine
+                    .track_pipelined(&frames)
+                    .map(|mut all| all.pop().unwrap_or_default())
+            } else {
+                let mut faces = Ok(Vec::new());
+                for frame in 0..o.track_frames {
+                    faces = engine.track(&view, Some(frame as f64 / 30.0));
+                }
+                faces
             }
-            faces
         }
         .map_err(|e| format!("{}: {e}", row.file))?;
         let ms = t.elapsed().as_secs_f64() * 1e3 / o.track_frames.max(1) as f64;

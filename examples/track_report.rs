@@ -2,12 +2,13 @@
 //! How tracking compares with detection on every frame, on a real video.
 //!
 //! `cargo run --release --example track_report -- [VIDEO] [--interval N] [--smoothing S]
-//! [--input-size N] [--frames N] [--no-async-detection] [--realtime]`
+//! [--input-size N] [--frames N] [--mode pipelined|background|inline] [--no-async-detection]
+//! [--realtime]`
 //!
 //! Decodes the video (default `../shared/videos/multiface_1080p.mp4`) and runs every frame through
 //! two engines: one running the detector on every frame (the still-picture path), then one
-//! tracking (`--interval`, default 0 = automatic; the detector in the background unless
-//! `--no-async-detection`), its frames back to back or, with `--realtime`, at the video's own pace
+//! tracking (`--interval`, default 0 = automatic; `--mode`: the detector pipelined, as the element
+//! runs files (default), in the background, or in line, as `--no-async-detection`), its frames back to back or, with `--realtime`, at the video's own pace
 //! as from a live camera (background detections then join after fewer frames). Prints, for both, the distinct ids and the id switches (a
 //! face whose box overlaps a face of the previous frame with IoU ≥ 0.5 but carries another id), and
 //! for the tracked faces: how many of the every-frame detections they cover, extra faces, and the
@@ -17,7 +18,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use gstfacepose::engine::{Engine, EngineConfig, Face, ImageView, PixelFormat, TrackConfig};
+use gstfacepose::engine::pipeline::PIPELINE_DEPTH;
+use gstfacepose::engine::{
+    DetectionMode, Engine, EngineConfig, Face, ImageView, PixelFormat, TrackConfig,
+};
 
 #[path = "support/frames.rs"]
 #[allow(dead_code)]
@@ -29,7 +33,7 @@ struct Options {
     smoothing: f32,
     input_size: Option<usize>,
     frames: usize,
-    async_detection: bool,
+    mode: DetectionMode,
     realtime: bool,
 }
 
@@ -43,7 +47,7 @@ fn parse() -> Result<Options, String> {
         smoothing: 0.0,
         input_size: None,
         frames: usize::MAX,
-        async_detection: true,
+        mode: DetectionMode::Pipelined,
         realtime: false,
     };
     let mut args = std::env::args().skip(1);
@@ -72,7 +76,15 @@ fn parse() -> Result<Options, String> {
                     .parse()
                     .map_err(|_| "--frames needs a whole number")?
             }
-            "--no-async-detection" => o.async_detection = false,
+            "--no-async-detection" => o.mode = DetectionMode::InLine,
+            "--mode" => {
+                o.mode = match value("--mode")?.as_str() {
+                    "pipelined" => DetectionMode::Pipelined,
+                    "background" => DetectionMode::Background { bound: None },
+                    "inline" => DetectionMode::InLine,
+                    m => return Err(format!("--mode {m}: pipelined, background or inline")),
+                }
+            }
             "--realtime" => o.realtime = true,
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             _ => o.video = PathBuf::from(a),
@@ -136,7 +148,7 @@ fn run() -> Result<(), String> {
     gst::init().map_err(|e| e.to_string())?;
     let (width, height, frames) = frames::decoded(&o.video, o.frames)?;
     let mut config = EngineConfig {
-        async_detection: o.async_detection,
+        detection_mode: o.mode,
         ..EngineConfig::default()
     };
     if let Some(s) = o.input_size {
@@ -172,28 +184,64 @@ fn run() -> Result<(), String> {
     drop(every);
     let clock = Instant::now();
     let first = frames.first().map_or(0.0, |f| f.0);
-    for ((t, rgb), faces_e) in frames.iter().zip(every_faces) {
+    let views = frames
+        .iter()
+        .map(|(t, rgb)| {
+            ImageView::packed(PixelFormat::Rgb, width, height, rgb, width * 3)
+                .map(|v| (v, Some(*t)))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    // Pipelined: the frames held as the element holds them, finished once PIPELINE_DEPTH
+    // frames came after them.
+    let pipelined = o.mode == DetectionMode::Pipelined;
+    let mut held = std::collections::VecDeque::new();
+    let mut tracked_faces = Vec::with_capacity(frames.len());
+    for (k, (view, t)) in views.iter().enumerate() {
         if o.realtime {
-            let due = std::time::Duration::from_secs_f64((t - first).max(0.0));
+            let due = std::time::Duration::from_secs_f64((t.unwrap_or(0.0) - first).max(0.0));
             if let Some(wait) = due.checked_sub(clock.elapsed()) {
                 std::thread::sleep(wait);
             }
         }
-        let view = ImageView::packed(PixelFormat::Rgb, width, height, rgb, width * 3)
-            .map_err(|e| e.to_string())?;
         let start = Instant::now();
-        let faces_t = tracked.track(&view, Some(*t)).map_err(|e| e.to_string())?;
+        if pipelined {
+            if held.len() >= PIPELINE_DEPTH {
+                let (i, scheduled): (usize, bool) = held.pop_front().expect("not empty");
+                let (v, ti) = &views[i];
+                tracked_faces.push(
+                    tracked
+                        .track_scheduled(v, *ti, scheduled)
+                        .map_err(|e| e.to_string())?,
+                );
+                detections += tracked.last_frame_detected() as usize;
+            }
+            held.push_back((k, tracked.schedule(view).map_err(|e| e.to_string())?));
+        } else {
+            tracked_faces.push(tracked.track(view, *t).map_err(|e| e.to_string())?);
+            detections += tracked.last_frame_detected() as usize;
+        }
         ms_t += start.elapsed().as_secs_f64() * 1e3;
+    }
+    let start = Instant::now();
+    for (i, scheduled) in held {
+        let (v, ti) = &views[i];
+        tracked_faces.push(
+            tracked
+                .track_scheduled(v, *ti, scheduled)
+                .map_err(|e| e.to_string())?,
+        );
         detections += tracked.last_frame_detected() as usize;
-
+    }
+    ms_t += start.elapsed().as_secs_f64() * 1e3;
+    for (((t, _), faces_e), faces_t) in frames.iter().zip(every_faces).zip(tracked_faces) {
         if std::env::var_os("TRACK_REPORT_VERBOSE").is_some() {
             let presence: Vec<String> = faces_t
                 .iter()
                 .map(|f| format!("{}:{:.2}", f.id, f.presence))
                 .collect();
             eprintln!(
-                "t={t:.2} detected={} tracked={} every={} {}",
-                tracked.last_frame_detected(),
+                "t={t:.2} tracked={} every={} {}",
                 faces_t.len(),
                 faces_e.len(),
                 presence.join(" ")
@@ -220,10 +268,10 @@ fn run() -> Result<(), String> {
         frames.len(),
         o.interval,
         o.smoothing,
-        if o.async_detection {
-            "in the background"
-        } else {
-            "in line"
+        match o.mode {
+            DetectionMode::Pipelined => "pipelined",
+            DetectionMode::Background { .. } => "in the background",
+            DetectionMode::InLine => "in line",
         }
     );
     println!("| | detector runs | distinct ids | id switches | continued | ms/frame (engine) |");

@@ -57,7 +57,7 @@ fn rgb_caps(w: usize, h: usize) -> gst::Caps {
 /// automatic interval asks for one), then the engine is dropped at once.
 fn engine_dropped_mid_detection(face: &Picture) -> usize {
     let mut config = support::config().expect("run `make models`");
-    config.async_detection = true;
+    config.detection_mode = gstfacepose::engine::DetectionMode::Background { bound: None };
     let mut e = Engine::new(config).expect("engine");
     e.set_track_config(TrackConfig::default()).unwrap();
     e.track(&face.view(), Some(0.0)).unwrap();

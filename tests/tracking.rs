@@ -8,7 +8,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use gstfacepose::engine::{Engine, Face, TrackConfig};
+use gstfacepose::engine::{DetectionMode, Engine, Face, TrackConfig};
 use support::Picture;
 
 /// `picture` scaled to `side` pixels wide, pasted with its top-left corner at (x, y) on a grey
@@ -48,7 +48,11 @@ fn engine(interval: u32) -> Engine {
 
 fn engine_with(interval: u32, async_detection: bool) -> Engine {
     let mut config = support::config().expect("run `make models`");
-    config.async_detection = async_detection;
+    config.detection_mode = if async_detection {
+        DetectionMode::Background { bound: None }
+    } else {
+        DetectionMode::InLine
+    };
     // The test videos slide a flat picture across the frame: in the camera's frame that face
     // would turn as it moves; its angles along the line of sight stay put.
     config.camera_fov = 0.0;

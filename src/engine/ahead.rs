@@ -13,8 +13,6 @@
 //! the halves out. The faces of every frame are exactly those of [`Engine::track`] with
 //! the detector on every frame; only the frame comes out one frame later.
 
-use std::time::Instant;
-
 use super::detect::Detection;
 use super::detect::background::{AfterDetection, BackgroundDetector, DetectorSource};
 use super::face::Face;
@@ -148,11 +146,9 @@ impl Engine {
         self.use_ahead_threads(true)?;
         let dt = self.tracker.advance_clock(time);
         self.tracker.start_frame(true);
-        let started = Instant::now();
         let faces = self.process_detected(image, detections, ahead.ms, next_crops)?;
         let followed = self.still_faces_with_ids(faces);
-        self.tracker
-            .finish_frame(true, started.elapsed().as_secs_f64() * 1e3);
+        self.tracker.finish_frame(true);
         let from_detector = vec![true; followed.0.len()];
         self.store_frame(followed, &from_detector, true, dt)
     }

@@ -22,6 +22,7 @@ pub mod landmark;
 pub mod locate;
 pub mod mirror;
 pub mod model;
+pub mod pipeline;
 pub mod pose;
 pub mod preprocess;
 pub mod runtime;
@@ -106,10 +107,34 @@ pub struct EngineConfig {
     /// Horizontal field of view of the camera in degrees, to give angles in the camera's frame
     /// (0: relative to each face's line of sight; see [`pose::perspective`]).
     pub camera_fov: f32,
-    /// While tracking ([`Engine::track`] with a detection interval other than 1), run the
-    /// detector on a thread of its own so that the frames never wait for it (see
-    /// [`track`]); off: detection frames run it in line, deterministically.
-    pub async_detection: bool,
+    /// Where the detector runs while tracking (a detection interval other than 1): see
+    /// [`DetectionMode`].
+    pub detection_mode: DetectionMode,
+}
+
+/// Where the detector runs while tracking (a detection interval other than 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetectionMode {
+    /// Detection frames wait for the detector, on the streaming thread ([`Engine::track`]).
+    InLine,
+    /// The detector runs on a thread of its own on a copy of the frame where it was due, and
+    /// its new faces join later, brought forward by their landmarks ([`Engine::track`]). With
+    /// `bound` N, a frame N frames after the one the detector started on waits for it, so that
+    /// no face stays unreported longer because the detector is busy; without one, frames never
+    /// wait and what joins, and when, depends on how fast frames arrive.
+    Background { bound: Option<u32> },
+    /// The caller holds [`pipeline::PIPELINE_DEPTH`] frames: the detector works on a frame on a
+    /// thread of its own from its arrival ([`Engine::schedule`]), and the frame is finished with
+    /// its detections later ([`Engine::track_scheduled`]); the same faces at any speed.
+    /// [`Engine::track`] runs this mode in line.
+    Pipelined,
+}
+
+impl DetectionMode {
+    /// Whether the mode uses the detection thread.
+    pub fn uses_thread(self) -> bool {
+        !matches!(self, DetectionMode::InLine)
+    }
 }
 
 impl EngineConfig {
@@ -131,7 +156,7 @@ impl EngineConfig {
             pose_descriptor: None,
             pose_mirror_average: true,
             camera_fov: pose::perspective::DEFAULT_CAMERA_FOV,
-            async_detection: true,
+            detection_mode: DetectionMode::Pipelined,
         }
     }
 }
@@ -182,6 +207,12 @@ pub struct Engine {
     last_corrections: Vec<MirrorCorrection>,
     /// Each track's last regressor estimate, by track id (see [`RegressorMemory`]).
     regressor_memory: HashMap<u64, RegressorMemory>,
+    /// Where the detector runs while tracking, for this stream (see [`Engine::set_detection_mode`]).
+    detection_mode: DetectionMode,
+    /// Frames since the background detection in flight started.
+    background_age: u32,
+    /// The pipelined schedule (see [`pipeline`]).
+    pipeline: pipeline::Schedule,
     /// Warnings raised while processing, not yet taken by [`Engine::take_warnings`].
     pending_warnings: Vec<String>,
     warned_unusable_regression: bool,
@@ -378,6 +409,9 @@ impl Engine {
             landmarker,
             regressor,
             solver,
+            detection_mode: config.detection_mode,
+            background_age: 0,
+            pipeline: pipeline::Schedule::default(),
             config,
             times: StageTimes::default(),
             track_config: TrackConfig::default(),

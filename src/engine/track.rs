@@ -16,10 +16,15 @@
 //! The detection interval: 1 runs the detector on every frame (the faces are exactly those of a
 //! still picture, plus ids); N > 1 every N-th frame; 0 (automatic): every
 //! [`AUTO_EMPTY_INTERVAL`] frames while no face is tracked, [`AUTO_LOST_GAP`] frames after the last
-//! detection when a face was lost, never while `max_faces` faces are tracked, and otherwise every
-//! 10 to 60 frames ([`AUTO_SEARCH_INTERVAL`]) to find new faces: as often as keeps detection
-//! frames to about a fifth of the time, from the measured cost of both kinds of frame. Landmark
-//! models without a presence score (PFLD) cannot track: every frame is a detection frame for them.
+//! detection when a face was lost, never while `max_faces` faces are tracked, and otherwise, to
+//! find new faces, every [`search_interval`] frames: a number that comes from the sizes of the
+//! models' inputs and the faces tracked, never from a clock, so that a stream's faces do not
+//! depend on how fast its frames arrive. Landmark models without a presence score (PFLD) cannot
+//! track: every frame is a detection frame for them.
+//!
+//! A track that fails to follow is searched for at once, on the same frame, by the detector on
+//! the region around its last box (see `Engine::track`); only a face that is not there counts as
+//! lost.
 //!
 //! Detection in the background (the default when the interval is not 1): the detector runs on its
 //! own thread on a copy of the frame where it was due, with a [`TrackSnapshot`] of the visible
@@ -41,10 +46,16 @@ use super::smooth::{DEFAULT_FRAME_SECONDS, FaceSmoother};
 pub const AUTO_EMPTY_INTERVAL: u32 = 3;
 /// Automatic mode: the fewest frames between a detection and one for a lost face.
 pub const AUTO_LOST_GAP: u32 = 3;
-/// Automatic mode: the bounds of the interval of searches for new faces.
+/// Automatic mode: the bounds of the interval of searches for new faces when the detector runs
+/// in line.
 pub const AUTO_SEARCH_INTERVAL: std::ops::RangeInclusive<u32> = 10..=60;
-/// Automatic mode: the share of the time that searches for new faces may take.
+/// Automatic mode: the bounds when the detector runs on a thread of its own, pipelined.
+pub const AUTO_PIPELINED_SEARCH_INTERVAL: std::ops::RangeInclusive<u32> = 2..=60;
+/// Automatic mode: the share of the work that searches for new faces may take in line.
 pub const AUTO_SEARCH_SHARE: f64 = 0.2;
+/// What one pixel of the detector's input costs against one of a landmark crop (both models on
+/// one thread: RetinaFace MobileNetV2 has the deeper network per pixel); only the ratio matters.
+pub const DETECTOR_PIXEL_COST: f64 = 3.0;
 /// Least overlap for a detection to continue a track.
 pub const MATCH_IOU: f32 = 0.3;
 /// Overlap above which two tracks are taken for the same face (the newer one goes).
@@ -152,9 +163,6 @@ pub struct Tracker {
     lost_last_frame: bool,
     /// A track was lost since the last detection frame.
     lost_pending: bool,
-    /// Running means of a detection frame's and a tracking frame's cost, milliseconds.
-    detect_ms: Option<f64>,
-    follow_ms: Option<f64>,
     last_time: Option<f64>,
     /// Whether the last frame ran the detector.
     pub detected: bool,
@@ -203,15 +211,23 @@ impl Tracker {
         };
     }
 
-    /// Ends a frame: remembers whether it ran the detector and whether a track was lost, and
-    /// folds its cost (`ms`) into the running means.
-    pub(super) fn finish_frame(&mut self, detect: bool, ms: f64) {
+    /// Ends a frame: remembers whether it ran the detector and whether a track was lost.
+    pub(super) fn finish_frame(&mut self, detect: bool) {
         self.detected = detect;
         if detect {
             self.lost_pending = false;
         }
         self.lost_pending |= self.lost_last_frame;
-        self.record_cost(detect, ms);
+    }
+
+    /// Frames since the last detection frame (`None` before the first).
+    pub(super) fn since_detection(&self) -> Option<u32> {
+        self.since_detection
+    }
+
+    /// The number of visible tracks.
+    pub(super) fn visible_count(&self) -> usize {
+        self.visible().count()
     }
 
     /// Every track, visible or remembered; indices into this are track indices.
@@ -346,24 +362,25 @@ impl Tracker {
         BackgroundOutcome { confirmed, fresh }
     }
 
-    /// Ends a frame with detection in the background: `detected_ms` is the detector's time when
-    /// its faces joined on this frame, `ms` the frame's own cost.
-    pub(super) fn finish_background_frame(&mut self, detected_ms: Option<f64>, ms: f64) {
-        self.detected = detected_ms.is_some();
+    /// Ends a frame with detection in the background: `joined` when a detection's faces joined
+    /// on this frame.
+    pub(super) fn finish_background_frame(&mut self, joined: bool) {
+        self.detected = joined;
         self.lost_pending |= self.lost_last_frame;
-        self.record_cost(false, ms);
-        if let Some(d) = detected_ms {
-            self.record_cost(true, d);
-        }
     }
 
+    /// Whether the next frame runs the detector, `since` frames after the last one that did
+    /// (`None`: none yet), with searches for new faces every `search_interval` frames in
+    /// automatic mode (see [`search_interval`]).
     pub(super) fn should_detect(
         &self,
         config: &TrackConfig,
         can_track: bool,
         max_faces: usize,
+        since: Option<u32>,
+        search_interval: u32,
     ) -> bool {
-        let Some(since) = self.since_detection else {
+        let Some(since) = since else {
             return true;
         };
         let since = since + 1;
@@ -378,37 +395,11 @@ impl Tracker {
                 } else if visible >= max_faces {
                     false
                 } else {
-                    since >= self.search_interval()
+                    since >= search_interval
                 }
             }
             n => since >= n,
         }
-    }
-
-    /// Automatic mode: frames between searches for new faces, so that detection frames take about
-    /// [`AUTO_SEARCH_SHARE`] of the time, within [`AUTO_SEARCH_INTERVAL`].
-    pub fn search_interval(&self) -> u32 {
-        let (lo, hi) = (*AUTO_SEARCH_INTERVAL.start(), *AUTO_SEARCH_INTERVAL.end());
-        match (self.detect_ms, self.follow_ms) {
-            (Some(d), Some(f)) if f > 0.0 => {
-                let n = (d * (1.0 - AUTO_SEARCH_SHARE) / (AUTO_SEARCH_SHARE * f)).ceil();
-                (n.clamp(lo as f64, hi as f64)) as u32
-            }
-            _ => lo,
-        }
-    }
-
-    /// Folds a frame's cost into the running means.
-    fn record_cost(&mut self, detected: bool, ms: f64) {
-        let slot = if detected {
-            &mut self.detect_ms
-        } else {
-            &mut self.follow_ms
-        };
-        *slot = Some(match *slot {
-            Some(m) => m + 0.1 * (ms - m),
-            None => ms,
-        });
     }
 
     /// Gives each face of a detection frame an id: greedy by overlap with the last boxes of the
@@ -540,6 +531,11 @@ impl Track {
         self.id
     }
 
+    /// The last reported box.
+    pub(super) fn bbox(&self) -> BBox {
+        self.bbox
+    }
+
     /// Unsmoothed landmarks of the last frame the face was seen.
     pub(super) fn landmarks(&self) -> &[[f32; 3]] {
         &self.landmarks
@@ -604,6 +600,32 @@ pub(super) fn forward_detection(
         score: detection.score,
         keypoints: keypoints_from_landmarks(&now.points, &detection.keypoints),
     })
+}
+
+/// Automatic mode: frames between searches for new faces while `visible` faces are tracked, for
+/// a detector whose input has `detector_pixels` pixels and a landmark model whose crop has
+/// `landmark_pixels`: the detector's cost counted in landmark passes ([`DETECTOR_PIXEL_COST`]).
+/// In line (`pipelined` false) the searches take about [`AUTO_SEARCH_SHARE`] of the work, within
+/// [`AUTO_SEARCH_INTERVAL`]; pipelined, where the detector has a core of its own, as often as
+/// that core keeps up with the landmark passes, within [`AUTO_PIPELINED_SEARCH_INTERVAL`]. Sizes
+/// only, never a clock: the schedule is the same at any speed.
+pub fn search_interval(
+    detector_pixels: usize,
+    landmark_pixels: usize,
+    visible: usize,
+    pipelined: bool,
+) -> u32 {
+    let passes = detector_pixels as f64 * DETECTOR_PIXEL_COST / landmark_pixels.max(1) as f64;
+    let per_frame = visible.max(1) as f64;
+    let (n, range) = if pipelined {
+        (passes / per_frame, AUTO_PIPELINED_SEARCH_INTERVAL)
+    } else {
+        (
+            passes * (1.0 - AUTO_SEARCH_SHARE) / (AUTO_SEARCH_SHARE * per_frame),
+            AUTO_SEARCH_INTERVAL,
+        )
+    };
+    (n.ceil() as u32).clamp(*range.start(), *range.end())
 }
 
 /// Whether a followed box is a plausible next position of `previous`: its size within a factor of
@@ -725,26 +747,30 @@ mod tests {
     #[test]
     fn detection_schedule_follows_the_interval() {
         let can_track = true;
+        const SEARCH: u32 = 12;
         let mut t = Tracker::default();
         let every = |n| TrackConfig {
             detection_interval: n,
             ..TrackConfig::default()
         };
-        assert!(t.should_detect(&every(5), can_track, 16), "first frame");
-        t.since_detection = Some(0);
-        assert!(!t.should_detect(&every(5), can_track, 16));
-        t.since_detection = Some(4);
-        assert!(t.should_detect(&every(5), can_track, 16));
-        t.since_detection = Some(0);
-        assert!(t.should_detect(&every(1), can_track, 16));
         assert!(
-            t.should_detect(&every(5), false, 16),
+            t.should_detect(&every(5), can_track, 16, t.since_detection, SEARCH),
+            "first frame"
+        );
+        t.since_detection = Some(0);
+        assert!(!t.should_detect(&every(5), can_track, 16, t.since_detection, SEARCH));
+        t.since_detection = Some(4);
+        assert!(t.should_detect(&every(5), can_track, 16, t.since_detection, SEARCH));
+        t.since_detection = Some(0);
+        assert!(t.should_detect(&every(1), can_track, 16, t.since_detection, SEARCH));
+        assert!(
+            t.should_detect(&every(5), false, 16, t.since_detection, SEARCH),
             "no presence score: always"
         );
         // Automatic without a visible track: every third frame.
-        assert!(!t.should_detect(&every(0), can_track, 16));
+        assert!(!t.should_detect(&every(0), can_track, 16, t.since_detection, SEARCH));
         t.since_detection = Some(2);
-        assert!(t.should_detect(&every(0), can_track, 16));
+        assert!(t.should_detect(&every(0), can_track, 16, t.since_detection, SEARCH));
 
         // Automatic with a track: searches spaced by cost, losses soon after.
         t.tracks.push(Track {
@@ -759,27 +785,31 @@ mod tests {
             correction: None,
             detected_presence: 1.0,
         });
-        assert_eq!(t.search_interval(), 10, "before any measurement");
-        t.record_cost(true, 80.0);
-        t.record_cost(false, 5.0);
-        assert_eq!(t.search_interval(), 60, "80 ms detections vs 5 ms frames");
-        t.record_cost(true, 10.0);
-        t.record_cost(true, 10.0);
-        let n = t.search_interval();
-        assert!((10..60).contains(&n), "{n}");
+        let n = search_interval(640 * 480, 192 * 192, 1, false);
+        assert_eq!(
+            n, 60,
+            "a 640×480 detector input against one 192×192 crop, in line"
+        );
+        let n = search_interval(640 * 384, 192 * 192, 6, true);
+        assert!((2..10).contains(&n), "six faces, pipelined: {n}");
+        assert_eq!(search_interval(32 * 32, 192 * 192, 4, true), 2, "the least");
+        let n = SEARCH;
         t.since_detection = Some(n - 2);
-        assert!(!t.should_detect(&every(0), can_track, 16));
+        assert!(!t.should_detect(&every(0), can_track, 16, t.since_detection, SEARCH));
         t.since_detection = Some(n - 1);
-        assert!(t.should_detect(&every(0), can_track, 16));
+        assert!(t.should_detect(&every(0), can_track, 16, t.since_detection, SEARCH));
         assert!(
-            !t.should_detect(&every(0), can_track, 1),
+            !t.should_detect(&every(0), can_track, 1, t.since_detection, SEARCH),
             "max faces tracked"
         );
         t.since_detection = Some(1);
         t.lost_pending = true;
-        assert!(!t.should_detect(&every(0), can_track, 16));
+        assert!(!t.should_detect(&every(0), can_track, 16, t.since_detection, SEARCH));
         t.since_detection = Some(2);
-        assert!(t.should_detect(&every(0), can_track, 16), "a lost face");
+        assert!(
+            t.should_detect(&every(0), can_track, 16, t.since_detection, SEARCH),
+            "a lost face"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 use std::time::Instant;
 
+use super::detect::DetectConfig;
 use super::detect::Detection;
 use super::detect::background::BackgroundDetector;
 use super::estimate::Past;
@@ -20,8 +21,14 @@ use super::geometry::BBox;
 use super::image::{ImageView, OwnedImage};
 use super::mirror::{MirrorCorrection, apply_mirror_correction};
 use super::pose::solver::RegressorMemory;
-use super::track::{TrackConfig, Tracker, forward_detection};
-use super::{Engine, Result, StageTimes};
+use super::track::{MATCH_IOU, TrackConfig, Tracker, forward_detection, search_interval};
+use super::{DetectionMode, Engine, Result, StageTimes};
+
+/// A lost face is searched for in a square this many times its last box's longer side.
+pub const SEARCH_REGION_SCALE: f32 = 2.5;
+/// The detector's input for that search (long side, models with a dynamic input): the face fills
+/// about 40 % of it.
+pub const SEARCH_INPUT_SIZE: usize = 160;
 
 /// Faces of a frame, the track each continues (`None`: a new track), their new mirror
 /// corrections and regressor memories.
@@ -65,7 +72,7 @@ impl Engine {
     /// the session itself, at the first background detection. Does nothing when the thread runs
     /// already or `async_detection` is off.
     pub fn prepare_background_detection(&mut self) -> Result<()> {
-        if self.background.is_none() && self.config.async_detection {
+        if self.background.is_none() && self.detection_mode.uses_thread() {
             let detector =
                 super::load_warm_detector(&self.background_source(), &self.config.detect)?;
             self.background = Some(BackgroundDetector::with_detector(detector)?);
@@ -77,13 +84,38 @@ impl Engine {
         self.track_config
     }
 
+    /// Where the detector runs while tracking, from the next frame (see [`DetectionMode`]); the
+    /// engine starts with its configuration's. Changing it forgets the tracks.
+    pub fn set_detection_mode(&mut self, mode: DetectionMode) {
+        if mode != self.detection_mode {
+            self.reset_tracking();
+            self.detection_mode = mode;
+        }
+    }
+
+    pub fn detection_mode(&self) -> DetectionMode {
+        self.detection_mode
+    }
+
+    /// Frames between searches for new faces in automatic mode on `image`, with the detector in
+    /// line or on a thread of its own (`pipelined`): see [`search_interval`].
+    pub(super) fn search_interval_on(&self, image: &ImageView, pipelined: bool) -> u32 {
+        let (w, h) =
+            self.detector
+                .input_dimensions(image.width(), image.height(), &self.config.detect);
+        let side = self.landmarker.input_size();
+        search_interval(w * h, side * side, self.tracker.visible_count(), pipelined)
+    }
+
     /// Forgets every track (call after a seek or a flush, or between streams); a detection still
     /// running in the background is disregarded when it finishes.
     pub fn reset_tracking(&mut self) {
+        self.discard_scheduled();
         self.tracker.reset();
         self.regressor_memory.clear();
         self.generation += 1;
         self.background_snapshot = None;
+        self.pipeline = Default::default();
     }
 
     /// Whether the last [`Engine::track`] call ran the detector.
@@ -102,36 +134,58 @@ impl Engine {
         let can_track = self.landmarker.refines();
         let dt = self.tracker.advance_clock(time);
 
-        let detect = self
-            .tracker
-            .should_detect(&config, can_track, self.config.detect.max_faces);
         // The first frame of a stream waits for the detector: there is nothing to follow yet.
-        if self.config.async_detection
+        let background = matches!(self.detection_mode, DetectionMode::Background { .. })
             && can_track
             && config.detection_interval != 1
-            && self.tracker.has_detected()
-        {
+            && self.tracker.has_detected();
+        let search = self.search_interval_on(image, background);
+        let detect = self.tracker.should_detect(
+            &config,
+            can_track,
+            self.config.detect.max_faces,
+            self.tracker.since_detection(),
+            search,
+        );
+        if background {
             return self.track_with_background_detection(image, detect, dt);
         }
+        self.track_in_line(image, dt, detect, None)
+    }
+
+    /// A frame in line: a detection frame (`detect`; with the `detections` found on it already
+    /// when the detector ran on another thread) or a tracking frame.
+    pub(super) fn track_in_line(
+        &mut self,
+        image: &ImageView,
+        dt: f64,
+        detect: bool,
+        detections: Option<Vec<Detection>>,
+    ) -> Result<Vec<Face>> {
+        let config = self.track_config;
+        let can_track = self.landmarker.refines();
         self.tracker.start_frame(detect);
-        let started = Instant::now();
-        let (faces, matched, corrections, memories) = if !detect {
+        let (followed, from_detector) = if !detect {
             self.follow_all(image)?
-        } else if config.detection_interval == 1 || !can_track {
-            let faces = self.process(image)?;
-            self.still_faces_with_ids(faces)
         } else {
-            self.detect_and_follow(image)?
+            let t0 = Instant::now();
+            let detections = match detections {
+                Some(d) => d,
+                None => self.detect_now(image)?,
+            };
+            let detect_ms = t0.elapsed().as_secs_f64() * 1e3;
+            let followed = if config.detection_interval == 1 || !can_track {
+                let faces = self.process_detected(image, detections, detect_ms, None)?;
+                self.still_faces_with_ids(faces)
+            } else {
+                self.times.detect = detect_ms;
+                self.detect_and_follow(image, detections)?
+            };
+            let n = followed.0.len();
+            (followed, vec![true; n])
         };
-        self.tracker
-            .finish_frame(detect, started.elapsed().as_secs_f64() * 1e3);
-        let from_detector = vec![detect; faces.len()];
-        self.store_frame(
-            (faces, matched, corrections, memories),
-            &from_detector,
-            detect,
-            dt,
-        )
+        self.tracker.finish_frame(detect);
+        self.store_frame(followed, &from_detector, detect, dt)
     }
 
     /// The faces of [`Engine::process`] on a detection frame with the detector on every frame:
@@ -185,7 +239,18 @@ impl Engine {
     ) -> Result<Vec<Face>> {
         let started = Instant::now();
         self.tracker.start_frame(false);
-        let finished = self.background.as_mut().and_then(|b| b.take_finished());
+        self.background_age += 1;
+        let wait = match self.detection_mode {
+            DetectionMode::Background { bound: Some(n) } => self.background_age >= n,
+            _ => false,
+        };
+        let finished = self.background.as_mut().and_then(|b| {
+            if wait {
+                b.wait_finished()
+            } else {
+                b.take_finished()
+            }
+        });
         let mut fresh = Vec::new();
         let mut confirmed = Vec::new();
         let mut detected_ms = None;
@@ -211,10 +276,15 @@ impl Engine {
                 _ => self.recycle(done.image),
             }
         }
-        let (mut faces, mut matched, mut corrections, mut memories) = self.follow_all(image)?;
-        // Tracks the detector confirmed are stored as on a detection frame.
-        let mut from_detector: Vec<bool> =
-            faces.iter().map(|f| confirmed.contains(&f.id)).collect();
+        let ((mut faces, mut matched, mut corrections, mut memories), refound) =
+            self.follow_all(image)?;
+        // Tracks the detector confirmed, and faces found again around their last box, are
+        // stored as on a detection frame.
+        let mut from_detector: Vec<bool> = faces
+            .iter()
+            .zip(refound)
+            .map(|(f, r)| r || confirmed.contains(&f.id))
+            .collect();
         if let Some(then) = frame_then {
             let joined = match then.view() {
                 Some(view) if !fresh.is_empty() => self.bring_forward(&view, image, &fresh),
@@ -254,6 +324,7 @@ impl Engine {
                     .insert(BackgroundDetector::start(self.background_source())?),
             };
             background.submit(image, &self.config.detect, self.generation);
+            self.background_age = 0;
             self.background_snapshot = Some(Tracker::snapshot(&faces));
             self.tracker.background_detection_started();
         }
@@ -263,7 +334,7 @@ impl Engine {
             landmarks: ms,
             pose: 0.0,
         };
-        self.tracker.finish_background_frame(detected_ms, ms);
+        self.tracker.finish_background_frame(detected_ms.is_some());
         self.store_frame(
             (faces, matched, corrections, memories),
             &from_detector,
@@ -331,21 +402,83 @@ impl Engine {
         })
     }
 
-    /// A tracking frame: every visible track followed by its landmarks; tracks that fail are
-    /// marked lost.
-    fn follow_all(&mut self, image: &ImageView) -> Result<Followed> {
+    /// A tracking frame: every visible track followed by its landmarks; a track that fails is
+    /// searched for around its last box (see [`Engine::search_near`]), and marked lost when it
+    /// is not there. Also says, per face, whether the detector found it on this frame.
+    fn follow_all(&mut self, image: &ImageView) -> Result<(Followed, Vec<bool>)> {
         let t0 = Instant::now();
         let visible = self.tracker.visible_indices();
-        let (faces, corrections, memories, failed) = self.follow(image, &visible)?;
-        for ti in failed {
+        let (mut faces, mut corrections, mut memories, failed) = self.follow(image, &visible)?;
+        let mut matched: Vec<Option<usize>> =
+            faces.iter().map(|f| self.tracker.position(f.id)).collect();
+        let mut refound = vec![false; faces.len()];
+        let t1 = Instant::now();
+        let mut lost = failed.clone();
+        if !failed.is_empty() {
+            let (found, found_matched, found_corrections, found_memories) =
+                self.search_near(image, &failed, &faces)?;
+            lost.retain(|ti| !found_matched.contains(&Some(*ti)));
+            refound.resize(faces.len() + found.len(), true);
+            faces.extend(found);
+            matched.extend(found_matched);
+            corrections.extend(found_corrections);
+            memories.extend(found_memories);
+        }
+        for &ti in &lost {
             self.tracker.lose(ti);
         }
-        let matched = faces.iter().map(|f| self.tracker.position(f.id)).collect();
         self.times = StageTimes {
-            detect: 0.0,
-            landmarks: t0.elapsed().as_secs_f64() * 1e3,
+            detect: t1.elapsed().as_secs_f64() * 1e3,
+            landmarks: (t1 - t0).as_secs_f64() * 1e3,
             pose: 0.0,
         };
+        Ok(((faces, matched, corrections, memories), refound))
+    }
+
+    /// The faces the detector finds around the last boxes of the tracks `failed` (which failed
+    /// to follow on this frame), each region [`SEARCH_REGION_SCALE`] times its box, at input
+    /// [`SEARCH_INPUT_SIZE`]: a lost face is looked for where it was, at once, for a small share
+    /// of a full-frame detection. Faces over one of `present` (followed on this frame) are left
+    /// out; the others go through the still-picture passes and take the id of a failed track
+    /// by overlap (which keeps the track), or a new one.
+    fn search_near(
+        &mut self,
+        image: &ImageView,
+        failed: &[usize],
+        present: &[Face],
+    ) -> Result<Followed> {
+        let config = DetectConfig {
+            input_size: SEARCH_INPUT_SIZE,
+            ..self.config.detect
+        };
+        let mut found: Vec<Detection> = Vec::new();
+        for &ti in failed {
+            let b = self.tracker.track(ti).bbox();
+            let c = b.centre();
+            let half = 0.5 * SEARCH_REGION_SCALE * b.width().max(b.height());
+            let region = BBox::new(c.x - half, c.y - half, c.x + half, c.y + half);
+            for d in self.detector.detect_in(image, &region, &config)? {
+                let over = |other: &BBox| other.iou(&d.bbox) >= MATCH_IOU;
+                if !present.iter().any(|f| over(&f.bbox)) && !found.iter().any(|f| over(&f.bbox)) {
+                    found.push(d);
+                }
+            }
+        }
+        found.truncate(self.config.detect.max_faces.saturating_sub(present.len()));
+        let crops = found
+            .iter()
+            .map(|d| self.landmarker.crop_from_detection(d))
+            .collect();
+        let (landmarks, corrections) =
+            self.landmark_passes(image, crops, self.config.refine_passes, true)?;
+        let (mut faces, memories) = self.solve(image, &found, landmarks, Past::New)?;
+        let taken: Vec<bool> = (0..self.tracker.track_count())
+            .map(|i| !failed.contains(&i))
+            .collect();
+        let matched = self.tracker.assign_ids(&mut faces, &taken);
+        let corrections = (0..faces.len())
+            .map(|i| corrections.get(i).cloned())
+            .collect();
         Ok((faces, matched, corrections, memories))
     }
 
@@ -353,9 +486,11 @@ impl Engine {
     /// by their landmarks (one pass, with the detector's fresh box); the others (new faces, and
     /// tracks that fail to follow) go through the full still-picture passes and get ids by
     /// overlap, which also brings back remembered lost tracks.
-    fn detect_and_follow(&mut self, image: &ImageView) -> Result<Followed> {
-        let t0 = Instant::now();
-        let detections = self.detect_now(image)?;
+    fn detect_and_follow(
+        &mut self,
+        image: &ImageView,
+        detections: Vec<Detection>,
+    ) -> Result<Followed> {
         let t1 = Instant::now();
         let det_boxes: Vec<BBox> = detections.iter().map(|d| d.bbox).collect();
         let det_track = self.tracker.match_visible(&det_boxes);
@@ -399,7 +534,7 @@ impl Engine {
         memories.extend(new_memories);
         followed.extend(new_faces);
         self.times = StageTimes {
-            detect: (t1 - t0).as_secs_f64() * 1e3,
+            detect: self.times.detect,
             landmarks: (t2 - t1).as_secs_f64() * 1e3,
             pose: t2.elapsed().as_secs_f64() * 1e3,
         };

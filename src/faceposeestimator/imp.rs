@@ -27,11 +27,11 @@ use gst_base::subclass::base_transform::GenerateOutputSuccess;
 use gst_base::subclass::prelude::*;
 use gst_video::{VideoFrameRef, VideoInfo};
 
-use super::{ExecutionProvider, PoseMethod, Preprocess};
+use super::{AsyncDetection, ExecutionProvider, PoseMethod, Preprocess};
 use crate::engine::{self, DetectConfig, Engine, EngineConfig, Error as EngineError, TrackConfig};
 use crate::{json, meta, overlay, video};
 
-mod ahead;
+mod held;
 
 const DEFAULT_EXECUTION_PROVIDER: ExecutionProvider = ExecutionProvider::Auto;
 const DEFAULT_POSE_METHOD: PoseMethod = PoseMethod::Fused;
@@ -48,7 +48,10 @@ const DEFAULT_MIN_FACE_SIZE: u32 = 0;
 const DEFAULT_DRAW: bool = false;
 const DEFAULT_POST_MESSAGES: bool = false;
 const DEFAULT_DETECTION_INTERVAL: u32 = 0;
-const DEFAULT_ASYNC_DETECTION: bool = true;
+const DEFAULT_ASYNC_DETECTION: AsyncDetection = AsyncDetection::Auto;
+/// `async-detection=auto` on a live source: a frame this many frames after the one the
+/// background detector started on waits for it.
+const LIVE_DETECTION_BOUND: u32 = 2;
 const DEFAULT_DETECTION_LOOKAHEAD: bool = false;
 const DEFAULT_SMOOTHING: f64 = 0.0;
 const DEFAULT_PRESENCE_THRESHOLD: f32 = engine::track::DEFAULT_PRESENCE_THRESHOLD;
@@ -91,7 +94,7 @@ struct Settings {
     post_messages: bool,
     json_location: Option<String>,
     detection_interval: u32,
-    async_detection: bool,
+    async_detection: AsyncDetection,
     detection_lookahead: bool,
     smoothing: f64,
     presence_threshold: f32,
@@ -178,8 +181,22 @@ impl Settings {
         c.runtime.threads = self.inference_threads as usize;
         c.runtime.tensorrt_cache = self.tensorrt_cache.as_ref().map(PathBuf::from);
         c.detect = self.detect_config();
-        c.async_detection = self.async_detection;
+        // `auto` is settled per stream, once it is known whether the source is live.
+        c.detection_mode = self.detection_mode(false);
         c
+    }
+
+    /// Where the detector runs while tracking, for a stream from a `live` source.
+    fn detection_mode(&self, live: bool) -> engine::DetectionMode {
+        use engine::DetectionMode as M;
+        match self.async_detection {
+            AsyncDetection::Auto if live => M::Background {
+                bound: Some(LIVE_DETECTION_BOUND),
+            },
+            AsyncDetection::Auto | AsyncDetection::Pipelined => M::Pipelined,
+            AsyncDetection::Background => M::Background { bound: None },
+            AsyncDetection::InLine => M::InLine,
+        }
     }
 }
 
@@ -198,9 +215,10 @@ struct State {
     bad_buffer: Option<String>,
     /// Processing times of the last frames, milliseconds (for the latency query).
     recent_ms: std::collections::VecDeque<f64>,
-    /// The frame held back while the detector works on it, one frame ahead (see
-    /// `detection-lookahead`).
-    held: Option<ahead::Held>,
+    /// Frames held back while the detector works on them (see `held`).
+    held: std::collections::VecDeque<held::Held>,
+    /// Whether this stream's source is live (asked at its first frame).
+    live: Option<bool>,
     #[cfg(feature = "analytics")]
     first_seen: crate::analytics::FirstSeen,
 }
@@ -631,10 +649,9 @@ impl ObjectImpl for FacePoseEstimator {
                     .default_value(DEFAULT_DETECTION_INTERVAL)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecBoolean::builder("async-detection")
-                    .nick("Detection in the background")
-                    .blurb("While tracking (detection-interval other than 1), run the detector on a thread of its own on a copy of the frame where it is due; its new faces join a few frames later, brought forward by their landmarks, and frames never wait for it (false: detection frames wait for the detector, deterministic)")
-                    .default_value(DEFAULT_ASYNC_DETECTION)
+                glib::ParamSpecEnum::builder_with_default("async-detection", DEFAULT_ASYNC_DETECTION)
+                    .nick("Detection on its own thread")
+                    .blurb("Where the detector runs while tracking: auto = pipelined for files, background with a 2-frame bound for live sources; true = background, frames never wait; false = in line")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("detection-lookahead")
@@ -901,7 +918,8 @@ impl BaseTransformImpl for FacePoseEstimator {
             bad_run: false,
             bad_buffer: None,
             recent_ms: std::collections::VecDeque::with_capacity(LATENCY_WINDOW),
-            held: None,
+            held: Default::default(),
+            live: None,
             #[cfg(feature = "analytics")]
             first_seen: Default::default(),
         });
@@ -962,7 +980,7 @@ impl BaseTransformImpl for FacePoseEstimator {
                     l.reported = l.measured;
                     l.pending = false;
                     l.reported
-                } + self.lookahead_latency();
+                } + self.held_latency();
                 gst::debug!(
                     CAT,
                     imp = self,
@@ -1024,9 +1042,10 @@ impl BaseTransformImpl for FacePoseEstimator {
     }
 
     fn generate_output(&self) -> Result<GenerateOutputSuccess, gst::FlowError> {
-        if !self.lookahead_active() {
-            // A frame held back before the look-ahead stopped goes first; the queued one waits
-            // for the next call.
+        let holding = self.holding();
+        if holding == held::Holding::None {
+            // Frames held back before holding stopped go first; the queued one waits for the
+            // next call.
             if let Some(held) = self.finish_held()? {
                 return Ok(GenerateOutputSuccess::Buffer(held));
             }
@@ -1035,7 +1054,7 @@ impl BaseTransformImpl for FacePoseEstimator {
         let Some(next) = self.take_queued_buffer() else {
             return Ok(GenerateOutputSuccess::NoOutput);
         };
-        Ok(match self.hold_and_finish_previous(next)? {
+        Ok(match self.hold(holding, next)? {
             Some(previous) => GenerateOutputSuccess::Buffer(previous),
             None => GenerateOutputSuccess::NoOutput,
         })

@@ -71,6 +71,34 @@ impl From<Preprocess> for crate::engine::Preprocess {
     }
 }
 
+/// Where the detector runs while tracking (the `async-detection` property).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstFacePoseAsyncDetection")]
+pub enum AsyncDetection {
+    #[default]
+    #[enum_value(
+        name = "pipelined for a source that is not live, background with a bound for a live one",
+        nick = "auto"
+    )]
+    Auto = 0,
+    #[enum_value(
+        name = "Frames held, the detector a few frames ahead on its own thread: the same faces at any speed",
+        nick = "pipelined"
+    )]
+    Pipelined = 1,
+    #[enum_value(
+        name = "Background, frames never wait: faces join late and depend on the speed",
+        nick = "true"
+    )]
+    Background = 2,
+    #[enum_value(
+        name = "In line: detection frames wait for the detector",
+        nick = "false"
+    )]
+    InLine = 3,
+}
+
 /// How a face's angles are found (the `pose-method` property).
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
 #[repr(u32)]
@@ -112,6 +140,7 @@ impl From<PoseMethod> for crate::engine::PoseMethod {
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    AsyncDetection::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     PoseMethod::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     Preprocess::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(

@@ -216,18 +216,48 @@ impl Detector {
         &self.model.descriptor
     }
 
+    /// Width and height of the detector's input for a `width` × `height` frame.
+    pub fn input_dimensions(
+        &self,
+        width: usize,
+        height: usize,
+        config: &DetectConfig,
+    ) -> (usize, usize) {
+        let d = &self.model.descriptor;
+        let fit = Fit::new(width, height, d.size, d.resize, config.input_size);
+        (fit.width, fit.height)
+    }
+
     /// Finds faces in `image`, best first.
     pub fn detect(&mut self, image: &ImageView, config: &DetectConfig) -> Result<Vec<Detection>> {
+        let whole = BBox::new(0.0, 0.0, image.width() as f32, image.height() as f32);
+        self.detect_in(image, &whole, config)
+    }
+
+    /// Finds faces in the `region` of `image` (frame pixels; the detector's input fits the
+    /// region, whose long side becomes `config.input_size` for models with a dynamic input),
+    /// best first, in frame pixels. Faces that reach past the region keep their whole box.
+    pub fn detect_in(
+        &mut self,
+        image: &ImageView,
+        region: &BBox,
+        config: &DetectConfig,
+    ) -> Result<Vec<Detection>> {
         config.validate()?;
+        let region = region.clamp_to(image.width() as f32, image.height() as f32);
+        if !(region.width() >= 1.0 && region.height() >= 1.0) {
+            return Ok(Vec::new());
+        }
         let d = &self.model.descriptor;
         let fit = Fit::new(
-            image.width(),
-            image.height(),
+            region.width().round() as usize,
+            region.height().round() as usize,
             d.size,
             d.resize,
             config.input_size,
         );
-        let to_frame = fit.to_frame();
+        let inner = fit.to_frame();
+        let to_frame = Affine::scale_translate(inner.a, inner.tx + region.x0, inner.ty + region.y0);
         let threshold = config.score_threshold;
         let decoder = &self.decoder;
         let path = self.model.path.clone();
