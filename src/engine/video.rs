@@ -427,8 +427,14 @@ impl Engine {
         for &ti in &lost {
             self.tracker.lose(ti);
         }
+        // The search around lost faces counts as detection time.
+        let searched = !failed.is_empty();
         self.times = StageTimes {
-            detect: t1.elapsed().as_secs_f64() * 1e3,
+            detect: if searched {
+                t1.elapsed().as_secs_f64() * 1e3
+            } else {
+                0.0
+            },
             landmarks: (t1 - t0).as_secs_f64() * 1e3,
             pose: 0.0,
         };

@@ -953,6 +953,10 @@ impl BaseTransformImpl for FacePoseEstimator {
             gst::EventView::FlushStop(_) | gst::EventView::StreamStart(_) => {
                 if let Some(state) = self.state.lock().unwrap().as_mut() {
                     state.engine.reset_tracking();
+                    // A new stream may come from another source: asked again at its first frame.
+                    if matches!(event.view(), gst::EventView::StreamStart(_)) {
+                        state.live = None;
+                    }
                 }
             }
             _ => {}
