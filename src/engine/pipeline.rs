@@ -14,7 +14,10 @@
 //! first.
 //!
 //! One detection is in flight at a time: a frame that arrives while one is pending is not a
-//! detection frame, and the schedule counts on from the last detection frame.
+//! detection frame, and the schedule counts on from the last detection frame. Since the
+//! schedule decides [`PIPELINE_DEPTH`] frames early, a frame on which, by the time it is
+//! finished, no face is tracked or a face was lost (the automatic interval's urgent cases) runs
+//! the detector in line.
 
 use super::track::search_interval;
 use super::{Engine, Error, Face, ImageView, Result};
@@ -90,13 +93,15 @@ impl Engine {
         self.use_ahead_threads(false)?;
         let dt = self.tracker.advance_clock(time);
         // A detection frame whose detection is gone (the tracks were reset since it arrived)
-        // runs the detector in line.
+        // runs the detector in line; so does a frame that the schedule, deciding frames ago,
+        // did not know to need one: no face tracked, or one lost, by now.
         let detections = if scheduled && self.pipeline.pending {
             Some(self.take_scheduled()?)
         } else {
             None
         };
-        self.track_in_line(image, dt, scheduled, detections)
+        let detect = scheduled || self.tracker.detection_urgent(&self.track_config);
+        self.track_in_line(image, dt, detect, detections)
     }
 
     /// The faces of each of `frames` (each with its timestamp in seconds) through the

@@ -369,6 +369,23 @@ impl Tracker {
         self.lost_pending |= self.lost_last_frame;
     }
 
+    /// Automatic mode: whether the next frame must run the detector now because no face is
+    /// tracked or a face was lost (the cases of [`AUTO_EMPTY_INTERVAL`] and [`AUTO_LOST_GAP`]),
+    /// judged by this tracker's own state: for a pipelined schedule, whose decisions are some
+    /// frames old, so that a lost face is looked for as soon as in line.
+    pub(super) fn detection_urgent(&self, config: &TrackConfig) -> bool {
+        let Some(since) = self.since_detection else {
+            return true;
+        };
+        let since = since + 1;
+        config.detection_interval == 0
+            && if self.visible().count() == 0 {
+                since >= AUTO_EMPTY_INTERVAL
+            } else {
+                self.lost_pending && since >= AUTO_LOST_GAP
+            }
+    }
+
     /// Whether the next frame runs the detector, `since` frames after the last one that did
     /// (`None`: none yet), with searches for new faces every `search_interval` frames in
     /// automatic mode (see [`search_interval`]).
