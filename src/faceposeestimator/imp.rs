@@ -644,7 +644,7 @@ impl ObjectImpl for FacePoseEstimator {
                     .build(),
                 glib::ParamSpecUInt::builder("detection-interval")
                     .nick("Detection interval")
-                    .blurb("Run the detector every N frames and follow faces by their landmarks in between (1 = every frame, in line, the faces of a still picture; 0 = automatic: soon after a face is lost or while none is tracked, else every 10 to 60 frames so that detection takes about a fifth of the work)")
+                    .blurb("Run the detector every N frames and follow faces by their landmarks between (1 = every frame; 0 = automatic: when no face is tracked or one is lost, else every few frames)")
                     .maximum(10_000)
                     .default_value(DEFAULT_DETECTION_INTERVAL)
                     .mutable_playing()

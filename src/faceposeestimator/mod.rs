@@ -78,7 +78,7 @@ impl From<Preprocess> for crate::engine::Preprocess {
 pub enum AsyncDetection {
     #[default]
     #[enum_value(
-        name = "pipelined for a source that is not live, background with a bound for a live one",
+        name = "Pipelined for a source that is not live, background with a 2-frame bound for a live one",
         nick = "auto"
     )]
     Auto = 0,
