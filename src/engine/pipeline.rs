@@ -68,7 +68,7 @@ impl Engine {
             (false, since) => since.map(|s| s + 1),
         };
         if detect {
-            self.prepare_background_detection_thread()?;
+            self.start_detection_thread()?;
             let background = self.background.as_mut().expect("prepared above");
             // Anything left from before a reset goes first.
             if let Some(old) = background.take_finished() {
@@ -150,17 +150,5 @@ impl Engine {
         background.recycle(done.image);
         self.times.detect = done.ms;
         done.detections
-    }
-
-    /// Starts the detection thread when it does not run (see
-    /// [`Engine::prepare_background_detection`], which does nothing in line).
-    fn prepare_background_detection_thread(&mut self) -> Result<()> {
-        if self.background.is_none() {
-            let detector =
-                super::load_warm_detector(&self.background_source(), &self.config.detect)?;
-            self.background =
-                Some(super::detect::background::BackgroundDetector::with_detector(detector)?);
-        }
-        Ok(())
     }
 }

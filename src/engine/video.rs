@@ -72,7 +72,15 @@ impl Engine {
     /// the session itself, at the first background detection. Does nothing when the thread runs
     /// already or `async_detection` is off.
     pub fn prepare_background_detection(&mut self) -> Result<()> {
-        if self.background.is_none() && self.detection_mode.uses_thread() {
+        if self.detection_mode.uses_thread() {
+            self.start_detection_thread()?;
+        }
+        Ok(())
+    }
+
+    /// Loads, warms and starts the detection thread when it does not run.
+    pub(super) fn start_detection_thread(&mut self) -> Result<()> {
+        if self.background.is_none() {
             let detector =
                 super::load_warm_detector(&self.background_source(), &self.config.detect)?;
             self.background = Some(BackgroundDetector::with_detector(detector)?);
