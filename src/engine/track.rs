@@ -658,7 +658,7 @@ fn follows(previous: &BBox, next: &BBox) -> bool {
 
 /// For each box of `a`, the index of the box of `b` it is paired with: greedy by overlap, best
 /// first, IoU ≥ `min_iou`, each box used once.
-fn match_by_overlap(a: &[BBox], b: &[BBox], min_iou: f32) -> Vec<Option<usize>> {
+pub(super) fn match_by_overlap(a: &[BBox], b: &[BBox], min_iou: f32) -> Vec<Option<usize>> {
     let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
     for (i, x) in a.iter().enumerate() {
         for (j, y) in b.iter().enumerate() {

@@ -24,6 +24,12 @@ use super::pose::solver::RegressorMemory;
 use super::track::{MATCH_IOU, TrackConfig, Tracker, forward_detection, search_interval};
 use super::{DetectionMode, Engine, Result, StageTimes};
 
+/// For each detection, the index of the failed track's box it continues (greedy by overlap).
+fn match_failed(found: &[Detection], failed_boxes: &[BBox]) -> Vec<Option<usize>> {
+    let boxes: Vec<BBox> = found.iter().map(|d| d.bbox).collect();
+    super::track::match_by_overlap(&boxes, failed_boxes, MATCH_IOU)
+}
+
 /// A lost face is searched for in a square this many times its last box's longer side.
 pub const SEARCH_REGION_SCALE: f32 = 2.5;
 /// The detector's input for that search (long side, models with a dynamic input): the face fills
@@ -453,8 +459,10 @@ impl Engine {
     /// to follow on this frame), each region [`SEARCH_REGION_SCALE`] times its box, at input
     /// [`SEARCH_INPUT_SIZE`]: a lost face is looked for where it was, at once, for a small share
     /// of a full-frame detection. Faces over one of `present` (followed on this frame) are left
-    /// out; the others go through the still-picture passes and take the id of a failed track
-    /// by overlap (which keeps the track), or a new one.
+    /// out. A face over a failed track's last box is that face found again: one landmark pass
+    /// from the detection and one re-crop, its regressor estimate carried on as on a tracking
+    /// frame, and the track's id. Any other face is new: the still-picture passes, the
+    /// regressor, and a new id (or a remembered lost track's, by overlap).
     fn search_near(
         &mut self,
         image: &ImageView,
@@ -479,20 +487,58 @@ impl Engine {
             }
         }
         found.truncate(self.config.detect.max_faces.saturating_sub(present.len()));
-        let crops = found
+        // The face a failed track had is found again where it was: its landmarks from one
+        // re-crop, its regressor estimate carried on as on a tracking frame. A face no failed
+        // track had is new: the still-picture passes and the regressor.
+        let failed_boxes: Vec<BBox> = failed
             .iter()
-            .map(|d| self.landmarker.crop_from_detection(d))
+            .map(|&ti| self.tracker.track(ti).bbox())
             .collect();
-        let (landmarks, corrections) =
-            self.landmark_passes(image, crops, self.config.refine_passes, true)?;
-        let (mut faces, memories) = self.solve(image, &found, landmarks, Past::New)?;
+        let of_track = match_failed(&found, &failed_boxes);
+        let (again, new): (Vec<usize>, Vec<usize>) =
+            (0..found.len()).partition(|&k| of_track[k].is_some());
+        let mut faces = Vec::with_capacity(found.len());
+        let mut corrections = Vec::with_capacity(found.len());
+        let mut memories = Vec::with_capacity(found.len());
+        for (group, is_again) in [(again, true), (new, false)] {
+            if group.is_empty() {
+                continue;
+            }
+            let detections: Vec<Detection> = group.iter().map(|&k| found[k]).collect();
+            let crops = detections
+                .iter()
+                .map(|d| self.landmarker.crop_from_detection(d))
+                .collect();
+            let (refine, mirror) = if is_again {
+                (1.min(self.config.refine_passes), false)
+            } else {
+                (self.config.refine_passes, true)
+            };
+            let (landmarks, group_corrections) =
+                self.landmark_passes(image, crops, refine, mirror)?;
+            let remembered: Vec<Option<RegressorMemory>> = group
+                .iter()
+                .map(|&k| {
+                    of_track[k].and_then(|j| {
+                        let id = self.tracker.track(failed[j]).id();
+                        self.regressor_memory.get(&id).copied()
+                    })
+                })
+                .collect();
+            let past = if is_again {
+                Past::Tracked(&remembered)
+            } else {
+                Past::New
+            };
+            let (group_faces, group_memories) = self.solve(image, &detections, landmarks, past)?;
+            corrections.extend((0..group_faces.len()).map(|i| group_corrections.get(i).cloned()));
+            faces.extend(group_faces);
+            memories.extend(group_memories);
+        }
         let taken: Vec<bool> = (0..self.tracker.track_count())
             .map(|i| !failed.contains(&i))
             .collect();
         let matched = self.tracker.assign_ids(&mut faces, &taken);
-        let corrections = (0..faces.len())
-            .map(|i| corrections.get(i).cloned())
-            .collect();
         Ok((faces, matched, corrections, memories))
     }
 
