@@ -317,6 +317,33 @@ fn test_pattern_gives_frames_without_faces_messages_and_json_lines() {
 }
 
 #[test]
+fn json_lines_that_cannot_be_written_are_an_error_naming_the_file() {
+    init();
+    // A full disk: the lines are buffered, and the error comes when they are written out, at
+    // the latest at EOS, before EOS reaches the sink.
+    let messages = run_pipeline(
+        "videotestsrc num-buffers=4 ! video/x-raw,format=I420,width=320,height=240 ! \
+         faceposeestimator json-location=/dev/full ! fakesink",
+    );
+    assert!(
+        !messages
+            .iter()
+            .any(|m| matches!(m.view(), gst::MessageView::Eos(_))),
+        "the stream must not end as if the lines were written: {messages:?}"
+    );
+    let error = bus_error(&messages);
+    assert!(
+        error.contains("/dev/full") && error.contains("No space left on device"),
+        "{error}"
+    );
+    // A folder that does not exist: the element does not start.
+    let error = bus_error(&run_pipeline(
+        "videotestsrc num-buffers=2 ! faceposeestimator json-location=/nonexistent/facepose/out.jsonl ! fakesink",
+    ));
+    assert!(error.contains("/nonexistent/facepose/out.jsonl"), "{error}");
+}
+
+#[test]
 fn a_missing_model_fails_the_state_change_with_the_path_on_the_bus() {
     init();
     let missing = Path::new("/nonexistent/facepose/detector.onnx");

@@ -203,7 +203,8 @@ impl Settings {
 struct State {
     engine: Engine,
     info: Option<VideoInfo>,
-    json: Option<Box<dyn Write + Send>>,
+    /// The JSON Lines output and where it goes (a path, or "standard output").
+    json: Option<(Box<dyn Write + Send>, String)>,
     detector: String,
     landmarker: String,
     pose_model: String,
@@ -264,16 +265,18 @@ impl FacePoseEstimator {
         }
     }
 
-    fn flush_json(&self, state: &mut State) {
-        if let Some(out) = state.json.as_mut()
-            && let Err(e) = out.flush()
-        {
-            gst::element_imp_warning!(
-                self,
-                gst::ResourceError::Write,
-                ("Cannot flush the JSON output: {e}")
-            );
+    /// Writes out what the JSON Lines output holds; an error names the output and the OS error.
+    /// After an error the output is dropped (what it held is lost either way), so that it is
+    /// reported once.
+    fn flush_json(&self, state: &mut State) -> Result<(), gst::ErrorMessage> {
+        let result = match state.json.as_mut() {
+            Some((out, name)) => out.flush().map_err(|e| json_error(name, &e)),
+            None => Ok(()),
+        };
+        if result.is_err() {
+            state.json = None;
         }
+        result
     }
 
     fn post_faces(&self, buffer: &gst::BufferRef, faces: &[engine::Face], width: u32, height: u32) {
@@ -445,14 +448,12 @@ impl FacePoseEstimator {
         {
             gst::warning!(CAT, imp = self, "Cannot add the analytics meta: {e}");
         }
-        if let Some(out) = state.json.as_mut() {
+        if let Some((out, name)) = state.json.as_mut() {
             let line = json::frame_line(buffer.pts().map(|t| t.nseconds()), width, height, faces);
             if let Err(e) = writeln!(out, "{line}") {
-                gst::element_imp_error!(
-                    self,
-                    gst::ResourceError::Write,
-                    ("Cannot write JSON: {e}")
-                );
+                let error = json_error(name, &e);
+                state.json = None;
+                self.post_error_message(error);
                 return Err(gst::FlowError::Error);
             }
         }
@@ -848,6 +849,14 @@ fn start_error(e: &EngineError) -> gst::ErrorMessage {
     }
 }
 
+/// The error for JSON Lines that cannot be written to `name`.
+fn json_error(name: &str, e: &std::io::Error) -> gst::ErrorMessage {
+    gst::error_msg!(
+        gst::ResourceError::Write,
+        ("Cannot write the JSON Lines to {name}: {e}")
+    )
+}
+
 impl BaseTransformImpl for FacePoseEstimator {
     const MODE: gst_base::subclass::BaseTransformMode =
         gst_base::subclass::BaseTransformMode::AlwaysInPlace;
@@ -878,9 +887,28 @@ impl BaseTransformImpl for FacePoseEstimator {
         for n in engine.notices() {
             gst::element_imp_info!(self, gst::LibraryError::Init, ("{n}"));
         }
-        let json: Option<Box<dyn Write + Send>> = match settings.json_location.as_deref() {
+        let json: Option<(Box<dyn Write + Send>, String)> = match settings.json_location.as_deref()
+        {
             None => None,
-            Some("-") => Some(Box::new(std::io::stdout())),
+            Some("-") => {
+                // Its own descriptor, so that a closed standard output is an error here (Rust's
+                // stdout would discard every line silently).
+                use std::os::fd::AsFd;
+                let fd = std::io::stdout()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map_err(|e| {
+                        gst::error_msg!(
+                            gst::ResourceError::OpenWrite,
+                            ("Cannot write the JSON Lines to standard output: {e}")
+                        )
+                    })?;
+                let out = std::io::LineWriter::new(std::fs::File::from(fd));
+                Some((
+                    Box::new(out) as Box<dyn Write + Send>,
+                    "standard output".into(),
+                ))
+            }
             Some(path) => {
                 let file = std::fs::File::create(path).map_err(|e| {
                     gst::error_msg!(
@@ -888,7 +916,8 @@ impl BaseTransformImpl for FacePoseEstimator {
                         ("Cannot create the JSON file {path}: {e}")
                     )
                 })?;
-                Some(Box::new(std::io::BufWriter::new(file)))
+                let out = std::io::BufWriter::new(file);
+                Some((Box::new(out) as Box<dyn Write + Send>, path.to_owned()))
             }
         };
         let name = |p: &std::path::Path| {
@@ -928,8 +957,10 @@ impl BaseTransformImpl for FacePoseEstimator {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(mut state) = self.state.lock().unwrap().take() {
-            self.flush_json(&mut state);
+        let state = self.state.lock().unwrap().take();
+        // An error here would fail the pads' deactivation: it is posted, and the element stops.
+        if let Some(Err(e)) = state.map(|mut s| self.flush_json(&mut s)) {
+            self.post_error_message(e);
         }
         Ok(())
     }
@@ -945,8 +976,14 @@ impl BaseTransformImpl for FacePoseEstimator {
         }
         match event.view() {
             gst::EventView::Eos(_) => {
-                if let Some(state) = self.state.lock().unwrap().as_mut() {
-                    self.flush_json(state);
+                // Every frame's JSON reaches its file before EOS goes on, or the stream fails.
+                let flushed = match self.state.lock().unwrap().as_mut() {
+                    Some(state) => self.flush_json(state),
+                    None => Ok(()),
+                };
+                if let Err(e) = flushed {
+                    self.post_error_message(e);
+                    return false;
                 }
             }
             // A new stream or a flushing seek: the faces of before are no guide to what comes.
