@@ -72,9 +72,9 @@ impl Engine {
     }
 
     /// Loads the background detector's session, runs it once (see [`Engine::warm_up`]) and
-    /// starts its thread now (call before the stream when frames will be tracked with
-    /// the detector on its own thread: see [`DetectionMode`]), so that neither the load nor its CPU time falls on the first frames;
-    /// a model that fails to load fails here. Without this call the thread starts, and loads
+    /// starts its thread now (call before the stream when frames will be tracked with the
+    /// detector on its own thread: see [`DetectionMode`]), so that neither the load nor its CPU
+    /// time falls on the first frames; a model that fails to load fails here. Without this call the thread starts, and loads
     /// the session itself, at the first background detection. Does nothing when the thread runs
     /// already or the detection mode is in line.
     pub fn prepare_background_detection(&mut self) -> Result<()> {
