@@ -140,11 +140,14 @@ eval-gst: build
 eval-matrix: build
 	$(CARGO) run --release --quiet --example evaluate -- $(LABELS) --matrix --camera-fov 0 --out out/eval-matrix $(EVAL_ARGS)
 
-# Speed on the CPU (fps, per-stage ms, peak memory; 640x480 one face and the 1080p multi-face
-# video) against upstream's facedetect (gstreamer1.0-opencv, installed here only) and MediaPipe's
-# legacy FaceMesh (mediapipe==0.10.21 in the bench-only venv .cache/bench-venv), same frames, same
-# run; out/bench.md. scripts/bench.sh sets both up (a second run only checks); without them the
-# bench says so and runs without. BENCH_ARGS=--quick for a one-run smoke test, --no-mediapipe.
+# Speed on the CPU (fps, frames with a face and faces per frame beside it, per-stage ms, peak
+# memory) on real faces from ../shared: AFLW2000 stills held 10 frames each (shots), a 640x480
+# crop of the 1080p crowd video (crop) and the whole video (1080p), against upstream's facedetect
+# (gstreamer1.0-opencv, installed here only) and MediaPipe's legacy FaceMesh (mediapipe==0.10.21
+# in the bench-only venv .cache/bench-venv), same frames, same run; rows finding > 2 % fewer faces
+# than detection on every frame are marked short; out/bench.md. scripts/bench.sh sets both peers
+# up (a second run only checks); without them the bench says so and runs without. BENCH_ARGS=
+# --quick for a one-run smoke test, --case shots|crop|1080p, --no-mediapipe.
 # Then many cameras in one process: 1 and 8 pipelines of 640x480 (resident memory per extra
 # pipeline, total fps); out/many_pipelines.md. crop_bench: ms per crop per pixel format.
 BENCH_ARGS ?=

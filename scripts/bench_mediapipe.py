@@ -11,9 +11,11 @@ XNNPACK on the CPU, static_image_mode=False so it tracks faces by their landmark
 detector only when it has fewer than max_num_faces, refine_landmarks=False, min detection and
 tracking confidence 0.5), then times `process()` over every frame: fps = frames / wall time from
 the first frame to the last, the graph set-up not counted (as the bench does not count our model
-loading). It prints one line the bench parses:
+loading). It also counts the faces FaceMesh returned (`multi_face_landmarks`) on each frame:
+their total over all frames and the frames with at least one. It prints one line the bench
+parses:
 
-    BENCH-RESULT frames=N seconds=S faces_per_frame=F face_frames=K peak_kib=P input_bytes=B
+    BENCH-RESULT frames=N seconds=S faces_per_frame=F faces=T face_frames=K peak_kib=P input_bytes=B
 
 peak_kib is the process's VmHWM, reset once the frames are in memory (so it holds them, the
 models and the graph). `--check` only imports MediaPipe and prints what it is.
@@ -88,7 +90,7 @@ def run_once(args):
     mesh.close()
     print(
         f"{RESULT_PREFIX} frames={args.count} seconds={seconds} "
-        f"faces_per_frame={faces / args.count} face_frames={face_frames} "
+        f"faces_per_frame={faces / args.count} faces={faces} face_frames={face_frames} "
         f"peak_kib={peak if peak is not None else '-'} input_bytes={frames.nbytes}",
         flush=True,
     )
@@ -100,13 +102,21 @@ def run_many(args):
     argv += ["--frames", args.frames, "--width", str(args.width), "--height", str(args.height)]
     argv += ["--count", str(args.count), "--max-faces", str(args.max_faces)]
     fps = []
+    faces = []
+    face_frames = []
     for _ in range(args.runs):
         out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
         line = next(l for l in out.splitlines() if l.startswith(RESULT_PREFIX))
         print(line, flush=True)
         fields = dict(p.split("=", 1) for p in line.split()[1:])
         fps.append(int(fields["frames"]) / float(fields["seconds"]))
-    print(f"median fps {statistics.median(fps):.1f} of {args.runs} run(s)")
+        faces.append(int(fields["faces"]))
+        face_frames.append(int(fields["face_frames"]))
+    print(
+        f"median fps {statistics.median(fps):.1f} of {args.runs} run(s); "
+        f"median faces {statistics.median(faces):g}, frames with a face "
+        f"{statistics.median(face_frames):g}/{args.count}"
+    )
 
 
 def main():

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MPL-2.0
-//! `examples/bench.rs` (`make bench`) with `--quick` on the 640×480 case: it completes, prints an
-//! fps figure for every configuration of our element and writes its Markdown report. Behaviour
-//! only, no timing. Without upstream's `facedetect` the bench says how to install it and goes on.
+//! `examples/bench.rs` (`make bench`) with `--quick` on the AFLW2000 shots case: it completes,
+//! prints an fps figure and the faces it found (frames with a face, faces per frame) for every
+//! configuration of our element and writes its Markdown report. Behaviour only, no timing. Without
+//! upstream's `facedetect` the bench says how to install it and goes on. The case reads
+//! `../shared/data/aflw2000`: without it the bench skips the case with a note (and fails under
+//! `CI=true`), so these tests then skip too.
 
 #[path = "../examples/bench.rs"]
 #[allow(dead_code)]
@@ -10,26 +13,61 @@ mod bench;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// The fps cells of the report's results rows for our element (`None` for a row that failed).
-fn our_fps(report: &str) -> Vec<Option<f64>> {
+/// One results row of ours: fps, frames with a face (found, of), faces per frame.
+type Row = (Option<f64>, Option<(usize, usize)>, Option<f64>);
+
+/// The results rows of the report for our element on the shots case.
+fn our_rows(report: &str) -> Vec<Row> {
     report
         .lines()
-        .filter(|l| l.starts_with("| 640×480") && l.contains("faceposeestimator"))
+        .filter(|l| l.starts_with("| 640×480 AFLW2000 shots") && l.contains("faceposeestimator"))
         .filter_map(|l| {
             let cells: Vec<&str> = l.split('|').map(str::trim).collect();
-            // Results rows have 13 columns; the ratio table's rows have 5.
-            (cells.len() == 15).then(|| cells[3].parse::<f64>().ok())
+            // Results rows have 13 columns; the ratio table's rows have 7.
+            (cells.len() == 15).then(|| {
+                let fps = cells[3].parse::<f64>().ok();
+                let frames = cells[4]
+                    .split_once('/')
+                    .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
+                let per_frame = cells[5]
+                    .split_whitespace()
+                    .next()
+                    .and_then(|f| f.parse().ok());
+                (fps, frames, per_frame)
+            })
         })
         .collect()
 }
 
+fn shared_images() -> bool {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/aflw2000/images");
+    if dir.is_dir() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is missing (needed under CI)",
+        dir.display()
+    );
+    eprintln!("SKIPPED: {} is missing", dir.display());
+    false
+}
+
 fn check_report(text: &str, out_dir: &Path) {
-    let fps = our_fps(text);
-    assert_eq!(fps.len(), 5, "five configurations of ours:\n{text}");
-    for f in &fps {
+    let rows = our_rows(text);
+    assert_eq!(rows.len(), 5, "five configurations of ours:\n{text}");
+    for (fps, frames, per_frame) in &rows {
         assert!(
-            f.is_some_and(|f| f > 0.0 && f.is_finite()),
+            fps.is_some_and(|f| f > 0.0 && f.is_finite()),
             "an fps figure per row:\n{text}"
+        );
+        let (found, of) = frames.unwrap_or_else(|| panic!("frames with a face per row:\n{text}"));
+        assert!(of == 30 && found <= of, "30 frames in --quick:\n{text}");
+        // Every still of the first three holds a face that every configuration finds.
+        assert!(found > 0, "faces found:\n{text}");
+        assert!(
+            per_frame.is_some_and(|f| f > 0.0),
+            "faces per frame per row:\n{text}"
         );
     }
     assert!(text.contains("## Against facedetect"), "{text}");
@@ -50,8 +88,11 @@ fn scratch_dir(name: &str) -> PathBuf {
 
 #[test]
 fn quick_bench_prints_fps_and_writes_its_report() {
+    if !shared_images() {
+        return;
+    }
     let dir = scratch_dir("bench-smoke");
-    let args: Vec<String> = ["--quick", "--case", "vga", "--in-process", "--out"]
+    let args: Vec<String> = ["--quick", "--case", "shots", "--in-process", "--out"]
         .iter()
         .map(|s| s.to_string())
         .chain([dir.to_string_lossy().into_owned()])
@@ -90,9 +131,12 @@ fn built_bench_runs_its_children() {
         );
         return;
     };
+    if !shared_images() {
+        return;
+    }
     let dir = scratch_dir("bench-child");
     let output = Command::new(&bench)
-        .args(["--quick", "--case", "vga", "--out"])
+        .args(["--quick", "--case", "shots", "--out"])
         .arg(&dir)
         .stdin(Stdio::null())
         .output()

@@ -89,11 +89,21 @@ pub fn play_decoder(
     path: &Path,
     format: &str,
 ) -> Result<(gst::Pipeline, gst_app::AppSink), String> {
+    play_decoder_through(path, "", format)
+}
+
+/// [`play_decoder`] with `filter`, a pipeline fragment ending in `!` (e.g. `videocrop … !`),
+/// between the decoder and the converter (empty: none).
+pub fn play_decoder_through(
+    path: &Path,
+    filter: &str,
+    format: &str,
+) -> Result<(gst::Pipeline, gst_app::AppSink), String> {
     if !path.exists() {
         return Err(format!("{} is missing", path.display()));
     }
     let pipeline = gst::parse::launch(&format!(
-        "filesrc name=src ! decodebin ! videoconvert ! video/x-raw,format={format} ! \
+        "filesrc name=src ! decodebin ! {filter} videoconvert ! video/x-raw,format={format} ! \
          appsink name=sink sync=false"
     ))
     .map_err(|e| e.to_string())?
