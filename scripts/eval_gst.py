@@ -14,6 +14,7 @@ The pictures are reached through numbered links in DIR/frames (nothing is copied
 """
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -94,7 +95,8 @@ def main():
     ]
     print("running:", " ".join(pipeline), flush=True)
     subprocess.run(pipeline, check=True)
-    lines = [json.loads(l) for l in open(jsonl)]
+    # Frame lines only: the line that ends the open tracks at EOS (`tracks_ended`) is no frame.
+    lines = [l for l in map(json.loads, open(jsonl)) if "pts" in l]
     if len(lines) != len(rows):
         sys.exit(f"eval_gst.py: {len(lines)} JSON lines for {len(rows)} pictures")
 
@@ -102,10 +104,10 @@ def main():
     for r, frame in zip(rows, lines):
         f = matching_face(frame["faces"], r["box"])
         if f is not None:
-            found.append((r, [f["yaw"], f["pitch"], f["roll"]], f.get("method")))
+            found.append((r, [f["yaw"], f["pitch"], f["roll"]], f.get("method"), f.get("attention")))
 
     def mae(sel):
-        chosen = [(r, p) for r, p, _ in found if sel(r)]
+        chosen = [(r, p) for r, p, _, _ in found if sel(r)]
         if not chosen:
             return 0, [float("nan")] * 4
         e = [sum(abs(p[k] - r["truth"][k]) for r, p in chosen) / len(chosen) for k in range(3)]
@@ -115,14 +117,50 @@ def main():
     print(f"pictures: {len(rows)}  properties: {' '.join(props) or '(defaults)'}")
     print(f"detection rate: {100 * len(found) / len(rows):.2f}% ({len(found)}/{len(rows)})")
     methods = {}
-    for _, _, m in found:
+    for _, _, m, _ in found:
         methods[m] = methods.get(m, 0) + 1
     print(f"methods: {methods}")
     print(f"MAE  yaw {e[0]:.2f}  pitch {e[1]:.2f}  roll {e[2]:.2f}  mean {e[3]:.2f}  (degrees)")
     for lo, hi in BANDS:
         c, b = mae(lambda r: lo <= abs(r["truth"][0]) < hi)
         print(f"  |yaw| {lo:>2}-{hi:<3}: {c:>4} faces  MAE yaw {b[0]:.2f} pitch {b[1]:.2f} roll {b[2]:.2f} mean {b[3]:.2f}")
+    attention(found, props)
     print(f"wrote {jsonl}")
+
+
+def off_axis(yaw, pitch):
+    """Degrees between a head's forward axis and the line of sight (roll does not turn it)."""
+    c = math.cos(math.radians(yaw)) * math.cos(math.radians(pitch))
+    return math.degrees(math.acos(max(-1.0, min(1.0, c))))
+
+
+def attention(found, props):
+    """"Looking at the camera" against the labels: a labelled face looks when its forward axis is
+    within the angle of its line of sight (the stills' setting, camera-fov=0, judges each face
+    against its own line of sight). The element's flag at its angle, then the same rule on its
+    `camera_angle` at other angles."""
+    judged = [(r, a) for r, _, _, a in found if a]
+    if not judged:
+        print("attention: none in the JSON (an older element?)")
+        return
+    angle = next((float(p.split("=", 1)[1]) for p in props if p.startswith("attention-angle=")), 15.0)
+
+    def scores(truth, said):
+        tp = sum(t and s for t, s in zip(truth, said))
+        fp = sum(s and not t for t, s in zip(truth, said))
+        fn = sum(t and not s for t, s in zip(truth, said))
+        p = tp / (tp + fp) if tp + fp else float("nan")
+        r = tp / (tp + fn) if tp + fn else float("nan")
+        return p, r, sum(truth)
+
+    truth = [off_axis(r["truth"][0], r["truth"][1]) < angle for r, _ in judged]
+    p, r, n = scores(truth, [a["looking_at_camera"] for _, a in judged])
+    print(f"looking at the camera (attention-angle {angle:g}): precision {p:.3f} recall {r:.3f} "
+          f"({n} of {len(judged)} faces looking by the labels)")
+    for t in (5, 10, 15, 20, 25, 30, 40):
+        truth = [off_axis(r["truth"][0], r["truth"][1]) < t for r, _ in judged]
+        p, r, n = scores(truth, [a["camera_angle"] < t for _, a in judged])
+        print(f"  angle {t:>2}: precision {p:.3f} recall {r:.3f} ({n} looking by the labels)")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
-//! A 5×7 bitmap font for the overlay's pose labels: digits, the signs and the letters of
-//! "yaw pitch roll".
+//! A 5×7 bitmap font for the overlay's labels: digits, the signs and the letters of "yaw pitch
+//! roll", "id", "look" and "z … cm".
 
 /// Rows of a glyph, top to bottom; bit 4 is the leftmost column.
 fn glyph(c: char) -> [u8; 7] {
@@ -30,6 +30,9 @@ fn glyph(c: char) -> [u8; 7] {
         'o' => [0x00, 0x00, 0x0E, 0x11, 0x11, 0x11, 0x0E],
         'l' => [0x0C, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E],
         'd' => [0x01, 0x01, 0x0D, 0x13, 0x11, 0x11, 0x0F],
+        'k' => [0x10, 0x10, 0x12, 0x14, 0x18, 0x14, 0x12],
+        'm' => [0x00, 0x00, 0x1A, 0x15, 0x15, 0x11, 0x11],
+        'z' => [0x00, 0x00, 0x1F, 0x02, 0x04, 0x08, 0x1F],
         _ => [0; 7],
     }
 }

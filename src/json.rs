@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::engine::Face;
+use crate::engine::attention::{AttentionEvent, FaceAttention};
 use crate::engine::pose::Pose;
 
 fn number(out: &mut String, v: f32) {
@@ -57,12 +58,107 @@ fn time(out: &mut String, key: &str, t: Option<u64>) {
     }
 }
 
-/// One frame as a JSON object on one line (no trailing newline).
-pub fn frame_line(pts: Option<u64>, width: u32, height: u32, faces: &[Face]) -> String {
+/// One frame as a JSON object on one line (no trailing newline), with the attention episodes
+/// and tracks that ended on it.
+pub fn frame_line(
+    pts: Option<u64>,
+    width: u32,
+    height: u32,
+    faces: &[Face],
+    events: &[AttentionEvent],
+) -> String {
     let mut s = String::with_capacity(256 + faces.len() * 468 * 24);
     s.push('{');
-    frame_fields(&mut s, pts, width, height, faces);
+    frame_fields(&mut s, pts, width, height, faces, events);
     s
+}
+
+/// The line written when the tracks still open end with the stream (`why`: `eos`), a flush
+/// (`flush`) or a new stream (`stream-start`): `{"tracks_ended":"eos","attention_events":[…]}`.
+/// It has no `pts`: it is not a frame.
+pub fn tracks_ended_line(why: &str, events: &[AttentionEvent]) -> String {
+    let mut s = String::from("{\"tracks_ended\":");
+    string(&mut s, why);
+    s.push(',');
+    attention_events(&mut s, events);
+    s.push('}');
+    s
+}
+
+fn list(out: &mut String, values: &[f32]) {
+    out.push('[');
+    for (k, v) in values.iter().enumerate() {
+        if k > 0 {
+            out.push(',');
+        }
+        number(out, *v);
+    }
+    out.push(']');
+}
+
+fn or_null(out: &mut String, values: Option<&[f32]>) {
+    match values {
+        Some(v) => list(out, v),
+        None => out.push_str("null"),
+    }
+}
+
+/// `,"attention":{…}` of one face, or `,"attention":null`.
+fn face_attention(out: &mut String, a: Option<&FaceAttention>) {
+    out.push_str(",\"attention\":");
+    let Some(a) = a else {
+        out.push_str("null");
+        return;
+    };
+    out.push_str("{\"position\":");
+    or_null(out, a.position.as_ref().map(|p| &p[..]));
+    out.push_str(",\"position_source\":");
+    match a.position_source {
+        Some(src) => string(out, src.name()),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"gaze\":");
+    list(out, &a.gaze);
+    out.push_str(",\"camera_angle\":");
+    number(out, a.camera_angle);
+    let _ = write!(
+        out,
+        ",\"looking_at_camera\":{},\"target_point\":",
+        a.looking_at_camera
+    );
+    or_null(out, a.target_point.as_ref().map(|p| &p[..]));
+    let _ = write!(out, ",\"looking\":{},", a.looking);
+    time(out, "episode_start", a.episode_start);
+    let _ = write!(
+        out,
+        ",\"visible_ns\":{},\"looking_ns\":{},\"episodes\":{}}}",
+        a.visible_ns, a.looking_ns, a.episodes
+    );
+}
+
+/// `"attention_events":[…]`.
+fn attention_events(out: &mut String, events: &[AttentionEvent]) {
+    out.push_str("\"attention_events\":[");
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"event\":");
+        string(out, e.kind.name());
+        let _ = write!(out, ",\"id\":{},", e.id);
+        time(out, "start", e.start);
+        out.push(',');
+        time(out, "end", e.end);
+        let _ = write!(
+            out,
+            ",\"duration_ns\":{},\"visible_ns\":{},\"looking_ns\":{},\"episodes\":{}}}",
+            e.duration_ns(),
+            e.visible_ns,
+            e.looking_ns,
+            e.episodes
+        );
+    }
+    out.push(']');
 }
 
 /// A frame's timestamps in nanoseconds (None: the buffer or segment has none).
@@ -97,12 +193,19 @@ pub fn published_message(
         time(&mut s, key, v);
     }
     s.push(',');
-    frame_fields(&mut s, t.pts, width, height, faces);
+    frame_fields(&mut s, t.pts, width, height, faces, &[]);
     s
 }
 
 /// Everything of a frame's object after its opening brace, from `"pts"` on.
-fn frame_fields(s: &mut String, pts: Option<u64>, width: u32, height: u32, faces: &[Face]) {
+fn frame_fields(
+    s: &mut String,
+    pts: Option<u64>,
+    width: u32,
+    height: u32,
+    faces: &[Face],
+    events: &[AttentionEvent],
+) {
     time(s, "pts", pts);
     let _ = write!(s, ",\"width\":{width},\"height\":{height},\"faces\":[");
     for (i, f) in faces.iter().enumerate() {
@@ -134,6 +237,7 @@ fn frame_fields(s: &mut String, pts: Option<u64>, width: u32, height: u32, faces
         angles(s, "regression", f.regressed_pose);
         s.push_str(",\"regression_weight\":");
         number(s, f.regressor_weight);
+        face_attention(s, f.attention.as_ref());
         s.push_str(",\"landmarks\":[");
         for (k, p) in f.landmarks.iter().enumerate() {
             if k > 0 {
@@ -149,7 +253,9 @@ fn frame_fields(s: &mut String, pts: Option<u64>, width: u32, height: u32, faces
         }
         s.push_str("]}");
     }
-    s.push_str("]}");
+    s.push_str("],");
+    attention_events(s, events);
+    s.push('}');
 }
 
 #[cfg(test)]
@@ -183,18 +289,20 @@ mod tests {
             regressor_weight: 0.25,
             scale: 1.0,
             fit_error: 0.0,
+            attention: None,
         };
-        let line = frame_line(Some(42), 640, 480, &[face]);
+        let line = frame_line(Some(42), 640, 480, &[face], &[]);
         assert_eq!(
             line,
             "{\"pts\":42,\"width\":640,\"height\":480,\"faces\":[{\"id\":3,\"box\":[1,2,3.5,4],\"score\":0.9,\
              \"presence\":1,\"yaw\":10,\"pitch\":-5.25,\"roll\":0,\"method\":\"fused\",\
              \"fit\":{\"yaw\":8,\"pitch\":-5,\"roll\":0.5},\"regression\":null,\
-             \"regression_weight\":0.25,\"landmarks\":[[1,2,null]]}]}"
+             \"regression_weight\":0.25,\"attention\":null,\"landmarks\":[[1,2,null]]}],\
+             \"attention_events\":[]}"
         );
         assert_eq!(
-            frame_line(None, 1, 1, &[]),
-            "{\"pts\":null,\"width\":1,\"height\":1,\"faces\":[]}"
+            frame_line(None, 1, 1, &[], &[]),
+            "{\"pts\":null,\"width\":1,\"height\":1,\"faces\":[],\"attention_events\":[]}"
         );
     }
 
@@ -210,7 +318,8 @@ mod tests {
         assert_eq!(
             published_message("cam \"1\"\n", &t, 2, 3, &[]),
             "{\"source\":\"cam \\\"1\\\"\\u000a\",\"dts\":null,\"duration\":33,\"running_time\":7,\
-             \"stream_time\":5,\"pts\":5,\"width\":2,\"height\":3,\"faces\":[]}"
+             \"stream_time\":5,\"pts\":5,\"width\":2,\"height\":3,\"faces\":[],\
+             \"attention_events\":[]}"
         );
     }
 }

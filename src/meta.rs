@@ -8,12 +8,17 @@ use gst::glib;
 use gst::prelude::*;
 
 use crate::engine::Face;
+use crate::engine::attention::{AttentionEvent, EventKind, FaceAttention, PositionSource};
 use crate::engine::pose::Pose;
 
 /// Name of the per-frame custom meta.
 pub const FRAME_META: &str = "FacePoseMeta";
 /// ROI type of every face.
 pub const ROI_TYPE: &str = "face";
+/// Name of each ended episode's or track's structure in the frame meta's `attention-events`.
+pub const EVENT_STRUCTURE: &str = "attention-event";
+/// Name of the bus message of an ended episode or track.
+pub const EVENT_MESSAGE: &str = "facepose-attention";
 
 /// Registers the custom meta once per process. Its structure holds only normalised coordinates,
 /// so it survives every transform (scaling, conversion, copies) unchanged. GStreamer 1.22 drops
@@ -59,8 +64,9 @@ fn restore_roi_params(buffer: &mut gst::BufferRef, faces: &gst::Array) {
     }
 }
 
-/// The `detection` and `head-pose` parameters of a face ROI, from the face's structure.
-fn roi_params(face: &gst::StructureRef) -> [gst::Structure; 2] {
+/// The `detection`, `head-pose` and (when judged) `attention` parameters of a face ROI, from the
+/// face's structure.
+fn roi_params(face: &gst::StructureRef) -> Vec<gst::Structure> {
     let f = |name: &str| face.get::<f64>(name).unwrap_or(0.0);
     let detection = gst::Structure::builder("detection")
         .field("confidence", f("confidence"))
@@ -87,7 +93,149 @@ fn roi_params(face: &gst::StructureRef) -> [gst::Structure; 2] {
     if let Ok(m) = face.get::<&str>("method") {
         pose.set("method", m);
     }
-    [detection, pose]
+    let mut params = vec![detection, pose];
+    if let Ok(mut a) = face.get::<gst::Structure>("attention") {
+        a.set("id", face.get::<u64>("id").unwrap_or(0));
+        params.push(a);
+    }
+    params
+}
+
+fn clock_time(ns: Option<u64>) -> Option<gst::ClockTime> {
+    ns.map(gst::ClockTime::from_nseconds)
+}
+
+/// One face's attention as a structure named `attention`: centimetres in the camera's frame (x
+/// right, y down, z forward), degrees, nanoseconds. `position-source` is `none` (and x, y, z
+/// absent) without a field of view; `target-x`/`target-y` are present when the gaze ray meets
+/// the target; `episode-start` while the face is in an episode.
+pub fn attention_structure(a: &FaceAttention) -> gst::Structure {
+    let mut s = gst::Structure::builder("attention")
+        .field(
+            "position-source",
+            a.position_source.map_or("none", PositionSource::name),
+        )
+        .field("gaze-x", a.gaze[0] as f64)
+        .field("gaze-y", a.gaze[1] as f64)
+        .field("gaze-z", a.gaze[2] as f64)
+        .field("camera-angle", finite(a.camera_angle))
+        .field("looking-at-camera", a.looking_at_camera)
+        .field("looking", a.looking)
+        .field("on-target", a.target_point.is_some())
+        .field("in-episode", a.episode_start.is_some())
+        .field("visible-time", gst::ClockTime::from_nseconds(a.visible_ns))
+        .field("looking-time", gst::ClockTime::from_nseconds(a.looking_ns))
+        .field("episodes", a.episodes)
+        .build();
+    if let Some(p) = a.position {
+        s.set("x", finite(p[0]));
+        s.set("y", finite(p[1]));
+        s.set("z", finite(p[2]));
+    }
+    if let Some(t) = a.target_point {
+        s.set("target-x", finite(t[0]));
+        s.set("target-y", finite(t[1]));
+    }
+    if let Some(start) = a.episode_start {
+        s.set("episode-start", gst::ClockTime::from_nseconds(start));
+    }
+    s
+}
+
+/// An `attention` structure back as a face's attention.
+pub fn attention_from_structure(s: &gst::StructureRef) -> FaceAttention {
+    let f = |name: &str| s.get::<f64>(name).unwrap_or(0.0) as f32;
+    let ns = |name: &str| {
+        s.get::<gst::ClockTime>(name)
+            .map(|t| t.nseconds())
+            .unwrap_or(0)
+    };
+    let position_source = s
+        .get::<&str>("position-source")
+        .ok()
+        .and_then(PositionSource::from_name);
+    FaceAttention {
+        position: position_source.map(|_| [f("x"), f("y"), f("z")]),
+        position_source,
+        gaze: [f("gaze-x"), f("gaze-y"), f("gaze-z")],
+        camera_angle: f("camera-angle"),
+        looking_at_camera: s.get::<bool>("looking-at-camera").unwrap_or(false),
+        target_point: s
+            .get::<bool>("on-target")
+            .unwrap_or(false)
+            .then(|| [f("target-x"), f("target-y")]),
+        looking: s.get::<bool>("looking").unwrap_or(false),
+        episode_start: s
+            .get::<gst::ClockTime>("episode-start")
+            .ok()
+            .map(|t| t.nseconds()),
+        visible_ns: ns("visible-time"),
+        looking_ns: ns("looking-time"),
+        episodes: s.get::<u32>("episodes").unwrap_or(0),
+    }
+}
+
+/// An ended episode or track as a structure named `name` (`attention-event` in the frame meta,
+/// `facepose-attention` on the bus): `event` (`episode` or `track-end`), `id`, `start`, `end`
+/// and `duration` (clock times, none without timestamps), and the track's totals
+/// `visible-time`, `looking-time` and `episodes`.
+pub fn event_structure(name: &str, e: &AttentionEvent) -> gst::Structure {
+    gst::Structure::builder(name)
+        .field("event", e.kind.name())
+        .field("id", e.id)
+        .field("start", clock_time(e.start))
+        .field("end", clock_time(e.end))
+        .field(
+            "duration",
+            clock_time(e.start.and(e.end).map(|_| e.duration_ns())),
+        )
+        .field("visible-time", gst::ClockTime::from_nseconds(e.visible_ns))
+        .field("looking-time", gst::ClockTime::from_nseconds(e.looking_ns))
+        .field("episodes", e.episodes)
+        .build()
+}
+
+/// An event structure back as an event; `None` when it names no known event.
+pub fn event_from_structure(s: &gst::StructureRef) -> Option<AttentionEvent> {
+    let kind = EventKind::from_name(s.get::<&str>("event").ok()?)?;
+    let time = |name: &str| {
+        s.get::<Option<gst::ClockTime>>(name)
+            .ok()
+            .flatten()
+            .map(|t| t.nseconds())
+    };
+    Some(AttentionEvent {
+        kind,
+        id: s.get::<u64>("id").unwrap_or(0),
+        start: time("start"),
+        end: time("end"),
+        visible_ns: time("visible-time").unwrap_or(0),
+        looking_ns: time("looking-time").unwrap_or(0),
+        episodes: s.get::<u32>("episodes").unwrap_or(0),
+    })
+}
+
+/// Events as an array of `attention-event` structures.
+pub fn events_array(events: &[AttentionEvent]) -> gst::Array {
+    structures_array(
+        events
+            .iter()
+            .map(|e| event_structure(EVENT_STRUCTURE, e))
+            .collect(),
+    )
+}
+
+/// The events of a `FacePoseMeta` structure.
+pub fn events_from_frame(s: &gst::StructureRef) -> Vec<AttentionEvent> {
+    s.get::<gst::Array>("attention-events")
+        .map(|a| {
+            a.as_slice()
+                .iter()
+                .filter_map(|v| v.get::<gst::Structure>().ok())
+                .filter_map(|e| event_from_structure(&e))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn copy_fields(from: &gst::StructureRef, to: &mut gst::StructureRef) {
@@ -140,7 +288,7 @@ pub fn face_structure(face: &Face, width: u32, height: u32) -> gst::Structure {
         })
         .map(|v| v.to_send_value())
         .collect();
-    gst::Structure::builder("face")
+    let builder = gst::Structure::builder("face")
         .field("id", face.id)
         .field("x_min", normalised(face.bbox.x0, width))
         .field("y_min", normalised(face.bbox.y0, height))
@@ -160,8 +308,12 @@ pub fn face_structure(face: &Face, width: u32, height: u32) -> gst::Structure {
         .field("regression-weight", finite(face.regressor_weight))
         .field("keypoints", keypoints(face, width, height))
         .field("landmark-count", face.landmarks.len() as u32)
-        .field("landmarks", gst::Array::from_values(landmarks))
-        .build()
+        .field("landmarks", gst::Array::from_values(landmarks));
+    let builder = match &face.attention {
+        Some(a) => builder.field("attention", attention_structure(a)),
+        None => builder,
+    };
+    builder.build()
 }
 
 fn keypoints(face: &Face, width: u32, height: u32) -> gst::Array {
@@ -245,6 +397,8 @@ pub struct FrameInfo<'a> {
     /// Whether the detector ran on this frame (else faces were followed by their landmarks).
     pub detected: bool,
     pub times: crate::engine::StageTimes,
+    /// The attention episodes and tracks that ended on this frame.
+    pub events: &'a [AttentionEvent],
 }
 
 /// Adds the per-frame `FacePoseMeta` (present with zero faces too).
@@ -280,6 +434,7 @@ fn add_frame_structures(
     s.set("pose-ms", info.times.pose);
     s.set("face-count", structures.len() as u32);
     s.set("faces", structures_array(structures));
+    s.set("attention-events", events_array(info.events));
 }
 
 /// The per-frame structure of a buffer, if the element attached one.
@@ -366,6 +521,10 @@ pub fn face_from_structure(s: &gst::StructureRef, width: u32, height: u32) -> Fa
         regressor_weight: f("regression-weight"),
         scale: 0.0,
         fit_error: 0.0,
+        attention: s
+            .get::<gst::Structure>("attention")
+            .ok()
+            .map(|a| attention_from_structure(&a)),
     }
 }
 
@@ -413,6 +572,7 @@ mod tests {
             regressor_weight: 1.0,
             scale: 0.0,
             fit_error: 0.0,
+            attention: None,
         }
     }
 
@@ -454,6 +614,7 @@ mod tests {
             inference_ms: 4.5,
             detected: true,
             times: Default::default(),
+            events: &[],
         };
         let mut together = gst::Buffer::new();
         add_metas(together.get_mut().unwrap(), &faces, &info);

@@ -240,6 +240,10 @@ pub fn draw_on_frame(frame: &mut VideoFrameRef<&mut gst::BufferRef>, faces: &[Fa
 }
 
 const BOX_COLOUR: [u8; 3] = [0, 255, 0];
+/// The box of a face that looks at the camera (or the target) on this frame.
+const LOOKING_BOX_COLOUR: [u8; 3] = [255, 200, 0];
+/// The gaze ray: the forward axis from the nose, twice the box's size long.
+const RAY_COLOUR: [u8; 3] = [255, 0, 255];
 const LANDMARK_COLOUR: [u8; 3] = [255, 255, 255];
 const AXIS_COLOURS: [[u8; 3]; 3] = [[255, 40, 40], [40, 255, 40], [60, 120, 255]];
 
@@ -254,8 +258,14 @@ pub fn draw_faces(canvas: &mut impl Canvas, faces: &[Face]) {
             Point::new(b.x1, b.y1),
             Point::new(b.x0, b.y1),
         ];
+        let looking = face.attention.is_some_and(|a| a.looking);
+        let box_colour = if looking {
+            LOOKING_BOX_COLOUR
+        } else {
+            BOX_COLOUR
+        };
         for i in 0..4 {
-            canvas.line(corners[i], corners[(i + 1) % 4], unit, BOX_COLOUR);
+            canvas.line(corners[i], corners[(i + 1) % 4], unit, box_colour);
         }
         let r = (unit * 0.6).max(0.6);
         for p in &face.landmarks {
@@ -270,24 +280,39 @@ pub fn draw_faces(canvas: &mut impl Canvas, faces: &[Face]) {
             let tip = Point::new(origin.x + dx * length, origin.y + dy * length);
             canvas.line(origin, tip, unit * 1.5, *colour);
         }
+        if let Some(a) = face.attention {
+            // The forward axis as the image shows it (x right, y down); its z does not show.
+            let tip = Point::new(
+                origin.x + a.gaze[0] * length * 4.0,
+                origin.y + a.gaze[1] * length * 4.0,
+            );
+            canvas.line(origin, tip, unit, RAY_COLOUR);
+        }
     }
 }
 
 const LABEL_TEXT: [u8; 3] = [255, 255, 255];
 const LABEL_BACKGROUND: [u8; 3] = [0, 0, 0];
 
-/// Four lines, "id 3", "yaw +12.3", "pitch -4.0", "roll +1.5", white on black beside the box (right,
-/// or left when there is no room). Font pixels grow with the face (one per 40 pixels of box
+/// Four lines, "id 3", "yaw +12.3", "pitch -4.0", "roll +1.5", then, once attention is judged,
+/// "look 8.5" (degrees off the direction to the camera) and, with a position, "z 63cm", white on
+/// black beside the box (right, or left when there is no room). Font pixels grow with the face (one per 40 pixels of box
 /// height) up to 1.25 `unit`s, so crowds stay readable and large faces get large text.
 fn label(canvas: &mut impl Canvas, face: &Face, unit: f32) {
     use crate::font::{CELL_H, CELL_W};
     let p = face.pose;
-    let lines = [
+    let mut lines = vec![
         format!("id {}", face.id),
         format!("yaw {:+.1}", p.yaw),
         format!("pitch {:+.1}", p.pitch),
         format!("roll {:+.1}", p.roll),
     ];
+    if let Some(a) = face.attention {
+        lines.push(format!("look {:.1}", a.camera_angle));
+        if let Some(pos) = a.position {
+            lines.push(format!("z {:.0}cm", pos[2]));
+        }
+    }
     let b = face.bbox;
     let cap = (unit * 1.25).round().max(1.0);
     let scale = (b.height() / 40.0).round().clamp(1.0, cap) as usize;

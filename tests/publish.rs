@@ -57,6 +57,7 @@ fn face(n: u64) -> Face {
         regressor_weight: 0.0,
         scale: 1.0,
         fit_error: 0.0,
+        attention: None,
     }
 }
 
@@ -80,6 +81,7 @@ fn frame(n: u64) -> gst::Buffer {
                 inference_ms: 0.0,
                 detected: true,
                 times: Default::default(),
+                events: &[],
             },
         );
     }

@@ -160,5 +160,6 @@ fn face(d: &Detection, l: Landmarks, e: Estimate) -> Face {
         regressor_weight: e.regressor_weight,
         scale: e.scale,
         fit_error: e.fit_error,
+        attention: None,
     }
 }

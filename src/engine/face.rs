@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 //! What the engine reports for each face.
 
+use super::attention::FaceAttention;
 use super::geometry::{BBox, Point};
 use super::pose::{Pose, PoseMethod, Rotation};
 
@@ -37,4 +38,7 @@ pub struct Face {
     pub scale: f32,
     /// RMS residual of the rigid fit, in pixels.
     pub fit_error: f32,
+    /// Where the face looks and its track's attention (see [`super::attention`]); `None` until
+    /// [`super::attention::Attention::update`] judged it.
+    pub attention: Option<FaceAttention>,
 }

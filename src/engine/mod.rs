@@ -10,6 +10,7 @@
 //! dropping, smoothing) in [`track`]. Mirror averaging of the landmark passes is in [`mirror`].
 
 pub mod ahead;
+pub mod attention;
 pub mod descriptor;
 pub mod detect;
 pub mod error;

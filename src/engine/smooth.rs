@@ -171,6 +171,7 @@ mod tests {
             rotation: Pose::default().to_rotation(),
             scale: 1.0,
             fit_error: 0.0,
+            attention: None,
             method: crate::engine::PoseMethod::Rigid,
             fit_pose: None,
             regressed_pose: None,

@@ -859,6 +859,7 @@ mod tests {
             rotation: Default::default(),
             scale: 1.0,
             fit_error: 0.0,
+            attention: None,
             method: crate::engine::PoseMethod::Rigid,
             fit_pose: None,
             regressed_pose: None,

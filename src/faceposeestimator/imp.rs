@@ -28,6 +28,7 @@ use gst_base::subclass::prelude::*;
 use gst_video::{VideoFrameRef, VideoInfo};
 
 use super::{AsyncDetection, ExecutionProvider, PoseMethod, Preprocess};
+use crate::engine::attention::{Attention, AttentionConfig, AttentionEvent, FrameGeometry, Target};
 use crate::engine::{self, DetectConfig, Engine, EngineConfig, Error as EngineError, TrackConfig};
 use crate::{json, meta, overlay, video};
 
@@ -56,6 +57,8 @@ const DEFAULT_DETECTION_LOOKAHEAD: bool = false;
 const DEFAULT_SMOOTHING: f64 = 0.0;
 const DEFAULT_PRESENCE_THRESHOLD: f32 = engine::track::DEFAULT_PRESENCE_THRESHOLD;
 const DEFAULT_QOS: bool = true;
+const DEFAULT_ATTENTION_ANGLE: f32 = engine::attention::DEFAULT_ATTENTION_ANGLE;
+const DEFAULT_ATTENTION_FRAMES: u32 = engine::attention::DEFAULT_ATTENTION_FRAMES;
 /// Frames over which the processing latency is taken (the slowest of them is reported).
 const LATENCY_WINDOW: usize = 60;
 
@@ -98,6 +101,9 @@ struct Settings {
     detection_lookahead: bool,
     smoothing: f64,
     presence_threshold: f32,
+    attention_angle: f32,
+    attention_target: Option<String>,
+    attention_frames: u32,
 }
 
 impl Default for Settings {
@@ -131,6 +137,9 @@ impl Default for Settings {
             detection_lookahead: DEFAULT_DETECTION_LOOKAHEAD,
             smoothing: DEFAULT_SMOOTHING,
             presence_threshold: DEFAULT_PRESENCE_THRESHOLD,
+            attention_angle: DEFAULT_ATTENTION_ANGLE,
+            attention_target: None,
+            attention_frames: DEFAULT_ATTENTION_FRAMES,
         }
     }
 }
@@ -144,6 +153,22 @@ impl Settings {
             max_faces: self.max_faces as usize,
             min_face_size: self.min_face_size as f32,
         }
+    }
+
+    /// What attention is judged against; an error names the property that is wrong.
+    fn attention_config(&self) -> engine::Result<AttentionConfig> {
+        let target = self
+            .attention_target
+            .as_deref()
+            .map(|t| Target::parse(t, "attention-target"))
+            .transpose()?;
+        let config = AttentionConfig {
+            angle: self.attention_angle,
+            target,
+            frames: self.attention_frames,
+        };
+        config.check(self.camera_fov)?;
+        Ok(config)
     }
 
     fn track_config(&self) -> TrackConfig {
@@ -220,6 +245,8 @@ struct State {
     held: std::collections::VecDeque<held::Held>,
     /// Whether this stream's source is live (asked at its first frame).
     live: Option<bool>,
+    /// Who looks where, and the tracks' attention episodes.
+    attention: Attention,
     #[cfg(feature = "analytics")]
     first_seen: crate::analytics::FirstSeen,
 }
@@ -319,6 +346,11 @@ impl FacePoseEstimator {
             .set_detect_config(settings.detect_config())
             .and_then(|()| state.engine.set_track_config(settings.track_config()))
             .and_then(|()| state.engine.set_camera_fov(settings.camera_fov))
+            .and_then(|()| {
+                let config = settings.attention_config()?;
+                state.attention.set_config(config);
+                Ok(())
+            })
             .map_err(|e| {
                 gst::element_imp_error!(self, gst::LibraryError::Settings, ("{e}"));
                 gst::FlowError::Error
@@ -398,19 +430,30 @@ impl FacePoseEstimator {
         }
     }
 
-    /// Everything a frame's `faces` give (processing began at `started`): the latency figures,
-    /// the engine's warnings, the metas, the JSON line and the overlay (the bus message is posted
-    /// by the caller, without the state's lock).
+    /// Everything a frame's `faces` give (processing began at `started`): their attention, the
+    /// latency figures, the engine's warnings, the metas, the JSON line and the overlay. Gives the
+    /// attention episodes and tracks that ended on this frame, for the caller to post with the
+    /// frame's bus message, without the state's lock.
     fn annotate(
         &self,
         state: &mut State,
         settings: &Settings,
         buffer: &mut gst::BufferRef,
         info: &VideoInfo,
-        faces: &[engine::Face],
+        faces: &mut [engine::Face],
         started: Instant,
-    ) -> Result<(), gst::FlowError> {
+    ) -> Result<Vec<AttentionEvent>, gst::FlowError> {
         let (width, height) = (info.width(), info.height());
+        let events = state.attention.update(
+            faces,
+            FrameGeometry {
+                width: width as usize,
+                height: height as usize,
+                camera_fov: settings.camera_fov,
+            },
+            buffer.pts().map(|t| t.nseconds()),
+            buffer.duration().map(|t| t.nseconds()),
+        );
         let inference_ms = started.elapsed().as_secs_f64() * 1e3;
         for w in state.engine.take_warnings() {
             gst::element_imp_warning!(self, gst::StreamError::Decode, ("{w}"));
@@ -440,6 +483,7 @@ impl FacePoseEstimator {
                 inference_ms,
                 detected: state.engine.last_frame_detected(),
                 times,
+                events: &events,
             },
         );
         #[cfg(feature = "analytics")]
@@ -449,7 +493,8 @@ impl FacePoseEstimator {
             gst::warning!(CAT, imp = self, "Cannot add the analytics meta: {e}");
         }
         if let Some((out, name)) = state.json.as_mut() {
-            let line = json::frame_line(buffer.pts().map(|t| t.nseconds()), width, height, faces);
+            let pts = buffer.pts().map(|t| t.nseconds());
+            let line = json::frame_line(pts, width, height, faces, &events);
             if let Err(e) = writeln!(out, "{line}") {
                 let error = json_error(name, &e);
                 state.json = None;
@@ -472,7 +517,39 @@ impl FacePoseEstimator {
                 gst::warning!(CAT, imp = self, "Cannot draw on {:?}", info.format());
             }
         }
-        Ok(())
+        Ok(events)
+    }
+
+    /// Ends every track's attention (end of stream, a flush, a new stream: `why`): writes the
+    /// events to the JSON Lines and gives them, for the caller to post without the state's lock.
+    fn end_attention(
+        &self,
+        state: &mut State,
+        why: &str,
+    ) -> Result<Vec<AttentionEvent>, gst::ErrorMessage> {
+        let events = state.attention.finish();
+        if events.is_empty() {
+            return Ok(events);
+        }
+        if let Some((out, name)) = state.json.as_mut() {
+            let line = json::tracks_ended_line(why, &events);
+            if let Err(e) = writeln!(out, "{line}") {
+                let error = json_error(name, &e);
+                state.json = None;
+                return Err(error);
+            }
+        }
+        Ok(events)
+    }
+
+    /// Posts each ended episode or track as a `facepose-attention` element message.
+    fn post_attention(&self, events: &[AttentionEvent]) {
+        for e in events {
+            let s = meta::event_structure(meta::EVENT_MESSAGE, e);
+            let _ = self
+                .obj()
+                .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+        }
     }
 }
 
@@ -677,6 +754,27 @@ impl ObjectImpl for FacePoseEstimator {
                     .default_value(DEFAULT_PRESENCE_THRESHOLD)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecFloat::builder("attention-angle")
+                    .nick("Attention angle")
+                    .blurb("Degrees between a head's forward axis and the direction to the camera under which it looks at the camera; in (0, 90)")
+                    .minimum(0.0)
+                    .maximum(90.0)
+                    .default_value(DEFAULT_ATTENTION_ANGLE)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("attention-target")
+                    .nick("Attention target")
+                    .blurb("A rectangle in the camera's plane that attention follows instead of the camera: \"x,y,width,height\" in cm, its top-left corner from the camera (x right, y down); needs camera-fov > 0")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("attention-frames")
+                    .nick("Attention frames")
+                    .blurb("Frames in a row that start or end an attention episode (a shorter run changes nothing)")
+                    .minimum(1)
+                    .maximum(engine::attention::MAX_ATTENTION_FRAMES)
+                    .default_value(DEFAULT_ATTENTION_FRAMES)
+                    .mutable_playing()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -738,7 +836,17 @@ impl ObjectImpl for FacePoseEstimator {
             "presence-threshold" => {
                 s.presence_threshold = value.get().expect("type checked upstream")
             }
+            "attention-angle" => s.attention_angle = value.get().expect("type checked upstream"),
+            "attention-target" => s.attention_target = string(),
+            "attention-frames" => s.attention_frames = value.get().expect("type checked upstream"),
             _ => unimplemented!(),
+        }
+        // A value the element cannot use is reported now, and again (as the error that stops
+        // it) when it starts.
+        if pspec.name().starts_with("attention-")
+            && let Err(e) = s.attention_config()
+        {
+            gst::error!(CAT, imp = self, "{e}");
         }
         drop(s);
         let running = self.state.lock().unwrap().is_some();
@@ -795,6 +903,9 @@ impl ObjectImpl for FacePoseEstimator {
             "detection-lookahead" => s.detection_lookahead.to_value(),
             "smoothing" => s.smoothing.to_value(),
             "presence-threshold" => s.presence_threshold.to_value(),
+            "attention-angle" => s.attention_angle.to_value(),
+            "attention-target" => s.attention_target.to_value(),
+            "attention-frames" => s.attention_frames.to_value(),
             _ => unimplemented!(),
         }
     }
@@ -865,6 +976,7 @@ impl BaseTransformImpl for FacePoseEstimator {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
+        let attention = settings.attention_config().map_err(|e| start_error(&e))?;
         let config = settings.engine_config();
         let mut engine = Engine::new(config.clone()).map_err(|e| start_error(&e))?;
         // The first run of each session, here rather than on the first frames.
@@ -949,6 +1061,7 @@ impl BaseTransformImpl for FacePoseEstimator {
             recent_ms: std::collections::VecDeque::with_capacity(LATENCY_WINDOW),
             held: Default::default(),
             live: None,
+            attention: Attention::new(attention),
             #[cfg(feature = "analytics")]
             first_seen: Default::default(),
         });
@@ -976,23 +1089,42 @@ impl BaseTransformImpl for FacePoseEstimator {
         }
         match event.view() {
             gst::EventView::Eos(_) => {
-                // Every frame's JSON reaches its file before EOS goes on, or the stream fails.
-                let flushed = match self.state.lock().unwrap().as_mut() {
-                    Some(state) => self.flush_json(state),
-                    None => Ok(()),
+                // The tracks end with the stream; every frame's JSON reaches its file before EOS
+                // goes on, or the stream fails.
+                let ended = match self.state.lock().unwrap().as_mut() {
+                    Some(state) => self
+                        .end_attention(state, "eos")
+                        .and_then(|events| self.flush_json(state).map(|()| events)),
+                    None => Ok(Vec::new()),
                 };
-                if let Err(e) = flushed {
-                    self.post_error_message(e);
-                    return false;
+                match ended {
+                    Ok(events) => self.post_attention(&events),
+                    Err(e) => {
+                        self.post_error_message(e);
+                        return false;
+                    }
                 }
             }
             // A new stream or a flushing seek: the faces of before are no guide to what comes.
             gst::EventView::FlushStop(_) | gst::EventView::StreamStart(_) => {
-                if let Some(state) = self.state.lock().unwrap().as_mut() {
-                    state.engine.reset_tracking();
-                    // A new stream may come from another source: asked again at its first frame.
-                    if matches!(event.view(), gst::EventView::StreamStart(_)) {
-                        state.live = None;
+                let new_stream = matches!(event.view(), gst::EventView::StreamStart(_));
+                let ended = match self.state.lock().unwrap().as_mut() {
+                    Some(state) => {
+                        state.engine.reset_tracking();
+                        // A new stream may come from another source: asked again at its first
+                        // frame.
+                        if new_stream {
+                            state.live = None;
+                        }
+                        self.end_attention(state, if new_stream { "stream-start" } else { "flush" })
+                    }
+                    None => Ok(Vec::new()),
+                };
+                match ended {
+                    Ok(events) => self.post_attention(&events),
+                    Err(e) => {
+                        self.post_error_message(e);
+                        return false;
                     }
                 }
             }
@@ -1065,7 +1197,7 @@ impl BaseTransformImpl for FacePoseEstimator {
         let info = self.configure(state, &settings)?;
         let time = buffer.pts().map(|t| t.nseconds() as f64 * 1e-9);
         let started = Instant::now();
-        let Some(faces) = self.analyse(state, buffer, &info, |engine, view| {
+        let Some(mut faces) = self.analyse(state, buffer, &info, |engine, view| {
             engine.track(view, time)
         })?
         else {
@@ -1074,11 +1206,12 @@ impl BaseTransformImpl for FacePoseEstimator {
             self.report_bad_buffer(bad);
             return Ok(gst::FlowSuccess::Ok);
         };
-        self.annotate(state, &settings, buffer, &info, &faces, started)?;
+        let events = self.annotate(state, &settings, buffer, &info, &mut faces, started)?;
         drop(guard);
         if settings.post_messages {
             self.post_faces(buffer, &faces, info.width(), info.height());
         }
+        self.post_attention(&events);
         Ok(gst::FlowSuccess::Ok)
     }
 

@@ -19,8 +19,13 @@ use crate::engine::DetectionMode;
 use crate::engine::ahead::AheadDetections;
 use crate::engine::pipeline::PIPELINE_DEPTH;
 
-/// A finished frame's faces, and its width and height.
-type Finished = (Vec<crate::engine::Face>, u32, u32);
+/// A finished frame's faces, its width and height, and the attention events that ended on it.
+type Finished = (
+    Vec<crate::engine::Face>,
+    u32,
+    u32,
+    Vec<crate::engine::attention::AttentionEvent>,
+);
 
 /// How frames go through the element now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,7 +248,7 @@ impl FacePoseEstimator {
             })?,
             (None, None) => return Ok(Some((buffer, None))),
         };
-        let faces = match faces {
+        let mut faces = match faces {
             Ok(faces) => faces,
             Err(why) => {
                 gst::debug!(
@@ -254,8 +259,18 @@ impl FacePoseEstimator {
                 return Ok(Some((buffer, None)));
             }
         };
-        self.annotate(state, settings, buffer.make_mut(), &info, &faces, started)?;
-        Ok(Some((buffer, Some((faces, info.width(), info.height())))))
+        let events = self.annotate(
+            state,
+            settings,
+            buffer.make_mut(),
+            &info,
+            &mut faces,
+            started,
+        )?;
+        Ok(Some((
+            buffer,
+            Some((faces, info.width(), info.height(), events)),
+        )))
     }
 
     /// Posts a finished frame's bus message (when asked for; the state's lock released), and
@@ -266,8 +281,11 @@ impl FacePoseEstimator {
         buffer: gst::Buffer,
         finished: Option<Finished>,
     ) -> gst::Buffer {
-        if let (true, Some((faces, width, height))) = (settings.post_messages, finished) {
-            self.post_faces(&buffer, &faces, width, height);
+        if let Some((faces, width, height, events)) = finished {
+            if settings.post_messages {
+                self.post_faces(&buffer, &faces, width, height);
+            }
+            self.post_attention(&events);
         }
         buffer
     }
