@@ -8,8 +8,10 @@
 
 Each line: {"frame", "pts" (ns or null), "face_count" (from the per-frame FacePoseMeta, null
 without it), "faces": [{"id", "confidence", "x_min", "y_min", "x_max", "y_max" (normalised),
-"yaw", "pitch", "roll" (degrees), "method", "presence"}]}, the faces read from the
-GstVideoRegionOfInterestMeta of each face (roi_type "face", params "detection" and "head-pose").
+"yaw", "pitch", "roll" (degrees), "method", "presence", "looking" (bool), "camera_angle"
+(degrees off the direction to the camera), "z_cm" (distance along the camera's axis, null without a
+field of view)}]}, the faces read from the GstVideoRegionOfInterestMeta of each face (roi_type
+"face", params "detection", "head-pose" and "attention").
 
 Needs Debian's python3-gi, python3-gst-1.0 and gir1.2-gst-plugins-base-1.0 (the system
 interpreter, /usr/bin/python3, when a virtual environment or pyenv hides them).
@@ -66,6 +68,14 @@ def number(s, field):
     return v if ok and math.isfinite(v) else None
 
 
+def boolean(s, field):
+    """A boolean field of a Gst.Structure, or None."""
+    if s is None:
+        return None
+    ok, v = s.get_boolean(field)
+    return v if ok else None
+
+
 def roi_faces(buffer):
     """The faces of a buffer, from its GstVideoRegionOfInterestMeta (roi_type "face")."""
     api = GstVideo.VideoRegionOfInterestMeta.get_info().api
@@ -82,6 +92,7 @@ def roi_faces(buffer):
             if GLib.quark_to_string(meta.roi_type) == ROI_TYPE:
                 det = meta.get_param("detection")
                 pose = meta.get_param("head-pose")
+                attention = meta.get_param("attention")
                 faces.append(
                     {
                         "id": meta.id,
@@ -95,6 +106,9 @@ def roi_faces(buffer):
                         "roll": number(pose, "roll"),
                         "method": pose.get_string("method") if pose is not None else None,
                         "presence": number(pose, "presence"),
+                        "looking": boolean(attention, "looking"),
+                        "camera_angle": number(attention, "camera-angle"),
+                        "z_cm": number(attention, "z"),
                     }
                 )
         next_id += 1

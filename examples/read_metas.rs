@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Reads what `faceposeestimator` attaches to each buffer: one `GstVideoRegionOfInterestMeta` per
-//! face (parameters `detection` and `head-pose`) and the per-frame `FacePoseMeta`, and prints
-//! each face's box and pose from both.
+//! face (parameters `detection`, `head-pose` and `attention`) and the per-frame `FacePoseMeta`,
+//! and prints each face's box, pose and attention from both.
 //!
 //! ```text
 //! cargo run --example read_metas
@@ -37,6 +37,12 @@ pub struct FaceReport {
     /// What produced the angles: fused, regression, rigid or seed-linear.
     pub method: String,
     pub presence: f64,
+    /// From the `attention` parameter: whether the face looks at the camera (or the target),
+    /// the degrees between its forward axis and the direction to the camera, and its distance
+    /// along z in cm (`None` without a field of view).
+    pub looking: Option<bool>,
+    pub camera_angle: f64,
+    pub z_cm: Option<f64>,
 }
 
 /// What the `FacePoseMeta` says about the frame.
@@ -85,8 +91,14 @@ fn double(s: &gst::StructureRef, field: &str) -> f64 {
     s.get::<f64>(field).unwrap_or(f64::NAN)
 }
 
-/// A face from its `detection` and `head-pose` structures (or one `face` structure for both).
-fn face_from(id: i32, detection: &gst::StructureRef, pose: &gst::StructureRef) -> FaceReport {
+/// A face from its `detection`, `head-pose` and `attention` structures (or one `face` structure
+/// for the first two, holding the third).
+fn face_from(
+    id: i32,
+    detection: &gst::StructureRef,
+    pose: &gst::StructureRef,
+    attention: Option<&gst::StructureRef>,
+) -> FaceReport {
     FaceReport {
         id,
         confidence: double(detection, "confidence"),
@@ -97,6 +109,9 @@ fn face_from(id: i32, detection: &gst::StructureRef, pose: &gst::StructureRef) -
         roll: double(pose, "roll"),
         method: pose.get::<String>("method").unwrap_or_default(),
         presence: double(pose, "presence"),
+        looking: attention.and_then(|a| a.get::<bool>("looking").ok()),
+        camera_angle: attention.map_or(f64::NAN, |a| double(a, "camera-angle")),
+        z_cm: attention.and_then(|a| a.get::<f64>("z").ok()),
     }
 }
 
@@ -110,7 +125,7 @@ pub fn frame_report(index: usize, buffer: &gst::BufferRef) -> FrameReport {
             let pose = m.param("head-pose")?;
             Some(FaceReport {
                 rect: m.rect(),
-                ..face_from(m.id(), detection, pose)
+                ..face_from(m.id(), detection, pose, m.param("attention"))
             })
         })
         .collect();
@@ -127,7 +142,10 @@ pub fn frame_report(index: usize, buffer: &gst::BufferRef) -> FrameReport {
                     a.iter()
                         .filter_map(|v| v.get::<gst::Structure>().ok())
                         .enumerate()
-                        .map(|(i, f)| face_from(i as i32, &f, &f))
+                        .map(|(i, f)| {
+                            let attention = f.get::<gst::Structure>("attention").ok();
+                            face_from(i as i32, &f, &f, attention.as_deref())
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -254,10 +272,23 @@ fn print_face(prefix: &str, f: &FaceReport) {
         let (x, y, w, h) = f.rect;
         print!(" = {w}x{h} px at ({x}, {y})");
     }
-    println!(
+    print!(
         ", yaw {:+.2}° pitch {:+.2}° roll {:+.2}° ({}), presence {:.2}",
         f.yaw, f.pitch, f.roll, f.method, f.presence
     );
+    if let Some(looking) = f.looking {
+        print!(
+            ", {} ({:.1}° off the camera",
+            if looking { "looking" } else { "looking away" },
+            f.camera_angle
+        );
+        match f.z_cm {
+            Some(z) => println!(", {z:.0} cm away)"),
+            None => println!(")"),
+        }
+    } else {
+        println!();
+    }
 }
 
 /// Prints one frame: the `FacePoseMeta` summary, then each face from the ROI metas and from the

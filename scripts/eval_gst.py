@@ -93,8 +93,12 @@ def main():
         "!", "faceposeestimator", "detection-interval=1", f"json-location={jsonl}", *props,
         "!", "fakesink",
     ]
+    # The plugin as built here (`make build`), before any installed one.
+    env = dict(os.environ)
+    built = str(Path(__file__).resolve().parent.parent / "target" / "release")
+    env["GST_PLUGIN_PATH"] = built + (":" + env["GST_PLUGIN_PATH"] if env.get("GST_PLUGIN_PATH") else "")
     print("running:", " ".join(pipeline), flush=True)
-    subprocess.run(pipeline, check=True)
+    subprocess.run(pipeline, check=True, env=env)
     # Frame lines only: the line that ends the open tracks at EOS (`tracks_ended`) is no frame.
     lines = [l for l in map(json.loads, open(jsonl)) if "pts" in l]
     if len(lines) != len(rows):
@@ -143,7 +147,7 @@ def attention(found, props):
     if not judged:
         print("attention: none in the JSON (an older element?)")
         return
-    angle = next((float(p.split("=", 1)[1]) for p in props if p.startswith("attention-angle=")), 15.0)
+    angle = next((float(p.split("=", 1)[1]) for p in props if p.startswith("attention-angle=")), 25.0)
 
     def scores(truth, said):
         tp = sum(t and s for t, s in zip(truth, said))

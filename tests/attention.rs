@@ -250,3 +250,150 @@ fn without_a_field_of_view_there_is_no_position_and_looking_is_judged_on_the_lin
     assert!((a.camera_angle as f64 - want).abs() < 1e-3, "{a:?}");
     assert!(a.looking_at_camera && a.looking);
 }
+
+fn init() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstfacepose::plugin_register_static().expect("registering the facepose plugin");
+    });
+}
+
+/// Runs a pipeline to its end; the bus messages.
+fn run(description: &str) -> Vec<gst::Message> {
+    use gst::prelude::*;
+    let pipeline = gst::parse::launch(description).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let mut messages = Vec::new();
+    if pipeline.set_state(gst::State::Playing).is_ok() {
+        for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
+            let done = matches!(
+                msg.view(),
+                gst::MessageView::Eos(_) | gst::MessageView::Error(_)
+            );
+            messages.push(msg);
+            if done {
+                break;
+            }
+        }
+    } else {
+        messages.extend(
+            bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error]),
+        );
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    messages
+}
+
+fn error_of(messages: &[gst::Message]) -> Option<String> {
+    messages.iter().find_map(|m| match m.view() {
+        gst::MessageView::Error(e) => Some(e.error().to_string()),
+        _ => None,
+    })
+}
+
+#[test]
+fn bad_attention_settings_stop_the_element_with_an_error_naming_the_property() {
+    init();
+    for (props, name) in [
+        ("attention-target=\"1,2,3\"", "attention-target"),
+        ("attention-target=\"0,0,-5,10\"", "attention-target"),
+        ("attention-target=\"nan,0,5,10\"", "attention-target"),
+        ("attention-target=\"0,0,50,30\" camera-fov=0", "camera-fov"),
+        ("attention-angle=90", "attention-angle"),
+        ("attention-angle=0", "attention-angle"),
+    ] {
+        let messages = run(&format!(
+            "videotestsrc num-buffers=2 ! faceposeestimator {props} ! fakesink"
+        ));
+        let error = error_of(&messages).unwrap_or_else(|| panic!("{props}: no error"));
+        assert!(error.contains(name), "{props}: {error}");
+    }
+}
+
+#[test]
+fn a_face_held_still_gives_attention_on_every_frame_and_its_track_ends_at_eos() {
+    init();
+    let picture = default_model_dir().join("samples/astronaut.png");
+    if !picture.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{} is missing",
+            picture.display()
+        );
+        eprintln!("SKIPPED: {} is missing (make models)", picture.display());
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("facepose-attention-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("faces.jsonl");
+    const FRAMES: u64 = 12;
+    let messages = run(&format!(
+        "filesrc location={} ! pngdec ! videoconvert ! imagefreeze num-buffers={FRAMES} ! \
+         video/x-raw,framerate=25/1 ! faceposeestimator json-location={} ! fakesink",
+        picture.display(),
+        json.display()
+    ));
+    assert_eq!(error_of(&messages), None);
+    let events: Vec<gst::Structure> = messages
+        .iter()
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Element(e) => e
+                .structure()
+                .filter(|s| s.name() == gstfacepose::meta::EVENT_MESSAGE)
+                .map(|s| s.to_owned()),
+            _ => None,
+        })
+        .collect();
+    let text = std::fs::read_to_string(&json).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len() as u64, FRAMES + 1, "{text}");
+    let frame = 40_000_000u64;
+    let mut looking = Vec::new();
+    for (i, l) in lines[..FRAMES as usize].iter().enumerate() {
+        let faces = l["faces"].as_array().unwrap();
+        assert_eq!(faces.len(), 1, "{l}");
+        let a = &faces[0]["attention"];
+        assert_eq!(
+            a["visible_ns"].as_u64(),
+            Some((i as u64 + 1) * frame),
+            "{a}"
+        );
+        let p = a["position"]
+            .as_array()
+            .expect("a position at camera-fov 60");
+        assert!(p[2].as_f64().unwrap() > 10.0, "{a}");
+        assert_eq!(a["position_source"], "fit");
+        looking.push(a["looking"].as_bool().unwrap());
+    }
+    // The end of the stream ends the track: on the bus and as the last JSON line.
+    let last = &lines[FRAMES as usize];
+    assert_eq!(last["tracks_ended"], "eos", "{last}");
+    let ended = last["attention_events"].as_array().unwrap();
+    let track_end = ended.last().unwrap();
+    assert_eq!(track_end["event"], "track-end");
+    assert_eq!(track_end["visible_ns"].as_u64(), Some(FRAMES * frame));
+    assert_eq!(track_end["start"].as_u64(), Some(0));
+    assert_eq!(track_end["end"].as_u64(), Some(FRAMES * frame));
+    assert_eq!(events.len(), ended.len(), "{events:?}");
+    let bus_end = events.last().unwrap();
+    assert_eq!(bus_end.get::<&str>("event").unwrap(), "track-end");
+    assert_eq!(
+        bus_end.get::<gst::ClockTime>("visible-time").unwrap(),
+        gst::ClockTime::from_nseconds(FRAMES * frame)
+    );
+    // The same picture on every frame: the same verdict on every frame, and so one episode
+    // for the whole stream or none.
+    assert!(looking.iter().all(|&l| l == looking[0]), "{looking:?}");
+    let episodes = track_end["episodes"].as_u64().unwrap();
+    if looking[0] {
+        assert_eq!(episodes, 1);
+        assert_eq!(track_end["looking_ns"].as_u64(), Some(FRAMES * frame));
+    } else {
+        assert_eq!(episodes, 0);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -309,7 +309,9 @@ fn test_pattern_gives_frames_without_faces_messages_and_json_lines() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "{text}");
     assert!(
-        lines[0].starts_with("{\"pts\":0,\"width\":320,\"height\":240,\"faces\":[]}"),
+        lines[0].starts_with(
+            "{\"pts\":0,\"width\":320,\"height\":240,\"faces\":[],\"attention_events\":[]}"
+        ),
         "{}",
         lines[0]
     );

@@ -118,6 +118,12 @@ fn compare(python: &[String], rust: &[FrameReport], expected_frames: usize) {
             assert_eq!(roi.method, meta.method);
             assert_eq!(roi.method, "fused");
             assert_eq!(roi.bbox, meta.bbox);
+            assert!(roi.looking.is_some(), "the attention parameter");
+            assert_eq!(
+                (roi.looking, roi.camera_angle, roi.z_cm),
+                (meta.looking, meta.camera_angle, meta.z_cm)
+            );
+            assert!(roi.z_cm.is_some_and(|z| z > 0.0), "{roi:?}");
         }
         assert!(!frame.faces.is_empty(), "no face in frame {}", frame.index);
 
@@ -141,7 +147,13 @@ fn compare(python: &[String], rust: &[FrameReport], expected_frames: usize) {
         assert_eq!(ids.len(), frame.faces.len(), "{line}");
         for (k, f) in frame.faces.iter().enumerate() {
             assert_eq!(ids[k], Some(f.id as f64), "{line}");
-            for (key, rust_value) in [("yaw", f.yaw), ("pitch", f.pitch), ("roll", f.roll)] {
+            for (key, rust_value) in [
+                ("yaw", f.yaw),
+                ("pitch", f.pitch),
+                ("roll", f.roll),
+                ("camera_angle", f.camera_angle),
+                ("z_cm", f.z_cm.unwrap_or(f64::NAN)),
+            ] {
                 let py = values(line, key)[k].unwrap_or(f64::NAN);
                 assert!(
                     (py - rust_value).abs() <= ANGLE_TOLERANCE,

@@ -170,7 +170,13 @@ fn every_frame_comes_out_in_order_with_the_faces_it_gets_in_turn() {
         assert_eq!(sa, sb, "frame {i}: the look-ahead changed the faces");
     }
     let read = |on: bool| std::fs::read_to_string(json(on)).unwrap();
-    assert_eq!(read(false).lines().count(), FRAMES);
+    assert_eq!(
+        read(false)
+            .lines()
+            .filter(|l| l.starts_with("{\"pts\""))
+            .count(),
+        FRAMES
+    );
     assert_eq!(read(false), read(true), "the JSON Lines differ");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -97,6 +97,17 @@ fn case(file: &str, tmp: &Path) -> Option<Case> {
             min_frames: FRAMES,
             check: Some(check_annotated_mp4),
         },
+        "attention-screen.txt" => Case {
+            replacements: vec![
+                ("v4l2src device=/dev/video0", face_source()),
+                ("video/x-raw,width=640,height=480 ! ", String::new()),
+                ("attention.jsonl", out("faces.jsonl")),
+                ("autovideosink sync=false", "fakesink".into()),
+            ],
+            faces: true,
+            min_frames: FRAMES,
+            check: Some(check_attention_lines),
+        },
         "webcam-to-screen.txt" => Case {
             // The caps filter asks for 640x480, which the picture is not: a test pattern then.
             replacements: vec![
@@ -345,13 +356,41 @@ fn check_annotated_mp4(tmp: &Path) {
 }
 
 /// One JSON object per frame, each with one face and its angles.
-fn check_json_lines(tmp: &Path) {
+/// The frame lines of the JSON Lines the pipeline wrote; any other line must be the one that
+/// ends the open tracks at EOS.
+fn frame_lines(tmp: &Path) -> Vec<String> {
     let path = tmp.join("faces.jsonl");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), FRAMES, "{text}");
-    for l in lines {
+    let (frames, others): (Vec<&str>, Vec<&str>) =
+        text.lines().partition(|l| l.starts_with("{\"pts\":"));
+    assert_eq!(frames.len(), FRAMES, "{text}");
+    assert!(
+        others.len() <= 1
+            && others
+                .iter()
+                .all(|l| l.starts_with("{\"tracks_ended\":\"eos\"")),
+        "{text}"
+    );
+    frames.into_iter().map(String::from).collect()
+}
+
+/// Every face says where it looks, and whether its gaze meets the screen.
+fn check_attention_lines(tmp: &Path) {
+    for l in frame_lines(tmp) {
+        for key in [
+            "\"attention\":{\"position\":[",
+            "\"target_point\":",
+            "\"looking\":",
+        ] {
+            assert_eq!(l.matches(key).count(), 1, "{key} in {l}");
+        }
+    }
+}
+
+fn check_json_lines(tmp: &Path) {
+    for l in frame_lines(tmp) {
+        let l = l.as_str();
         assert!(l.starts_with("{\"pts\":") && l.ends_with('}'), "{l}");
         // One face: one box, one method, one set of each estimate (the reported angles, the
         // landmark fit's and the regressor's each have a yaw, pitch and roll).

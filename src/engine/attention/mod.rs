@@ -19,7 +19,7 @@ pub use gaze::PositionSource;
 
 /// Default `attention-angle`: degrees between the forward axis and the direction to the camera
 /// under which a face looks at the camera.
-pub const DEFAULT_ATTENTION_ANGLE: f32 = 15.0;
+pub const DEFAULT_ATTENTION_ANGLE: f32 = 25.0;
 /// Default `attention-frames`: frames in a row that start or end an episode.
 pub const DEFAULT_ATTENTION_FRAMES: u32 = 3;
 pub const MAX_ATTENTION_FRAMES: u32 = 1000;
