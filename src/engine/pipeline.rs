@@ -54,7 +54,9 @@ impl Engine {
                 self.detector
                     .input_dimensions(image.width(), image.height(), &self.config.detect);
             let side = self.landmarker.input_size();
-            let search = search_interval(w * h, side * side, self.tracker.visible_count(), true);
+            // The detection frame waits behind the frames held before it.
+            let beside = Some(PIPELINE_DEPTH as u32 - 1);
+            let search = search_interval(w * h, side * side, self.tracker.visible_count(), beside);
             self.tracker.should_detect(
                 &config,
                 can_track,

@@ -622,25 +622,34 @@ pub(super) fn forward_detection(
 /// Automatic mode: frames between searches for new faces while `visible` faces are tracked, for
 /// a detector whose input has `detector_pixels` pixels and a landmark model whose crop has
 /// `landmark_pixels`: the detector's cost counted in landmark passes ([`DETECTOR_PIXEL_COST`]).
-/// In line (`pipelined` false) the searches take about [`AUTO_SEARCH_SHARE`] of the work, within
-/// [`AUTO_SEARCH_INTERVAL`]; pipelined, where the detector has a core of its own, as often as
-/// that core keeps up with the landmark passes, within [`AUTO_PIPELINED_SEARCH_INTERVAL`]. Sizes
-/// only, never a clock: the schedule is the same at any speed.
+///
+/// In line (`beside` `None`) the searches take about [`AUTO_SEARCH_SHARE`] of the work, within
+/// [`AUTO_SEARCH_INTERVAL`]. With the detector on a core of its own while the streaming thread
+/// tracks `beside` frames (pipelined: the frames held before the detection frame; `u32::MAX`
+/// for the background detector, which nothing waits for), within
+/// [`AUTO_PIPELINED_SEARCH_INTERVAL`]: no more often than that core keeps up with, and, where a
+/// detection outlasts the tracking it overlaps, the streaming thread's wait for it takes about
+/// [`AUTO_SEARCH_SHARE`] of the work, as in line. One face at 640×480 is thus searched for about
+/// as often as in line (its tracking is too quick to hide a detection), a crowd far more often.
+/// Sizes only, never a clock: the schedule is the same at any speed.
 pub fn search_interval(
     detector_pixels: usize,
     landmark_pixels: usize,
     visible: usize,
-    pipelined: bool,
+    beside: Option<u32>,
 ) -> u32 {
     let passes = detector_pixels as f64 * DETECTOR_PIXEL_COST / landmark_pixels.max(1) as f64;
     let per_frame = visible.max(1) as f64;
-    let (n, range) = if pipelined {
-        (passes / per_frame, AUTO_PIPELINED_SEARCH_INTERVAL)
-    } else {
-        (
-            passes * (1.0 - AUTO_SEARCH_SHARE) / (AUTO_SEARCH_SHARE * per_frame),
-            AUTO_SEARCH_INTERVAL,
-        )
+    let share = |waited: f64| waited * (1.0 - AUTO_SEARCH_SHARE) / (AUTO_SEARCH_SHARE * per_frame);
+    let (n, range) = match beside {
+        None => (share(passes), AUTO_SEARCH_INTERVAL),
+        Some(frames) => {
+            let waited = (passes - frames as f64 * per_frame).max(0.0);
+            (
+                (passes / per_frame).max(share(waited)),
+                AUTO_PIPELINED_SEARCH_INTERVAL,
+            )
+        }
     };
     (n.ceil() as u32).clamp(*range.start(), *range.end())
 }
@@ -802,14 +811,22 @@ mod tests {
             correction: None,
             detected_presence: 1.0,
         });
-        let n = search_interval(640 * 480, 192 * 192, 1, false);
+        let n = search_interval(640 * 480, 192 * 192, 1, None);
         assert_eq!(
             n, 60,
             "a 640×480 detector input against one 192×192 crop, in line"
         );
-        let n = search_interval(640 * 384, 192 * 192, 6, true);
+        let n = search_interval(640 * 480, 192 * 192, 1, Some(8));
+        assert_eq!(n, 60, "one face, pipelined: too quick to hide a detection");
+        let n = search_interval(640 * 480, 192 * 192, 1, Some(u32::MAX));
+        assert_eq!(n, 25, "one face, in the background: as often as its core keeps up");
+        let n = search_interval(640 * 384, 192 * 192, 6, Some(8));
         assert!((2..10).contains(&n), "six faces, pipelined: {n}");
-        assert_eq!(search_interval(32 * 32, 192 * 192, 4, true), 2, "the least");
+        assert_eq!(
+            search_interval(32 * 32, 192 * 192, 4, Some(8)),
+            2,
+            "the least"
+        );
         let n = SEARCH;
         t.since_detection = Some(n - 2);
         assert!(!t.should_detect(&every(0), can_track, 16, t.since_detection, SEARCH));

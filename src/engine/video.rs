@@ -112,13 +112,14 @@ impl Engine {
     }
 
     /// Frames between searches for new faces in automatic mode on `image`, with the detector in
-    /// line or on a thread of its own (`pipelined`): see [`search_interval`].
-    pub(super) fn search_interval_on(&self, image: &ImageView, pipelined: bool) -> u32 {
+    /// line (`beside` `None`) or on a thread of its own beside that many frames of tracking: see
+    /// [`search_interval`].
+    pub(super) fn search_interval_on(&self, image: &ImageView, beside: Option<u32>) -> u32 {
         let (w, h) =
             self.detector
                 .input_dimensions(image.width(), image.height(), &self.config.detect);
         let side = self.landmarker.input_size();
-        search_interval(w * h, side * side, self.tracker.visible_count(), pipelined)
+        search_interval(w * h, side * side, self.tracker.visible_count(), beside)
     }
 
     /// Forgets every track (call after a seek or a flush, or between streams); a detection still
@@ -153,7 +154,7 @@ impl Engine {
             && can_track
             && config.detection_interval != 1
             && self.tracker.has_detected();
-        let search = self.search_interval_on(image, background);
+        let search = self.search_interval_on(image, background.then_some(u32::MAX));
         let detect = self.tracker.should_detect(
             &config,
             can_track,
