@@ -8,13 +8,15 @@
 //! cargo run --release --example bench_publish [-- --messages 5000 --inflight 100 --out out/bench_publish.md]
 //! ```
 //!
-//! For QoS 0 and 1, and messages of one face and of ten faces (468 landmarks each, the JSON the
-//! element sends):
+//! Two links to the broker: loopback straight (a round trip of some tens of microseconds), and
+//! a relay in this program that delays every byte by 0.5 ms each way (a 1 ms round trip, a
+//! local network), which is where waiting for each PUBACK costs. For QoS 0 and 1, and messages
+//! of one face and of ten faces (468 landmarks each, the JSON the element sends):
 //! - messages per second: `--messages` pushed at once (a queue large enough that none is
 //!   dropped), timed from the first push until the publisher counts the last one as taken (the
 //!   broker's PUBACK at QoS 1, written at QoS 0);
 //! - latency: 300 messages pushed one every 2 ms (500 per second), each timed from its push
-//!   until a subscriber on the same broker receives it; p50, p95 and p99.
+//!   until a subscriber on the same broker (connected straight) receives it; p50, p95 and p99.
 //!
 //! Prints one Markdown table (and writes it to `--out` when given).
 
@@ -35,6 +37,8 @@ use gstfacepose::json;
 
 const LATENCY_MESSAGES: u64 = 300;
 const LATENCY_PERIOD: Duration = Duration::from_millis(2);
+/// What the relay adds in each direction.
+const RELAY_DELAY: Duration = Duration::from_micros(500);
 /// Bound on any one wait (never reached when things work).
 const BOUND: Duration = Duration::from_secs(120);
 
@@ -57,7 +61,7 @@ impl Mosquitto {
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\nmax_inflight_messages 0\nuser root\nlog_dest file {}/mosquitto.log\n",
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\nset_tcp_nodelay true\nuser root\nlog_dest file {}/mosquitto.log\n",
                 dir.display()
             ),
         )
@@ -288,7 +292,72 @@ impl Which {
     }
 }
 
-/// A subscriber to `bench/#` that notes when each message arrived, by topic and sequence number.
+/// A TCP relay to the broker that delays every byte by `delay` in each direction, without
+/// limiting throughput (each direction: a reader stamps what it reads, a writer sends it on at
+/// the stamp plus `delay`).
+struct Relay {
+    port: u16,
+}
+
+impl Relay {
+    fn start(broker_port: u16, delay: Duration) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port for the relay");
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(broker) = TcpStream::connect(("127.0.0.1", broker_port)) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = broker.set_nodelay(true);
+                for (from, to) in [
+                    (client.try_clone(), broker.try_clone()),
+                    (broker.try_clone(), client.try_clone()),
+                ] {
+                    if let (Ok(from), Ok(to)) = (from, to) {
+                        std::thread::spawn(move || delay_line(from, to, delay));
+                    }
+                }
+            }
+        });
+        Relay { port }
+    }
+}
+
+fn delay_line(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
+    use std::io::{Read, Write};
+    let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
+    let writer = std::thread::spawn(move || {
+        for (at, data) in rx {
+            let now = Instant::now();
+            if at > now {
+                std::thread::sleep(at - now);
+            }
+            if to.write_all(&data).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Both);
+    });
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if tx
+                    .send((Instant::now() + delay, buf[..n].to_vec()))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }
+    }
+    drop(tx);
+    let _ = writer.join();
+}
+
+/// A subscriber to the paced topics that notes when each message arrived, by topic and sequence number.
 struct Arrivals {
     seen: Arc<Mutex<HashMap<(String, u64), Instant>>>,
     stop: Arc<AtomicBool>,
@@ -307,7 +376,7 @@ impl Arrivals {
             .set_max_packet_size(16 << 20, 16 << 20);
         let (client, mut connection) = Client::new(o, 64);
         client
-            .subscribe("bench/#", QoS::AtMostOnce)
+            .subscribe("bench/+/+/+/paced", QoS::AtMostOnce)
             .expect("subscribe");
         let deadline = Instant::now() + BOUND;
         loop {
@@ -375,9 +444,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+#[allow(clippy::too_many_arguments)]
 fn measure(
     which: Which,
-    broker: &Mosquitto,
+    address: &str,
+    link: &str,
     arrivals: &Arrivals,
     qos: u8,
     faces: usize,
@@ -385,23 +456,14 @@ fn measure(
     inflight: u16,
 ) -> Measured {
     // Throughput: everything at once; the queue holds it all.
-    let topic = format!(
-        "bench/{}/q{qos}/f{faces}/burst",
-        if which == Which::Handwritten {
-            "old"
-        } else {
-            "new"
-        }
-    );
+    let who = if which == Which::Handwritten {
+        "old"
+    } else {
+        "new"
+    };
+    let topic = format!("bench/{link}-{who}/q{qos}/f{faces}/burst");
     let payloads: Vec<Vec<u8>> = (0..messages).map(|n| message(n, faces)).collect();
-    let client = Client::start(
-        which,
-        &broker.address(),
-        &topic,
-        qos,
-        messages as usize + 1,
-        inflight,
-    );
+    let client = Client::start(which, address, &topic, qos, messages as usize + 1, inflight);
     let start = Instant::now();
     for p in payloads {
         client.push(p);
@@ -417,15 +479,8 @@ fn measure(
     client.stop();
 
     // Latency: paced, push to arrival at the subscriber.
-    let topic = format!(
-        "bench/{}/q{qos}/f{faces}/paced",
-        if which == Which::Handwritten {
-            "old"
-        } else {
-            "new"
-        }
-    );
-    let client = Client::start(which, &broker.address(), &topic, qos, 10_000, inflight);
+    let topic = format!("bench/{link}-{who}/q{qos}/f{faces}/paced");
+    let client = Client::start(which, address, &topic, qos, 10_000, inflight);
     let mut pushed_at = Vec::new();
     let t0 = Instant::now();
     for n in 0..LATENCY_MESSAGES {
@@ -507,62 +562,83 @@ fn main() {
         }
     };
     let arrivals = Arrivals::start(broker.port);
+    let relay = Relay::start(broker.port, RELAY_DELAY);
+    let links = [
+        ("loopback", broker.address()),
+        ("relay", format!("127.0.0.1:{}", relay.port)),
+    ];
     let mut table = String::new();
     table.push_str(&format!(
-        "MQTT publishing, one run against a local Mosquitto ({}): hand-written client of 1a23ae1 vs rumqttc (inflight {inflight}); \
+        "MQTT publishing, one run against a local Mosquitto ({}): hand-written client of 1a23ae1 (before) vs rumqttc (after, inflight {inflight}); \
+         link `loopback`: straight to the broker; `relay`: through a relay adding {} ms each way; \
          msg/s: {messages} messages pushed at once (one-face runs; ten-face runs: {}), until the publisher counts the last taken; \
-         latency: {LATENCY_MESSAGES} messages at {} per second, push to arrival at a subscriber.\n\n",
+         latency: {LATENCY_MESSAGES} messages at {} per second, push to arrival at a subscriber connected straight.\n\n",
         mosquitto_version(),
+        RELAY_DELAY.as_secs_f64() * 1e3,
         (messages / 5).max(1),
         1000 / LATENCY_PERIOD.as_millis().max(1)
     ));
-    table.push_str("| QoS | faces / message | bytes / message | msg/s before | msg/s after | after / before | latency before p50 / p95 / p99 (ms) | latency after p50 / p95 / p99 (ms) |\n");
-    table.push_str("|---|---|---|---|---|---|---|---|\n");
-    for qos in [0u8, 1] {
-        for faces in [1usize, 10] {
-            let n = if faces == 1 {
-                messages
-            } else {
-                (messages / 5).max(1)
-            };
-            let before = measure(
-                Which::Handwritten,
-                &broker,
-                &arrivals,
-                qos,
-                faces,
-                n,
-                inflight,
-            );
-            let after = measure(Which::Rumqttc, &broker, &arrivals, qos, faces, n, inflight);
-            let lat = |m: &Measured| {
-                format!(
-                    "{:.2} / {:.2} / {:.2}",
-                    m.latency[0], m.latency[1], m.latency[2]
-                )
-            };
-            let row = format!(
-                "| {qos} | {faces} | {} | {:.0} | {:.0} | {:.1}× | {} | {} |\n",
-                message(0, faces).len(),
-                before.per_second,
-                after.per_second,
-                after.per_second / before.per_second,
-                lat(&before),
-                lat(&after),
-            );
-            eprint!("{row}");
-            table.push_str(&row);
-            for (m, w) in [(&before, Which::Handwritten), (&after, Which::Rumqttc)] {
-                if m.lost > 0 {
-                    table.push_str(&format!(
-                        "\n**{}: {} message(s) not accounted for at QoS {qos}, {faces} face(s).**\n",
+    table.push_str("| link | QoS | faces / message | bytes / message | msg/s before | msg/s after | after / before | latency before p50 / p95 / p99 (ms) | latency after p50 / p95 / p99 (ms) |\n");
+    table.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    let mut notes = String::new();
+    for (link, address) in &links {
+        for qos in [0u8, 1] {
+            for faces in [1usize, 10] {
+                let n = if faces == 1 {
+                    messages
+                } else {
+                    (messages / 5).max(1)
+                };
+                let before = measure(
+                    Which::Handwritten,
+                    address,
+                    link,
+                    &arrivals,
+                    qos,
+                    faces,
+                    n,
+                    inflight,
+                );
+                let after = measure(
+                    Which::Rumqttc,
+                    address,
+                    link,
+                    &arrivals,
+                    qos,
+                    faces,
+                    n,
+                    inflight,
+                );
+                let lat = |m: &Measured| {
+                    format!(
+                        "{:.2} / {:.2} / {:.2}",
+                        m.latency[0], m.latency[1], m.latency[2]
+                    )
+                };
+                let row = format!(
+                    "| {link} | {qos} | {faces} | {} | {:.0} | {:.0} | {:.1}× | {} | {} |\n",
+                    message(0, faces).len(),
+                    before.per_second,
+                    after.per_second,
+                    after.per_second / before.per_second,
+                    lat(&before),
+                    lat(&after),
+                );
+                eprint!("{row}");
+                table.push_str(&row);
+                for (m, w) in [(&before, Which::Handwritten), (&after, Which::Rumqttc)] {
+                    if m.lost > 0 {
+                        notes.push_str(&format!(
+                        "\n**{}: {} message(s) not accounted for ({link}, QoS {qos}, {faces} face(s)).**\n",
                         w.name(),
                         m.lost
                     ));
+                    }
                 }
             }
         }
     }
+    table.push_str(&notes);
     println!("{table}");
     if let Some(path) = out {
         if let Some(dir) = path.parent() {

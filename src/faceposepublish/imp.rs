@@ -173,7 +173,6 @@ impl Settings {
 struct State {
     publisher: Publisher,
     source: String,
-    max_queued: u32,
     protocol: Protocol,
     warned_no_meta: bool,
 }
@@ -197,6 +196,16 @@ impl FacePosePublish {
             },
             None => *self.last_counts.lock().unwrap(),
         }
+    }
+
+    /// The first drop of an outage.
+    fn warn_dropping(&self) {
+        let max_queued = self.settings.lock().unwrap().max_queued;
+        gst::element_imp_warning!(
+            self,
+            gst::ResourceError::Write,
+            ("The MQTT broker is away and max-queued ({max_queued}) messages are waiting: dropping the oldest (the count follows when it is back; see the dropped property)")
+        );
     }
 
     /// Warns of a message that was not sent (the first, then every `REJECTED_WARNING_EVERY`).
@@ -270,6 +279,7 @@ impl FacePosePublish {
                 ]
             ),
             Event::Rejected { why, total } => self.warn_rejected(&why, total),
+            Event::DroppingOldest => self.warn_dropping(),
         }
     }
 }
@@ -526,7 +536,6 @@ impl BaseTransformImpl for FacePosePublish {
                 .clone()
                 .filter(|s| !s.is_empty())
                 .unwrap_or(name),
-            max_queued: settings.max_queued,
             protocol: settings.protocol,
             warned_no_meta: false,
         });
@@ -598,14 +607,9 @@ impl BaseTransformImpl for FacePosePublish {
             }
         };
         let pushed = state.publisher.push(message.into_bytes(), properties);
-        let max_queued = state.max_queued;
         drop(guard);
         match pushed {
-            Pushed::DroppedOldest { first: true } => gst::element_imp_warning!(
-                self,
-                gst::ResourceError::Write,
-                ("The MQTT broker is away and max-queued ({max_queued}) messages are waiting: dropping the oldest (the count follows when it is back; see the dropped property)")
-            ),
+            Pushed::DroppedOldest { first: true } => self.warn_dropping(),
             Pushed::Rejected { size, max, total } => self.warn_rejected(
                 &format!("this frame's message makes a packet of {size} bytes, over max-packet-size ({max} bytes)"),
                 total,

@@ -93,6 +93,9 @@ pub enum Event {
     },
     /// A working connection broke; the messages not acknowledged yet are sent again.
     Lost(String),
+    /// The unacknowledged messages taken back after a lost connection overfilled the queue: the
+    /// oldest were dropped (the first drop of an outage; `Event::Connected` carries the count).
+    DroppingOldest,
     /// The broker refused us (credentials, client id, certificate) or broke the protocol in a way
     /// retrying will not mend (a packet over `max_incoming_packet_size`): the publisher gives up;
     /// messages pushed from now on are discarded.
@@ -838,10 +841,16 @@ async fn run(shared: &Shared, mut event_loop: EventLoop, on_event: &dyn Fn(Event
                     for s in sent.into_iter().rev() {
                         q.waiting.push_front(s.message);
                     }
+                    let first = q.dropped_unreported == 0;
+                    let mut trimmed = false;
                     while q.waiting.len() > config.max_queued.max(1) {
                         q.waiting.pop_front();
                         q.dropped += 1;
                         q.dropped_unreported += 1;
+                        trimmed = true;
+                    }
+                    if first && trimmed {
+                        q.notes.push(Event::DroppingOldest);
                     }
                     was
                 };
