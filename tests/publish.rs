@@ -1067,3 +1067,54 @@ fn a_wrong_password_under_mqtt_5_names_the_brokers_refusal() {
     );
     run.pipeline.set_state(gst::State::Null).unwrap();
 }
+
+/// examples/mqtt_faces.rs's subscriber (rumqttc's blocking client) gets what the element sends.
+#[test]
+fn the_example_subscriber_gets_what_the_element_publishes() {
+    if !broker::mosquitto_or_skip("the_example_subscriber_gets_what_the_element_publishes") {
+        return;
+    }
+    let broker = Broker::start(&scratch("example-sub"), Access::Anonymous);
+    let address = broker.address();
+    let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let l = lines.clone();
+    let subscriber = std::thread::spawn(move || {
+        mqtt_faces::subscribe(
+            &address,
+            "facepose/#",
+            "sub-example",
+            Some(std::time::Instant::now() + BOUND),
+            |topic, payload| {
+                let mut l = l.lock().unwrap();
+                l.push(mqtt_faces::describe(topic, payload).unwrap());
+                l.len() < 3
+            },
+        )
+    });
+    let run = Run::new(&format!(
+        "address={} topic=facepose/example source=cam7",
+        broker.address()
+    ));
+    // One frame every 100 ms until the subscriber (which subscribes in its own time) has three.
+    let deadline = std::time::Instant::now() + BOUND;
+    let mut n = 0;
+    while lines.lock().unwrap().len() < 3 && std::time::Instant::now() < deadline {
+        run.push(n..n + 1);
+        n += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    subscriber
+        .join()
+        .unwrap()
+        .expect("the subscriber ends without an error");
+    let (_, errors) = run.finish();
+    assert!(errors.is_empty(), "{errors:?}");
+    let lines = lines.lock().unwrap();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for line in lines.iter() {
+        assert!(
+            line.starts_with("facepose/example cam7 pts=") && line.contains(" faces=1 | #"),
+            "{line}"
+        );
+    }
+}
