@@ -344,7 +344,7 @@ impl ObjectImpl for FacePosePublish {
                     .build(),
                 glib::ParamSpecUInt::builder("keep-alive")
                     .nick("Keep alive")
-                    .blurb("MQTT keep-alive interval in seconds (a ping goes out after half of it without traffic)")
+                    .blurb("MQTT keep-alive interval in seconds (a ping goes out every interval; one still unanswered at the next breaks the connection, which is then made again)")
                     .minimum(2)
                     .maximum(u16::MAX as u32)
                     .default_value(DEFAULT_KEEP_ALIVE)
