@@ -444,6 +444,15 @@ fn wrong_credentials_are_a_clear_error() {
             && error.contains(&broker.address()),
         "{error}"
     );
+    // Nothing silently lost: the 5 messages count as dropped.
+    run.wait_passed(5);
+    assert_eq!(
+        (
+            run.publish.property::<u64>("published"),
+            run.publish.property::<u64>("dropped")
+        ),
+        (0, 5)
+    );
     run.pipeline.set_state(gst::State::Null).unwrap();
     // The right password gets through.
     let sub_ok = Run::new(&format!(

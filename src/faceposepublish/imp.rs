@@ -391,7 +391,7 @@ impl ObjectImpl for FacePosePublish {
                     .build(),
                 glib::ParamSpecUInt64::builder("dropped")
                     .nick("Dropped")
-                    .blurb("Messages dropped because max-queued were waiting while the broker was away, or still queued when the element stopped")
+                    .blurb("Messages dropped: max-queued were waiting while the broker was away, they were still queued when the element stopped, or the broker had refused the connection (error posted)")
                     .read_only()
                     .build(),
                 glib::ParamSpecUInt64::builder("rejected")
@@ -616,7 +616,11 @@ impl BaseTransformImpl for FacePosePublish {
             ),
             Pushed::Queued | Pushed::DroppedOldest { .. } => {}
             Pushed::Discarded => {
-                gst::trace!(CAT, imp = self, "Publisher stopped; message discarded")
+                gst::trace!(
+                    CAT,
+                    imp = self,
+                    "The publisher gave up (error posted); message dropped"
+                )
             }
         }
         Ok(gst::FlowSuccess::Ok)

@@ -121,7 +121,7 @@ pub enum Pushed {
         max: usize,
         total: u64,
     },
-    /// The publisher has given up (see `Event::Refused`).
+    /// The publisher has given up (see `Event::Refused`): the message counts as dropped.
     Discarded,
 }
 
@@ -651,6 +651,7 @@ impl Publisher {
         let config = &self.shared.config;
         let mut q = self.shared.lock();
         if q.failed {
+            q.dropped += 1;
             return Pushed::Discarded;
         }
         let size = packet_size_bound(config, &message);
