@@ -6,7 +6,7 @@ INPUT ?=
 LABELS ?= ../shared/data/aflw2000/labels.csv
 SOAK_FRAMES ?= 100000
 
-.PHONY: all setup setup-gpu device-check system ort models build build-lib copyright install uninstall cargo-deb deb test-install test-analytics test-publish demo demo-engine test lint eval eval-gst eval-matrix bench soak clean
+.PHONY: all setup setup-gpu device-check system ort models build build-lib copyright install uninstall cargo-deb deb test-install test-analytics test-publish demo demo-engine test lint eval eval-gst eval-matrix bench bench-publish soak clean
 
 # The analytics meta (cargo feature `analytics`) is on when the system has GStreamer >= 1.24's
 # gstreamer-analytics-1.0 (not Debian 12); CARGO_FEATURES= turns it off, --features analytics on.
@@ -156,6 +156,16 @@ bench: build
 	$(CARGO) run --release --quiet --example bench -- $(BENCH_ARGS)
 	$(CARGO) run --release --quiet --example many_pipelines | tee out/many_pipelines.md
 	$(CARGO) run --release --quiet --example crop_bench | tee out/crop_bench.md
+
+# MQTT publishing speed before and after rumqttc, one run, one table (out/bench_publish.md):
+# messages per second and push-to-subscriber latency (p50/p95/p99) at QoS 0 and 1, one and ten
+# faces per message, the hand-written client of 1a23ae1 (examples/support/handwritten_mqtt/)
+# against src/mqtt/, both against a Mosquitto the bench starts on a free loopback port.
+# BENCH_PUBLISH_ARGS: e.g. --messages 20000 --inflight 20.
+BENCH_PUBLISH_ARGS ?=
+bench-publish: system
+	@mkdir -p out
+	$(CARGO) run --release --quiet --example bench_publish -- --out out/bench_publish.md $(BENCH_PUBLISH_ARGS)
 
 # Memory soak (not part of `make test`): SOAK_FRAMES frames with a face through the element; fails
 # when resident memory grows by 5 % or more, or on a bus error. About 35 minutes on a 2-core machine.

@@ -7,12 +7,12 @@
 //! cargo run --example mqtt_faces -- --address 127.0.0.1:1883 --count 10
 //! ```
 //!
-//! It reconnects when the broker goes away (a persistent session at QoS 1: the broker keeps
-//! what arrives meanwhile). `tests/publish.rs` uses [`describe`] and [`subscribe`].
+//! It reconnects when the broker goes away (rumqttc, a persistent session at QoS 1: the broker
+//! keeps what arrives meanwhile). `tests/publish.rs` uses [`describe`] and [`subscribe`].
 
 use std::time::{Duration, Instant};
 
-use gstfacepose::mqtt::{Connection, Options};
+use rumqttc::{Client, ConnectionError, Event, MqttOptions, Packet, QoS, RecvTimeoutError};
 
 /// One message as a line of text, or why it is not a faceposepublish message.
 pub fn describe(topic: &str, payload: &[u8]) -> Result<String, String> {
@@ -47,7 +47,7 @@ pub fn describe(topic: &str, payload: &[u8]) -> Result<String, String> {
 }
 
 /// Subscribes to `filter` at `address` and calls `each` with every message (topic, payload)
-/// until it returns false or `until` passes; reconnects while the broker is away.
+/// until it returns false or `until` passes; rumqttc reconnects while the broker is away.
 pub fn subscribe(
     address: &str,
     filter: &str,
@@ -55,57 +55,50 @@ pub fn subscribe(
     until: Option<Instant>,
     mut each: impl FnMut(&str, &[u8]) -> bool,
 ) -> Result<(), String> {
-    let options = Options {
-        address: address.into(),
-        client_id: client_id.into(),
-        username: None,
-        password: None,
-        keep_alive_s: 0,
-        clean_session: false,
-        tls: None,
-    };
+    let (host, port) = gstfacepose::mqtt::publisher::split_address(address)?;
+    let mut options = MqttOptions::new(client_id, host, port);
+    // A persistent session at QoS 1; messages as large as MQTT allows (many faces).
+    options
+        .set_clean_session(false)
+        .set_keep_alive(Duration::from_secs(30))
+        .set_max_packet_size(1 << 28, 1 << 28);
+    let (client, mut connection) = Client::new(options, 64);
+    client
+        .subscribe(filter, QoS::AtLeastOnce)
+        .map_err(|e| format!("{address}: {e}"))?;
     let over = || until.is_some_and(|t| Instant::now() >= t);
-    let mut conn: Option<Connection> = None;
-    let mut first = true;
+    let mut reported = false;
     while !over() {
-        let Some(c) = conn.as_mut() else {
-            match Connection::open(&options) {
-                Ok(mut c) => {
-                    c.subscribe(filter, 1).map_err(|e| e.to_string())?;
-                    conn = Some(c);
-                }
-                Err(gstfacepose::mqtt::ConnectError::Io(e)) => {
-                    if first {
-                        eprintln!("cannot reach {address}: {e}; retrying");
-                    }
-                    std::thread::sleep(Duration::from_millis(250));
-                }
-                Err(e) => return Err(format!("{address}: {e}")),
-            }
-            first = false;
-            continue;
-        };
-        let _ = c.set_timeout(Some(Duration::from_millis(250)));
-        match c.receive() {
-            Ok((topic, payload)) => {
-                if !each(&topic, &payload) {
+        match connection.recv_timeout(Duration::from_millis(250)) {
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                reported = false;
+                if !each(&p.topic, &p.payload) {
                     break;
                 }
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => {
-                eprintln!("lost {address}: {e}; reconnecting");
-                conn = None;
+            Ok(Ok(Event::Incoming(Packet::ConnAck(c)))) => {
+                reported = false;
+                // A broker that lost the session (restarted without persistence) forgot the
+                // subscription too.
+                if !c.session_present {
+                    let _ = client.try_subscribe(filter, QoS::AtLeastOnce);
+                }
             }
+            Ok(Ok(_)) | Err(RecvTimeoutError::Timeout) => {}
+            Ok(Err(ConnectionError::ConnectionRefused(code))) => {
+                return Err(format!("{address} refused the connection: {code:?}"));
+            }
+            Ok(Err(e)) => {
+                if !reported {
+                    eprintln!("{address}: {e}; reconnecting");
+                    reported = true;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    if let Some(c) = conn {
-        c.disconnect();
-    }
+    let _ = client.try_disconnect();
     Ok(())
 }
 

@@ -3,9 +3,15 @@
 //!
 //! Publishes the faces of each frame (the `FacePoseMeta` that `faceposeestimator` attaches) to an
 //! MQTT broker as one JSON message: the JSON Lines object plus `source` and the frame's
-//! timestamps. Buffers pass through untouched and are never held up by the network: a thread owns
-//! the connection, keeps up to `max-queued` messages while the broker is away (dropping the
-//! oldest beyond that, with a warning that counts them) and reconnects with back-off.
+//! timestamps (under MQTT 5 also as user properties). Buffers pass through untouched and are never
+//! held up by the network: a thread owns the connection (rumqttc), keeps up to `max-queued`
+//! messages while the broker is away (dropping the oldest beyond that, with a warning that counts
+//! them), sends up to `inflight` QoS 1 messages ahead of their acknowledgements, sends again what
+//! a lost connection left unacknowledged, and reconnects with back-off.
+//!
+//! The streaming thread never waits for the broker: per buffer it builds the JSON and takes a
+//! mutex for as long as queueing it takes (microseconds). Stopping waits at most `DRAIN_TIMEOUT`
+//! plus half a second (the DISCONNECT) for what is still queued, and only while connected.
 //!
 //! ```text
 //! gst-launch-1.0 v4l2src ! videoconvert ! faceposeestimator ! faceposepublish address=127.0.0.1:1883 topic=facepose/cam1 ! fakesink
@@ -23,6 +29,7 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use super::Protocol;
 use crate::mqtt::{self, Event, Publisher, Pushed};
 use crate::{json, meta};
 
@@ -32,6 +39,16 @@ const DEFAULT_QOS: u32 = 1;
 const DEFAULT_MAX_QUEUED: u32 = 1000;
 const MAX_MAX_QUEUED: u32 = 1_000_000;
 const DEFAULT_KEEP_ALIVE: u32 = 30;
+const DEFAULT_PROTOCOL: Protocol = Protocol::V311;
+/// QoS 1 messages on the way before the first acknowledgement (rumqttc's default too).
+const DEFAULT_INFLIGHT: u32 = 100;
+/// One face with its 468 landmarks is about 14 KB of JSON; 4 MiB holds a few hundred.
+const DEFAULT_MAX_PACKET_SIZE: u32 = 4 * 1024 * 1024;
+/// The broker only sends acknowledgements and CONNACK to a publisher: 64 KiB is plenty, and what
+/// a rogue broker can make the element allocate.
+const DEFAULT_MAX_INCOMING_PACKET_SIZE: u32 = 64 * 1024;
+/// A rejected (oversized) message is warned about on the first and then every this many.
+const REJECTED_WARNING_EVERY: u64 = 100;
 /// How long stopping may spend sending what is still queued.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -57,6 +74,10 @@ struct Settings {
     tls_key: Option<String>,
     max_queued: u32,
     keep_alive: u32,
+    protocol: Protocol,
+    inflight: u32,
+    max_packet_size: u32,
+    max_incoming_packet_size: u32,
 }
 
 impl Default for Settings {
@@ -74,6 +95,10 @@ impl Default for Settings {
             tls_key: None,
             max_queued: DEFAULT_MAX_QUEUED,
             keep_alive: DEFAULT_KEEP_ALIVE,
+            protocol: DEFAULT_PROTOCOL,
+            inflight: DEFAULT_INFLIGHT,
+            max_packet_size: DEFAULT_MAX_PACKET_SIZE,
+            max_incoming_packet_size: DEFAULT_MAX_INCOMING_PACKET_SIZE,
         }
     }
 }
@@ -93,7 +118,7 @@ fn default_client_id(name: &str) -> String {
 impl Settings {
     /// The publisher's configuration, or what is wrong, naming the property or file.
     fn config(&self, name: &str) -> Result<mqtt::Config, String> {
-        mqtt::connection::split_address(&self.address)
+        mqtt::publisher::split_address(&self.address)
             .map_err(|e| format!("property address: {e}"))?;
         if self.topic.is_empty() || self.topic.contains(['+', '#', '\0']) {
             return Err(format!(
@@ -109,31 +134,38 @@ impl Settings {
             (Some(_), Some(_), None) | (Some(_), None, Some(_)) => {
                 return Err("properties tls-cert and tls-key: set both or neither".into());
             }
-            (Some(ca), cert, key) => Some(mqtt::tls::client_config(&mqtt::TlsFiles {
-                ca: PathBuf::from(ca),
-                client: cert
-                    .zip(key)
-                    .map(|(c, k)| (PathBuf::from(c), PathBuf::from(k))),
-            })?),
+            (Some(ca), cert, key) => Some(mqtt::Tls {
+                config: mqtt::tls::client_config(&mqtt::TlsFiles {
+                    ca: PathBuf::from(ca),
+                    client: cert
+                        .zip(key)
+                        .map(|(c, k)| (PathBuf::from(c), PathBuf::from(k))),
+                })?,
+                ca_file: PathBuf::from(ca),
+            }),
         };
         if set(&self.password).is_some() && set(&self.username).is_none() {
-            return Err("property password: MQTT 3.1.1 needs a username with it".into());
+            return Err("property password: needs a username with it".into());
         }
         Ok(mqtt::Config {
-            options: mqtt::Options {
-                address: self.address.clone(),
-                client_id: set(&self.client_id)
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| default_client_id(name)),
-                username: set(&self.username).map(str::to_owned),
-                password: set(&self.password).map(str::to_owned),
-                keep_alive_s: self.keep_alive as u16,
-                clean_session: true,
-                tls,
+            address: self.address.clone(),
+            client_id: set(&self.client_id)
+                .map(str::to_owned)
+                .unwrap_or_else(|| default_client_id(name)),
+            username: set(&self.username).map(str::to_owned),
+            password: set(&self.password).map(str::to_owned),
+            keep_alive_s: self.keep_alive as u16,
+            tls,
+            protocol: match self.protocol {
+                Protocol::V311 => mqtt::Protocol::V311,
+                Protocol::V5 => mqtt::Protocol::V5,
             },
             topic: self.topic.clone(),
             qos: self.qos as u8,
             max_queued: self.max_queued as usize,
+            inflight: self.inflight as u16,
+            max_packet_size: self.max_packet_size as usize,
+            max_incoming_packet_size: self.max_incoming_packet_size as usize,
         })
     }
 }
@@ -141,7 +173,7 @@ impl Settings {
 struct State {
     publisher: Publisher,
     source: String,
-    max_queued: u32,
+    protocol: Protocol,
     warned_no_meta: bool,
 }
 
@@ -150,14 +182,46 @@ pub struct FacePosePublish {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
     /// Counts of the last run, kept for the read-only properties after stop.
-    last_counts: Mutex<(u64, u64)>,
+    last_counts: Mutex<mqtt::Counts>,
 }
 
 impl FacePosePublish {
-    fn counts(&self) -> (u64, u64) {
+    fn counts(&self) -> mqtt::Counts {
         match self.state.lock().unwrap().as_ref() {
-            Some(s) => (s.publisher.published(), s.publisher.dropped()),
+            Some(s) => mqtt::Counts {
+                published: s.publisher.published(),
+                dropped: s.publisher.dropped(),
+                rejected: s.publisher.rejected(),
+                left: 0,
+            },
             None => *self.last_counts.lock().unwrap(),
+        }
+    }
+
+    /// The first drop of an outage.
+    fn warn_dropping(&self) {
+        let max_queued = self.settings.lock().unwrap().max_queued;
+        gst::element_imp_warning!(
+            self,
+            gst::ResourceError::Write,
+            ("The MQTT broker is away and max-queued ({max_queued}) messages are waiting: dropping the oldest (the count follows when it is back; see the dropped property)")
+        );
+    }
+
+    /// Warns of a message that was not sent (the first, then every `REJECTED_WARNING_EVERY`).
+    fn warn_rejected(&self, why: &str, total: u64) {
+        if total == 1 || total.is_multiple_of(REJECTED_WARNING_EVERY) {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Write,
+                ("MQTT message not sent: {why} ({total} rejected in all; see the rejected property)")
+            );
+        } else {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "MQTT message not sent: {why} ({total} in all)"
+            );
         }
     }
 
@@ -172,7 +236,7 @@ impl FacePosePublish {
                 attempts,
                 dropped,
             } => {
-                let total = self.counts().1;
+                let total = self.counts().dropped;
                 if dropped > 0 {
                     gst::element_imp_warning!(
                         self,
@@ -211,9 +275,11 @@ impl FacePosePublish {
                 gst::ResourceError::OpenWrite,
                 ("MQTT broker at {address}: {error}"),
                 [
-                    "Check the username and password properties (and client-id); nothing more is published"
+                    "Check the username, password, client-id, tls-* and max-incoming-packet-size properties; nothing more is published"
                 ]
             ),
+            Event::Rejected { why, total } => self.warn_rejected(&why, total),
+            Event::DroppingOldest => self.warn_dropping(),
         }
     }
 }
@@ -278,10 +344,39 @@ impl ObjectImpl for FacePosePublish {
                     .build(),
                 glib::ParamSpecUInt::builder("keep-alive")
                     .nick("Keep alive")
-                    .blurb("MQTT keep-alive interval in seconds (a ping goes out after half of it without traffic)")
+                    .blurb("MQTT keep-alive interval in seconds (a ping goes out every interval; one still unanswered at the next breaks the connection, which is then made again)")
                     .minimum(2)
                     .maximum(u16::MAX as u32)
                     .default_value(DEFAULT_KEEP_ALIVE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("protocol", DEFAULT_PROTOCOL)
+                    .nick("Protocol")
+                    .blurb("MQTT version: 3.1.1, or 5 (then the source and the frame's pts also go as user properties)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("inflight")
+                    .nick("In flight")
+                    .blurb("QoS 1 messages sent before their acknowledgement comes back (the window; under MQTT 5 the broker's receive maximum may lower it)")
+                    .minimum(1)
+                    .maximum(u16::MAX as u32)
+                    .default_value(DEFAULT_INFLIGHT)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-packet-size")
+                    .nick("Max packet size")
+                    .blurb("Largest MQTT packet sent, in bytes; a frame's message that would be larger is not sent (warned, counted in rejected)")
+                    .minimum(128)
+                    .maximum(mqtt::publisher::MQTT_MAX_PACKET.min(u32::MAX as usize) as u32)
+                    .default_value(DEFAULT_MAX_PACKET_SIZE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-incoming-packet-size")
+                    .nick("Max incoming packet size")
+                    .blurb("Largest MQTT packet accepted from the broker, in bytes; a larger one is an error (nothing of it is buffered)")
+                    .minimum(128)
+                    .maximum(mqtt::publisher::MQTT_MAX_PACKET.min(u32::MAX as usize) as u32)
+                    .default_value(DEFAULT_MAX_INCOMING_PACKET_SIZE)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt64::builder("published")
@@ -291,12 +386,17 @@ impl ObjectImpl for FacePosePublish {
                     .build(),
                 glib::ParamSpecUInt::builder("queued")
                     .nick("Queued")
-                    .blurb("Messages waiting to be sent")
+                    .blurb("Messages waiting to be sent, or sent and not acknowledged yet")
                     .read_only()
                     .build(),
                 glib::ParamSpecUInt64::builder("dropped")
                     .nick("Dropped")
-                    .blurb("Messages dropped because max-queued were waiting while the broker was away")
+                    .blurb("Messages dropped: max-queued were waiting while the broker was away, they were still queued when the element stopped, or the broker had refused the connection (error posted)")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt64::builder("rejected")
+                    .nick("Rejected")
+                    .blurb("Messages not sent: larger than max-packet-size (or the broker's MQTT 5 maximum), or refused in the broker's MQTT 5 acknowledgement")
                     .read_only()
                     .build(),
             ]
@@ -324,6 +424,12 @@ impl ObjectImpl for FacePosePublish {
             "tls-key" => s.tls_key = text(),
             "max-queued" => s.max_queued = value.get().expect("type checked upstream"),
             "keep-alive" => s.keep_alive = value.get().expect("type checked upstream"),
+            "protocol" => s.protocol = value.get().expect("type checked upstream"),
+            "inflight" => s.inflight = value.get().expect("type checked upstream"),
+            "max-packet-size" => s.max_packet_size = value.get().expect("type checked upstream"),
+            "max-incoming-packet-size" => {
+                s.max_incoming_packet_size = value.get().expect("type checked upstream")
+            }
             _ => unimplemented!(),
         }
         gst::info!(CAT, imp = self, "{} set", pspec.name());
@@ -331,8 +437,9 @@ impl ObjectImpl for FacePosePublish {
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         match pspec.name() {
-            "published" => return self.counts().0.to_value(),
-            "dropped" => return self.counts().1.to_value(),
+            "published" => return self.counts().published.to_value(),
+            "dropped" => return self.counts().dropped.to_value(),
+            "rejected" => return self.counts().rejected.to_value(),
             "queued" => {
                 let state = self.state.lock().unwrap();
                 let queued = state.as_ref().map_or(0, |s| s.publisher.queued());
@@ -354,6 +461,10 @@ impl ObjectImpl for FacePosePublish {
             "tls-key" => s.tls_key.to_value(),
             "max-queued" => s.max_queued.to_value(),
             "keep-alive" => s.keep_alive.to_value(),
+            "protocol" => s.protocol.to_value(),
+            "inflight" => s.inflight.to_value(),
+            "max-packet-size" => s.max_packet_size.to_value(),
+            "max-incoming-packet-size" => s.max_incoming_packet_size.to_value(),
             _ => unimplemented!(),
         }
     }
@@ -417,12 +528,7 @@ impl BaseTransformImpl for FacePosePublish {
                 obj.imp().report(&address, event);
             }
         })
-        .map_err(|e| {
-            gst::error_msg!(
-                gst::CoreError::Failed,
-                ("Cannot start the publisher thread: {e}")
-            )
-        })?;
+        .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{e}")))?;
         *self.state.lock().unwrap() = Some(State {
             publisher,
             source: settings
@@ -430,7 +536,7 @@ impl BaseTransformImpl for FacePosePublish {
                 .clone()
                 .filter(|s| !s.is_empty())
                 .unwrap_or(name),
-            max_queued: settings.max_queued,
+            protocol: settings.protocol,
             warned_no_meta: false,
         });
         Ok(())
@@ -439,7 +545,19 @@ impl BaseTransformImpl for FacePosePublish {
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         let state = self.state.lock().unwrap().take();
         if let Some(state) = state {
-            *self.last_counts.lock().unwrap() = state.publisher.stop(DRAIN_TIMEOUT);
+            let counts = state.publisher.stop(DRAIN_TIMEOUT);
+            *self.last_counts.lock().unwrap() = counts;
+            if counts.left > 0 {
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::Write,
+                    (
+                        "Stopping: {} MQTT message(s) the broker had not taken within {DRAIN_TIMEOUT:?} were dropped ({} dropped in all)",
+                        counts.left,
+                        counts.dropped
+                    )
+                );
+            }
         }
         Ok(())
     }
@@ -478,18 +596,31 @@ impl BaseTransformImpl for FacePosePublish {
         let guard = self.state.lock().unwrap();
         let state = guard.as_ref().ok_or(gst::FlowError::Flushing)?;
         let message = json::published_message(&state.source, &times, width, height, &faces);
-        let pushed = state.publisher.push(message.into_bytes());
-        let max_queued = state.max_queued;
+        let properties = match state.protocol {
+            Protocol::V311 => Vec::new(),
+            Protocol::V5 => {
+                let mut p = vec![("source".to_owned(), state.source.clone())];
+                if let Some(pts) = times.pts {
+                    p.push(("pts".to_owned(), pts.to_string()));
+                }
+                p
+            }
+        };
+        let pushed = state.publisher.push(message.into_bytes(), properties);
         drop(guard);
         match pushed {
-            Pushed::DroppedOldest { first: true } => gst::element_imp_warning!(
-                self,
-                gst::ResourceError::Write,
-                ("The MQTT broker is away and max-queued ({max_queued}) messages are waiting: dropping the oldest (the count follows when it is back; see the dropped property)")
+            Pushed::DroppedOldest { first: true } => self.warn_dropping(),
+            Pushed::Rejected { size, max, total } => self.warn_rejected(
+                &format!("this frame's message makes a packet of {size} bytes, over max-packet-size ({max} bytes)"),
+                total,
             ),
             Pushed::Queued | Pushed::DroppedOldest { .. } => {}
             Pushed::Discarded => {
-                gst::trace!(CAT, imp = self, "Publisher stopped; message discarded")
+                gst::trace!(
+                    CAT,
+                    imp = self,
+                    "The publisher gave up (error posted); message dropped"
+                )
             }
         }
         Ok(gst::FlowSuccess::Ok)

@@ -1,13 +1,10 @@
 // SPDX-License-Identifier: MPL-2.0
-//! A small MQTT 3.1.1 client, GStreamer-free: the packets ([`packet`]), one session over TCP or
-//! TLS ([`connection`], [`tls`]) and a publisher thread that queues while the broker is away
-//! ([`publisher`]). `faceposepublish` and the `mqtt_faces` example use it.
+//! The MQTT side of `faceposepublish`, GStreamer-free: a publisher over the rumqttc crate
+//! (MQTT 3.1.1 or 5) that queues while the broker is away ([`publisher`]), and its TLS
+//! configuration from PEM files (rustls with the ring provider, [`tls`]).
 
-pub mod connection;
-pub mod packet;
 pub mod publisher;
 pub mod tls;
 
-pub use connection::{ConnectError, Connection, Options};
-pub use publisher::{Config, Event, Publisher, Pushed};
+pub use publisher::{Config, Counts, Event, Protocol, Publisher, Pushed, Tls};
 pub use tls::TlsFiles;

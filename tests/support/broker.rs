@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MPL-2.0
 //! A real Mosquitto broker for tests: started on a free loopback port with a generated
 //! configuration (persistence on, optionally a password file or TLS), stopped and restarted on
-//! demand, killed when dropped. And a subscriber that reconnects and collects what arrives.
+//! demand, killed when dropped. And a subscriber (rumqttc) that reconnects and collects what
+//! arrives.
 
 #![allow(dead_code)]
 
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gstfacepose::mqtt::{Connection, Options};
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS, RecvTimeoutError};
 
 /// The longest the broker may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -137,6 +138,14 @@ impl Broker {
         }
     }
 
+    /// Kills the broker (SIGKILL: nothing saved, every session and queued message of it lost).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Stops the broker as a service manager would (SIGTERM: it saves its sessions).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -158,7 +167,8 @@ impl Drop for Broker {
 }
 
 /// Collects the messages of a topic filter at QoS 1 with a persistent session: it reconnects
-/// when the broker goes away, and the broker keeps what arrives meanwhile.
+/// when the broker goes away (and subscribes again when the broker lost the session), and the
+/// broker keeps what arrives meanwhile.
 pub struct Subscriber {
     pub messages: Arc<Mutex<Vec<(String, String)>>>,
     stop: Arc<AtomicBool>,
@@ -168,46 +178,47 @@ pub struct Subscriber {
 impl Subscriber {
     /// Returns once subscribed.
     pub fn start(address: &str, filter: &str, client_id: &str) -> Subscriber {
-        let options = Options {
-            address: address.into(),
-            client_id: client_id.into(),
-            username: None,
-            password: None,
-            // No keep-alive: the subscriber only reads.
-            keep_alive_s: 0,
-            clean_session: false,
-            tls: None,
-        };
-        let mut first = Connection::open(&options).expect("subscriber connects");
-        first.subscribe(filter, 1).expect("subscribes");
+        let (host, port) = address.rsplit_once(':').expect("host:port");
+        let mut options = MqttOptions::new(client_id, host, port.parse().expect("a port"));
+        options
+            .set_clean_session(false)
+            .set_keep_alive(Duration::from_secs(30))
+            .set_max_packet_size(1 << 24, 1 << 24);
+        let (client, mut connection) = Client::new(options, 64);
+        client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .expect("subscribes");
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            match connection.recv_timeout(Duration::from_millis(200)) {
+                Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => break,
+                Ok(Ok(_)) | Err(RecvTimeoutError::Timeout) => {}
+                Ok(Err(e)) => panic!("the subscriber cannot connect to {address}: {e}"),
+                Err(RecvTimeoutError::Disconnected) => panic!("the subscriber's event loop ended"),
+            }
+            assert!(Instant::now() < deadline, "no SUBACK from {address}");
+        }
         let messages = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (m, s) = (messages.clone(), stop.clone());
+        let filter = filter.to_owned();
         let thread = std::thread::spawn(move || {
-            let mut conn = Some(first);
             while !s.load(Ordering::SeqCst) {
-                let Some(c) = conn.as_mut() else {
-                    std::thread::sleep(Duration::from_millis(100));
-                    conn = Connection::open(&options).ok();
-                    continue;
-                };
-                let _ = c.set_timeout(Some(Duration::from_millis(200)));
-                match c.receive() {
-                    Ok((topic, payload)) => m
-                        .lock()
-                        .unwrap()
-                        .push((topic, String::from_utf8(payload).expect("UTF-8 JSON"))),
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                        ) => {}
-                    Err(_) => conn = None,
+                match connection.recv_timeout(Duration::from_millis(200)) {
+                    Ok(Ok(Event::Incoming(Packet::Publish(p)))) => m.lock().unwrap().push((
+                        p.topic.clone(),
+                        String::from_utf8(p.payload.to_vec()).expect("UTF-8 JSON"),
+                    )),
+                    Ok(Ok(Event::Incoming(Packet::ConnAck(c)))) if !c.session_present => {
+                        let _ = client.try_subscribe(filter.as_str(), QoS::AtLeastOnce);
+                    }
+                    Ok(Ok(_)) | Err(RecvTimeoutError::Timeout) => {}
+                    // The broker is away: rumqttc reconnects on the next call.
+                    Ok(Err(_)) => std::thread::sleep(Duration::from_millis(100)),
+                    Err(RecvTimeoutError::Disconnected) => break,
                 }
             }
-            if let Some(c) = conn {
-                c.disconnect();
-            }
+            let _ = client.try_disconnect();
         });
         Subscriber {
             messages,
@@ -215,7 +226,6 @@ impl Subscriber {
             thread: Some(thread),
         }
     }
-
     /// Waits until `n` messages arrived (or the bound passed), and returns them all.
     pub fn wait_for(&self, n: usize, bound: Duration) -> Vec<(String, String)> {
         let deadline = Instant::now() + bound;

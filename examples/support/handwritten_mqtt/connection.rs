@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
 //! One MQTT 3.1.1 session over TCP (or TLS): connect, publish at QoS 0 or 1, subscribe, receive,
-//! keep alive, disconnect. Blocking; the caller owns the thread.
+//! keep alive, disconnect. Blocking; the caller owns the thread. (The bench's baseline only.)
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -279,32 +279,5 @@ impl Connection {
     pub fn disconnect(mut self) {
         let _ = self.send(&packet::DISCONNECT);
         let _ = self.stream.tcp().shutdown(std::net::Shutdown::Both);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn addresses_split_or_say_what_is_wrong() {
-        assert_eq!(split_address("127.0.0.1:1883"), Ok(("127.0.0.1", 1883)));
-        assert_eq!(
-            split_address("broker.local:8883"),
-            Ok(("broker.local", 8883))
-        );
-        assert_eq!(split_address("[::1]:1883"), Ok(("::1", 1883)));
-        for bad in [
-            "",
-            "localhost",
-            ":1883",
-            "host:",
-            "host:0",
-            "host:99999",
-            "host:x",
-        ] {
-            let e = split_address(bad).unwrap_err();
-            assert!(e.contains(&format!("'{bad}'")), "{e}");
-        }
     }
 }
