@@ -153,7 +153,7 @@ fn message(seq: u64, faces: usize) -> Vec<u8> {
         stream_time: Some(seq * 33_333_333),
         dts: None,
     };
-    json::published_message("bench", &times, 1920, 1080, &faces).into_bytes()
+    json::published_message("bench", &times, 1920, 1080, &faces, &[]).into_bytes()
 }
 
 /// The sequence number of a message (its first face's id).

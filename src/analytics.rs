@@ -5,9 +5,11 @@
 //! - an object-detection Mtd: type `face`, the box in pixels, the detector's confidence;
 //! - a tracking Mtd: the face's track id, first seen / last seen (buffer timestamps);
 //! - a classification Mtd with three classes whose labels carry the head pose in degrees,
-//!   `yaw:+12.3`, `pitch:-4.0`, `roll:+0.5` (levels: the landmark model's face presence).
+//!   `yaw:+12.3`, `pitch:-4.0`, `roll:+0.5` (levels: the landmark model's face presence);
+//! - once attention is judged, a second classification Mtd with one class, `looking` or
+//!   `not-looking` (at the camera, or at the target when one is set; level: the face presence).
 //!
-//! The detection relates to both (`RELATE_TO`, from the detection), and both are part of it
+//! The detection relates to the others (`RELATE_TO`, from the detection), and they are part of it
 //! (`IS_PART_OF`, towards the detection). See README, "The metadata contract".
 
 use std::collections::HashMap;
@@ -32,6 +34,12 @@ pub fn pose_labels(face: &Face) -> [String; 3] {
         label("pitch", face.pose.pitch),
         label("roll", face.pose.roll),
     ]
+}
+
+/// The attention classification's label of a face, when attention was judged.
+pub fn attention_label(face: &Face) -> Option<&'static str> {
+    face.attention
+        .map(|a| if a.looking { "looking" } else { "not-looking" })
 }
 
 /// When each track was first seen (pruned to the faces of the last frame).
@@ -91,7 +99,12 @@ pub fn add_faces(
             0.0
         };
         let cls = meta.add_cls_mtd(&[presence; 3], &labels)?.id();
-        for other in [track, cls] {
+        let mut related = vec![track, cls];
+        if let Some(label) = attention_label(face) {
+            let quark = glib::Quark::from_str(label);
+            related.push(meta.add_cls_mtd(&[presence], &[quark])?.id());
+        }
+        for other in related {
             meta.set_relation(RelTypes::RELATE_TO, od, other)?;
             meta.set_relation(RelTypes::IS_PART_OF, other, od)?;
         }
@@ -108,7 +121,8 @@ pub fn add_faces(
     Ok(())
 }
 
-/// What a reader finds for one face: box (x, y, w, h), confidence, track id, pose labels.
+/// What a reader finds for one face: box (x, y, w, h), confidence, track id, the labels of its
+/// classifications (the pose's three, then `looking` or `not-looking`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaceRecord {
     pub bbox: (i32, i32, i32, i32),
@@ -140,9 +154,12 @@ pub fn read_faces(buffer: &gst::BufferRef) -> Vec<FaceRecord> {
                 od.id(),
                 RelTypes::RELATE_TO,
             )
-            .next()
-            .map(|c| c.iterate().map(|(q, _)| q.as_str().to_string()).collect())
-            .unwrap_or_default();
+            .flat_map(|c| {
+                c.iterate()
+                    .map(|(q, _)| q.as_str().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         out.push(FaceRecord {
             bbox: (loc.x, loc.y, loc.w, loc.h),
             confidence: loc.loc_conf_lvl,

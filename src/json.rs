@@ -171,14 +171,15 @@ pub struct FrameTimes {
     pub stream_time: Option<u64>,
 }
 
-/// The message `faceposepublish` sends: the JSON Lines object of [`frame_line`] with the
-/// `source` name and the frame's other timestamps first.
+/// The message `faceposepublish` sends: the JSON Lines object of [`frame_line`] (the attention
+/// events of the frame included) with the `source` name and the frame's other timestamps first.
 pub fn published_message(
     source: &str,
     t: &FrameTimes,
     width: u32,
     height: u32,
     faces: &[Face],
+    events: &[AttentionEvent],
 ) -> String {
     let mut s = String::with_capacity(384 + faces.len() * 468 * 24);
     s.push_str("{\"source\":");
@@ -193,7 +194,28 @@ pub fn published_message(
         time(&mut s, key, v);
     }
     s.push(',');
-    frame_fields(&mut s, t.pts, width, height, faces, &[]);
+    frame_fields(&mut s, t.pts, width, height, faces, events);
+    s
+}
+
+/// The message `faceposepublish` sends on `<topic>/attention` for each ended episode or track:
+/// `{"source":…,"pts":<the frame's>,"event":"episode",…}` with the fields of
+/// `attention_events` entries.
+pub fn attention_message(source: &str, pts: Option<u64>, event: &AttentionEvent) -> String {
+    let mut s = String::from("{\"source\":");
+    string(&mut s, source);
+    s.push(',');
+    time(&mut s, "pts", pts);
+    s.push(',');
+    let mut entry = String::new();
+    attention_events(&mut entry, std::slice::from_ref(event));
+    // `"attention_events":[{…}]` → the object's fields.
+    let fields = entry
+        .strip_prefix("\"attention_events\":[{")
+        .and_then(|e| e.strip_suffix("}]"))
+        .unwrap_or_default();
+    s.push_str(fields);
+    s.push('}');
     s
 }
 
@@ -316,7 +338,7 @@ mod tests {
             stream_time: Some(5),
         };
         assert_eq!(
-            published_message("cam \"1\"\n", &t, 2, 3, &[]),
+            published_message("cam \"1\"\n", &t, 2, 3, &[], &[]),
             "{\"source\":\"cam \\\"1\\\"\\u000a\",\"dts\":null,\"duration\":33,\"running_time\":7,\
              \"stream_time\":5,\"pts\":5,\"width\":2,\"height\":3,\"faces\":[],\
              \"attention_events\":[]}"

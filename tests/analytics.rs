@@ -81,7 +81,9 @@ fn faces_read_back_through_the_analytics_api_match_the_frame_meta() {
             }
             assert!((r.confidence - f.score).abs() < 1e-3);
             assert_eq!(r.track_id, Some(f.id));
-            let want: Vec<String> = gstfacepose::analytics::pose_labels(f).into();
+            let mut want: Vec<String> = gstfacepose::analytics::pose_labels(f).into();
+            let looking = gstfacepose::analytics::attention_label(f).expect("attention judged");
+            want.push(looking.into());
             assert_eq!(r.labels, want);
             assert!(r.labels[0].starts_with("yaw:") && r.labels[2].starts_with("roll:"));
         }

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MPL-2.0
 """The analytics meta read from Python (GI GstAnalytics, GStreamer >= 1.24): for every frame of
 the astronaut picture, one object-detection Mtd of type "face" with a box and confidence, a
-tracking Mtd and a classification Mtd (labels yaw:…, pitch:…, roll:…) related to it. Needs the
+tracking Mtd and two classification Mtds (labels yaw:…, pitch:…, roll:…, then looking or
+not-looking) related to it. Needs the
 plugin built with --features analytics on GST_PLUGIN_PATH (make test-analytics runs it)."""
 
 import pathlib
@@ -39,7 +40,7 @@ def faces(buffer):
                 track = trk.get_info()[1]
             ok, cls = meta.get_cls_mtd(other)
             if ok:
-                labels = [GLib.quark_to_string(cls.get_quark(i)) for i in range(cls.get_length())]
+                labels += [GLib.quark_to_string(cls.get_quark(i)) for i in range(cls.get_length())]
         out.append(((x, y, w, h), conf, track, labels))
     return out
 
@@ -64,9 +65,11 @@ def main():
         (x, y, w, h), conf, track, labels = found[0]
         assert w > 50 and h > 50 and 0.5 < conf <= 1.0, found
         assert track is not None, "no tracking Mtd related to the face"
-        assert [label.split(":")[0] for label in labels] == ["yaw", "pitch", "roll"], labels
-        for label in labels:
+        # The pose's classification, then the attention one.
+        assert [label.split(":")[0] for label in labels[:3]] == ["yaw", "pitch", "roll"], labels
+        for label in labels[:3]:
             float(label.split(":")[1])
+        assert labels[3:] in (["looking"], ["not-looking"]), labels
         print(f"[analytics_read.py] frame {seen}: face box ({x}, {y}, {w}, {h}) confidence {conf:.3f} "
               f"track {track} {' '.join(labels)}")
         seen += 1

@@ -88,6 +88,15 @@ fn frame(n: u64) -> gst::Buffer {
 }
 
 fn frame_with(n: u64, landmarks: usize) -> gst::Buffer {
+    frame_with_events(n, landmarks, &[])
+}
+
+/// A frame whose meta also holds attention episodes or tracks that ended on it.
+fn frame_with_events(
+    n: u64,
+    landmarks: usize,
+    events: &[gstfacepose::engine::attention::AttentionEvent],
+) -> gst::Buffer {
     let mut buffer = gst::Buffer::with_size(16).unwrap();
     {
         let b = buffer.get_mut().unwrap();
@@ -106,7 +115,7 @@ fn frame_with(n: u64, landmarks: usize) -> gst::Buffer {
                 inference_ms: 0.0,
                 detected: true,
                 times: Default::default(),
-                events: &[],
+                events,
             },
         );
     }
@@ -1164,4 +1173,74 @@ fn the_example_subscriber_gets_what_the_element_publishes() {
             "{line}"
         );
     }
+}
+
+#[test]
+fn ended_attention_episodes_go_to_the_attention_sub_topic_in_order() {
+    use gstfacepose::engine::attention::{AttentionEvent, EventKind};
+    if !broker::mosquitto_or_skip("ended_attention_episodes_go_to_the_attention_sub_topic") {
+        return;
+    }
+    let broker = Broker::start(&scratch("attention"), Access::Anonymous);
+    let sub = Subscriber::start(&broker.address(), "facepose/att/#", "sub-attention");
+    let run = Run::new(&format!(
+        "address={} topic=facepose/att qos=1 source=cam1",
+        broker.address()
+    ));
+    let episode = AttentionEvent {
+        kind: EventKind::Episode,
+        id: 4,
+        start: Some(40_000_000),
+        end: Some(200_000_000),
+        visible_ns: 240_000_000,
+        looking_ns: 160_000_000,
+        episodes: 1,
+    };
+    let track_end = AttentionEvent {
+        kind: EventKind::TrackEnd,
+        end: Some(240_000_000),
+        start: Some(0),
+        ..episode
+    };
+    run.src.push_buffer(frame(0)).unwrap();
+    run.src
+        .push_buffer(frame_with_events(1, 1, &[episode, track_end]))
+        .unwrap();
+    // Two frames and two events: four messages, stopped at once: a stream shorter than the
+    // connection's set-up keeps its messages (the stop waits for the first connection).
+    let publish = run.publish.clone();
+    let (warnings, errors) = run.finish();
+    assert!(
+        errors.is_empty() && warnings.is_empty(),
+        "{errors:?} {warnings:?}"
+    );
+    assert_eq!(publish.property::<u64>("published"), 4);
+    assert_eq!(publish.property::<u64>("dropped"), 0);
+    let got = sub.wait_for(4, BOUND);
+    let topics: Vec<&str> = got.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        topics,
+        [
+            "facepose/att",
+            "facepose/att",
+            "facepose/att/attention",
+            "facepose/att/attention"
+        ],
+        "{got:?}"
+    );
+    // The frame's message carries its events too; each event alone on the sub-topic.
+    assert!(
+        got[1]
+            .1
+            .contains("\"attention_events\":[{\"event\":\"episode\""),
+        "{}",
+        got[1].1
+    );
+    assert_eq!(
+        got[2].1,
+        "{\"source\":\"cam1\",\"pts\":40000000,\"event\":\"episode\",\"id\":4,\"start\":40000000,\
+         \"end\":200000000,\"duration_ns\":160000000,\"visible_ns\":240000000,\
+         \"looking_ns\":160000000,\"episodes\":1}"
+    );
+    assert!(got[3].1.contains("\"event\":\"track-end\""), "{}", got[3].1);
 }

@@ -819,7 +819,10 @@ mod tests {
         let n = search_interval(640 * 480, 192 * 192, 1, Some(8));
         assert_eq!(n, 60, "one face, pipelined: too quick to hide a detection");
         let n = search_interval(640 * 480, 192 * 192, 1, Some(u32::MAX));
-        assert_eq!(n, 25, "one face, in the background: as often as its core keeps up");
+        assert_eq!(
+            n, 25,
+            "one face, in the background: as often as its core keeps up"
+        );
         let n = search_interval(640 * 384, 192 * 192, 6, Some(8));
         assert!((2..10).contains(&n), "six faces, pipelined: {n}");
         assert_eq!(

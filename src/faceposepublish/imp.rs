@@ -7,7 +7,9 @@
 //! held up by the network: a thread owns the connection (rumqttc), keeps up to `max-queued`
 //! messages while the broker is away (dropping the oldest beyond that, with a warning that counts
 //! them), sends up to `inflight` QoS 1 messages ahead of their acknowledgements, sends again what
-//! a lost connection left unacknowledged, and reconnects with back-off.
+//! a lost connection left unacknowledged, and reconnects with back-off. Each attention episode or
+//! track that ended on a frame (`attention-events` of the meta) also goes, as one message of its
+//! own, to `<topic>/attention`, in order with the frames.
 //!
 //! The streaming thread never waits for the broker: per buffer it builds the JSON and takes a
 //! mutex for as long as queueing it takes (microseconds). Stopping waits at most `DRAIN_TIMEOUT`
@@ -35,6 +37,8 @@ use crate::{json, meta};
 
 const DEFAULT_ADDRESS: &str = "127.0.0.1:1883";
 const DEFAULT_TOPIC: &str = "facepose";
+/// Ended attention episodes and tracks go to `<topic>/attention`.
+const ATTENTION_SUBTOPIC: &str = "attention";
 const DEFAULT_QOS: u32 = 1;
 const DEFAULT_MAX_QUEUED: u32 = 1000;
 const MAX_MAX_QUEUED: u32 = 1_000_000;
@@ -580,6 +584,7 @@ impl BaseTransformImpl for FacePosePublish {
             return Ok(gst::FlowSuccess::Ok);
         };
         let (width, height, faces) = meta::faces_from_frame(&frame);
+        let events = meta::events_from_frame(&frame);
         let segment = self.obj().segment();
         let pts = buffer.pts();
         let (running_time, stream_time) = match segment.downcast_ref::<gst::ClockTime>() {
@@ -595,7 +600,8 @@ impl BaseTransformImpl for FacePosePublish {
         };
         let guard = self.state.lock().unwrap();
         let state = guard.as_ref().ok_or(gst::FlowError::Flushing)?;
-        let message = json::published_message(&state.source, &times, width, height, &faces);
+        let message =
+            json::published_message(&state.source, &times, width, height, &faces, &events);
         let properties = match state.protocol {
             Protocol::V311 => Vec::new(),
             Protocol::V5 => {
@@ -606,12 +612,37 @@ impl BaseTransformImpl for FacePosePublish {
                 p
             }
         };
-        let pushed = state.publisher.push(message.into_bytes(), properties);
+        let mut pushed = vec![
+            state
+                .publisher
+                .push(message.into_bytes(), properties.clone()),
+        ];
+        // Each ended attention episode or track, also on its own sub-topic.
+        for e in &events {
+            let message = json::attention_message(&state.source, times.pts, e);
+            pushed.push(state.publisher.push_to(
+                ATTENTION_SUBTOPIC,
+                message.into_bytes(),
+                properties.clone(),
+            ));
+        }
         drop(guard);
+        for p in pushed {
+            self.report_pushed(p);
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+impl FacePosePublish {
+    /// Warns about a message the queue dropped or rejected.
+    fn report_pushed(&self, pushed: Pushed) {
         match pushed {
             Pushed::DroppedOldest { first: true } => self.warn_dropping(),
             Pushed::Rejected { size, max, total } => self.warn_rejected(
-                &format!("this frame's message makes a packet of {size} bytes, over max-packet-size ({max} bytes)"),
+                &format!(
+                    "a message makes a packet of {size} bytes, over max-packet-size ({max} bytes)"
+                ),
                 total,
             ),
             Pushed::Queued | Pushed::DroppedOldest { .. } => {}
@@ -623,6 +654,5 @@ impl BaseTransformImpl for FacePosePublish {
                 )
             }
         }
-        Ok(gst::FlowSuccess::Ok)
     }
 }

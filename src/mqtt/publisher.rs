@@ -140,6 +140,18 @@ struct Message {
     payload: Vec<u8>,
     /// MQTT 5 user properties (ignored under 3.1.1).
     properties: Vec<(String, String)>,
+    /// Published on `<topic>/<subtopic>` instead of the topic itself.
+    subtopic: Option<&'static str>,
+}
+
+impl Message {
+    /// The topic this message goes to.
+    fn topic<'a>(&self, config: &'a Config) -> std::borrow::Cow<'a, str> {
+        match self.subtopic {
+            Some(sub) => format!("{}/{sub}", config.topic).into(),
+            None => config.topic.as_str().into(),
+        }
+    }
 }
 
 /// A message handed to rumqttc: its packet id once written (QoS 1).
@@ -233,7 +245,7 @@ impl Sender {
         match self {
             Sender::V311(c) => c
                 .try_publish(
-                    config.topic.as_str(),
+                    message.topic(config),
                     qos_v311(config.qos),
                     false,
                     message.payload.clone(),
@@ -241,7 +253,7 @@ impl Sender {
                 .map_err(|_| ()),
             Sender::V5(c) => c
                 .try_publish_with_properties(
-                    config.topic.as_str(),
+                    message.topic(config),
                     qos_v5(config.qos),
                     false,
                     message.payload.clone(),
@@ -290,7 +302,7 @@ fn qos_v5(qos: u8) -> rumqttc::v5::mqttbytes::QoS {
 /// An upper bound of the PUBLISH packet's size in bytes: fixed header (at most 5), topic, packet
 /// id, and under MQTT 5 the properties this publisher sets.
 fn packet_size_bound(config: &Config, message: &Message) -> usize {
-    let mut size = 5 + 2 + config.topic.len() + 2 + message.payload.len();
+    let mut size = 5 + 2 + message.topic(config).len() + 2 + message.payload.len();
     if config.protocol == Protocol::V5 {
         // Properties length (at most 4), payload format indicator (2), content type (1 + 2 + n),
         // each user property (1 + 2 + key + 2 + value).
@@ -642,12 +654,32 @@ impl Publisher {
         })
     }
 
-    /// Queues one message (MQTT 5 user properties with it); never waits for the network.
+    /// Queues one message for the topic (MQTT 5 user properties with it); never waits for the
+    /// network.
     pub fn push(&self, payload: Vec<u8>, properties: Vec<(String, String)>) -> Pushed {
-        let message = Message {
+        self.queue(Message {
             payload,
             properties,
-        };
+            subtopic: None,
+        })
+    }
+
+    /// [`Publisher::push`] for `<topic>/<subtopic>`, in the same queue (so in order with the
+    /// topic's messages, under the same limits and counters).
+    pub fn push_to(
+        &self,
+        subtopic: &'static str,
+        payload: Vec<u8>,
+        properties: Vec<(String, String)>,
+    ) -> Pushed {
+        self.queue(Message {
+            payload,
+            properties,
+            subtopic: Some(subtopic),
+        })
+    }
+
+    fn queue(&self, message: Message) -> Pushed {
         let config = &self.shared.config;
         let mut q = self.shared.lock();
         if q.failed {
@@ -699,8 +731,8 @@ impl Publisher {
         q.waiting.len() + q.sent.len()
     }
 
-    /// Stops the thread: while connected it first sends what is queued, for at most `drain`;
-    /// what is left then counts as dropped (`Counts::left`).
+    /// Stops the thread: while connected (or still making its first connection) it first sends
+    /// what is queued, for at most `drain`; what is left then counts as dropped (`Counts::left`).
     pub fn stop(mut self, drain: Duration) -> Counts {
         self.shutdown(drain);
         let mut q = self.shared.lock();
@@ -752,8 +784,10 @@ async fn run(shared: &Shared, mut event_loop: EventLoop, on_event: &dyn Fn(Event
         let stopping = {
             let q = shared.lock();
             match q.stopping {
+                // Not connected: the drain waits only for a first connection still being made
+                // (a stream shorter than the connection's set-up keeps its messages).
                 Some(end)
-                    if !q.connected
+                    if (!q.connected && (connected_once || attempts > 0))
                         || (q.waiting.is_empty() && q.sent.is_empty())
                         || Instant::now() >= end =>
                 {
