@@ -161,6 +161,35 @@ fn attention_events(out: &mut String, events: &[AttentionEvent]) {
     out.push(']');
 }
 
+/// Whether the process's standard output was closed when it started (`… >&-`), so that
+/// descriptor 1 now belongs to something the process opened itself: lines written there would go
+/// astray. Descriptor 1 is then not open at all, or (what GStreamer opens first) one end of a Unix
+/// socket pair whose other end is this very process, which a real standard output never is (a
+/// pipe, a file, a terminal, or a socket to another process such as journald).
+pub fn standard_output_closed() -> bool {
+    // SAFETY: fstat and getsockopt only write into the local structures passed, of the sizes
+    // given; descriptor 1 is not closed or changed.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(1, &mut st) != 0 {
+            return true;
+        }
+        if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+            return false;
+        }
+        let mut cred: libc::ucred = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        let asked = libc::getsockopt(
+            1,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        );
+        asked == 0 && cred.pid == libc::getpid()
+    }
+}
+
 /// A frame's timestamps in nanoseconds (None: the buffer or segment has none).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FrameTimes {

@@ -345,6 +345,50 @@ fn json_lines_that_cannot_be_written_are_an_error_naming_the_file() {
     assert!(error.contains("/nonexistent/facepose/out.jsonl"), "{error}");
 }
 
+/// `gst-launch-1.0` with the built plugin, standard output closed in the child (`… >&-`);
+/// its exit status and standard error.
+fn launch_with_stdout_closed(args: &[&str]) -> (Option<i32>, String) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new("gst-launch-1.0");
+    cmd.args(args)
+        .env("GST_PLUGIN_PATH", support::test_plugin_dir())
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: only close(2) between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::close(1);
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("running gst-launch-1.0");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn json_lines_to_a_closed_standard_output_are_an_error() {
+    // With descriptor 1 closed, the first descriptors the process opens take its place (a socket
+    // of GStreamer's own): lines must not go there.
+    let (code, stderr) = launch_with_stdout_closed(&[
+        "-q",
+        "videotestsrc",
+        "num-buffers=3",
+        "!",
+        "faceposeestimator",
+        "json-location=-",
+        "!",
+        "fakesink",
+    ]);
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("Cannot write the JSON Lines to standard output: it is closed"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_missing_model_fails_the_state_change_with_the_path_on_the_bus() {
     init();

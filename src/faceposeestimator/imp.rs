@@ -1006,6 +1006,12 @@ impl BaseTransformImpl for FacePoseEstimator {
                 // Its own descriptor, so that a closed standard output is an error here (Rust's
                 // stdout would discard every line silently).
                 use std::os::fd::AsFd;
+                if json::standard_output_closed() {
+                    return Err(gst::error_msg!(
+                        gst::ResourceError::OpenWrite,
+                        ("Cannot write the JSON Lines to standard output: it is closed (descriptor 1 belongs to something else of this process)")
+                    ));
+                }
                 let fd = std::io::stdout()
                     .as_fd()
                     .try_clone_to_owned()
