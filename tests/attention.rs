@@ -5,6 +5,9 @@
 //! away, turned up to 60°, gives back its position within 3 % of its distance and its looking
 //! flag exactly wherever the true angle is 2° or more from the threshold.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use gstfacepose::engine::attention::{Attention, AttentionConfig, FrameGeometry};
 use gstfacepose::engine::geometry::{BBox, Point, RotatedRect};
 use gstfacepose::engine::pose::canonical::ReferenceFace;
@@ -261,28 +264,7 @@ fn init() {
 
 /// Runs a pipeline to its end; the bus messages.
 fn run(description: &str) -> Vec<gst::Message> {
-    use gst::prelude::*;
-    let pipeline = gst::parse::launch(description).unwrap();
-    let bus = pipeline.bus().unwrap();
-    let mut messages = Vec::new();
-    if pipeline.set_state(gst::State::Playing).is_ok() {
-        for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
-            let done = matches!(
-                msg.view(),
-                gst::MessageView::Eos(_) | gst::MessageView::Error(_)
-            );
-            messages.push(msg);
-            if done {
-                break;
-            }
-        }
-    } else {
-        messages.extend(
-            bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error]),
-        );
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-    messages
+    support::run_to_end(description)
 }
 
 fn error_of(messages: &[gst::Message]) -> Option<String> {

@@ -246,28 +246,7 @@ fn bus_error(messages: &[gst::Message]) -> String {
 }
 
 fn run_pipeline(description: &str) -> Vec<gst::Message> {
-    let pipeline = gst::parse::launch(description).unwrap();
-    let bus = pipeline.bus().unwrap();
-    let mut messages = Vec::new();
-    if pipeline.set_state(gst::State::Playing).is_ok() {
-        for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
-            let done = matches!(
-                msg.view(),
-                gst::MessageView::Eos(_) | gst::MessageView::Error(_)
-            );
-            messages.push(msg);
-            if done {
-                break;
-            }
-        }
-    } else {
-        // The state change failed: the reason is on the bus.
-        messages.extend(
-            bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error]),
-        );
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-    messages
+    support::run_to_end(description)
 }
 
 #[test]

@@ -376,3 +376,31 @@ pub fn through_harness(
     }
     (out, harness)
 }
+
+/// Plays a pipeline to its end (EOS or an error, within two minutes) and gives its bus messages;
+/// when it cannot start, the error that says why.
+pub fn run_to_end(description: &str) -> Vec<gst::Message> {
+    use gst::prelude::*;
+    let pipeline = gst::parse::launch(description).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let mut messages = Vec::new();
+    if pipeline.set_state(gst::State::Playing).is_ok() {
+        for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
+            let done = matches!(
+                msg.view(),
+                gst::MessageView::Eos(_) | gst::MessageView::Error(_)
+            );
+            messages.push(msg);
+            if done {
+                break;
+            }
+        }
+    } else {
+        // The state change failed: the reason is on the bus.
+        messages.extend(
+            bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error]),
+        );
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    messages
+}
