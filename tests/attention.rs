@@ -33,60 +33,6 @@ fn reference() -> Option<ReferenceFace> {
     Some(ReferenceFace::load(&path).unwrap())
 }
 
-fn mat_vec(r: &[[f32; 3]; 3], v: [f64; 3]) -> [f64; 3] {
-    std::array::from_fn(|i| (0..3).map(|k| r[i][k] as f64 * v[k]).sum())
-}
-
-/// The reference face turned by `pose`, its points' centre at `centre` (pose frame: x right, y
-/// up, z towards the camera; the scene at z < 0), as a landmark model reports it: pixels, and a
-/// depth from the points' centre along the ray on the image's pixel scale there (the local
-/// magnification of a small patch facing the camera along the ray, as a landmark model sees its
-/// crop).
-fn project(cam: &Camera, pose: Pose, centre: [f64; 3], points: &[[f64; 3]]) -> Vec<[f32; 3]> {
-    let r = pose.to_rotation();
-    let dist = (centre[0].powi(2) + centre[1].powi(2) + centre[2].powi(2)).sqrt();
-    let ray = centre.map(|v| v / dist);
-    let pixel = |p: [f64; 3]| {
-        (
-            cam.cx + cam.focal * p[0] / -p[2],
-            cam.cy - cam.focal * p[1] / -p[2],
-        )
-    };
-    // Two unit steps across the ray, and the area they span in the image.
-    let across = {
-        let a = [ray[1], -ray[0], 0.0];
-        let n = (a[0] * a[0] + a[1] * a[1]).sqrt();
-        if n > 1e-12 {
-            [a[0] / n, a[1] / n, 0.0]
-        } else {
-            [1.0, 0.0, 0.0]
-        }
-    };
-    let up = [
-        ray[1] * across[2] - ray[2] * across[1],
-        ray[2] * across[0] - ray[0] * across[2],
-        ray[0] * across[1] - ray[1] * across[0],
-    ];
-    let step = |d: [f64; 3]| pixel([centre[0] + d[0], centre[1] + d[1], centre[2] + d[2]]);
-    let (c, a, b) = (pixel(centre), step(across), step(up));
-    let pixel_scale = ((a.0 - c.0) * (b.1 - c.1) - (a.1 - c.1) * (b.0 - c.0))
-        .abs()
-        .sqrt();
-    let n = points.len() as f64;
-    let middle: [f64; 3] = std::array::from_fn(|k| points.iter().map(|p| p[k]).sum::<f64>() / n);
-    points
-        .iter()
-        .map(|s| {
-            let rs = mat_vec(&r, std::array::from_fn(|k| s[k] - middle[k]));
-            let p = [centre[0] + rs[0], centre[1] + rs[1], centre[2] + rs[2]];
-            let (u, v) = pixel(p);
-            // Positive away from the camera, as the landmark models give it.
-            let depth = rs[0] * ray[0] + rs[1] * ray[1] + rs[2] * ray[2];
-            [u as f32, v as f32, (depth * pixel_scale) as f32]
-        })
-        .collect()
-}
-
 fn face_of(points: Vec<[f32; 3]>, pose: Pose, scale: f32) -> Face {
     let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
     for p in &points {
@@ -130,6 +76,13 @@ fn the_projected_reference_face_gives_back_its_position_and_whether_it_looks_at_
         .iter()
         .map(|p| p.map(|v| v as f64))
         .collect();
+    // The head's position is that of the reference points' centre.
+    let n = points.len() as f64;
+    let middle: [f64; 3] = std::array::from_fn(|k| points.iter().map(|p| p[k]).sum::<f64>() / n);
+    let centred: Vec<[f64; 3]> = points
+        .iter()
+        .map(|p| std::array::from_fn(|k| p[k] - middle[k]))
+        .collect();
     let solver = Solver {
         indices: (0..points.len()).collect(),
         reference: points.clone(),
@@ -170,8 +123,7 @@ fn the_projected_reference_face_gives_back_its_position_and_whether_it_looks_at_
                     (40.0, -40.0, -15.0),
                 ] {
                     let truth = Pose { yaw, pitch, roll };
-                    // The head's position is that of the reference points' centre.
-                    let landmarks = project(&cam, truth, centre, &points);
+                    let landmarks = cam.project_face(truth, centre, &centred);
                     let fit = solver
                         .fit(&landmarks, &crop, Some(&cam))
                         .expect("the fit succeeds");

@@ -149,6 +149,63 @@ impl Ray {
     }
 }
 
+impl Camera {
+    /// Synthetic landmarks, for tests and evaluation tools: the 3-D `reference` points
+    /// (centimetres, relative to the face's centre; x right, y up, z out of the face) turned by
+    /// `pose` and placed with that centre at `centre` (camera frame: x right, y up, z towards the
+    /// camera, the scene at z < 0), as a landmark model reports them: x, y in pixels and, as
+    /// depth, the distance from the centre along the viewing ray (positive away from the camera)
+    /// on the image's local pixel scale there (the magnification of a small patch facing the
+    /// camera along the ray, which is what a model sees in its crop).
+    pub fn project_face(
+        &self,
+        pose: super::Pose,
+        centre: [f64; 3],
+        reference: &[[f64; 3]],
+    ) -> Vec<[f32; 3]> {
+        let r = pose.to_rotation();
+        let dist = (centre[0].powi(2) + centre[1].powi(2) + centre[2].powi(2)).sqrt();
+        let ray = centre.map(|v| v / dist);
+        let pixel = |p: [f64; 3]| {
+            (
+                self.cx + self.focal * p[0] / -p[2],
+                self.cy - self.focal * p[1] / -p[2],
+            )
+        };
+        // Two unit steps across the ray, and the area they span in the image.
+        let across = {
+            let a = [ray[1], -ray[0], 0.0];
+            let n = (a[0] * a[0] + a[1] * a[1]).sqrt();
+            if n > 1e-12 {
+                [a[0] / n, a[1] / n, 0.0]
+            } else {
+                [1.0, 0.0, 0.0]
+            }
+        };
+        let up = [
+            ray[1] * across[2] - ray[2] * across[1],
+            ray[2] * across[0] - ray[0] * across[2],
+            ray[0] * across[1] - ray[1] * across[0],
+        ];
+        let step = |d: [f64; 3]| pixel([centre[0] + d[0], centre[1] + d[1], centre[2] + d[2]]);
+        let (c, a, b) = (pixel(centre), step(across), step(up));
+        let scale = ((a.0 - c.0) * (b.1 - c.1) - (a.1 - c.1) * (b.0 - c.0))
+            .abs()
+            .sqrt();
+        reference
+            .iter()
+            .map(|s| {
+                let rs: [f64; 3] =
+                    std::array::from_fn(|i| (0..3).map(|k| r[i][k] as f64 * s[k]).sum());
+                let p = [centre[0] + rs[0], centre[1] + rs[1], centre[2] + rs[2]];
+                let (u, v) = pixel(p);
+                let depth = rs[0] * ray[0] + rs[1] * ray[1] + rs[2] * ray[2];
+                [u as f32, v as f32, (depth * scale) as f32]
+            })
+            .collect()
+    }
+}
+
 const IDENTITY: Mat = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
 
 fn mul(a: &Mat, b: &Mat) -> Mat {
@@ -190,57 +247,6 @@ mod tests {
             [0.0, -7.5, 1.5],
         ]);
         pts
-    }
-
-    /// The face at `pose` (camera frame), its centre at (x, y, -distance), seen through `cam`:
-    /// landmarks as a landmark model reports them (pixels; z in pixels, away from the camera).
-    fn project(
-        cam: &Camera,
-        pose: Pose,
-        centre: [f64; 3],
-        reference: &[[f64; 3]],
-    ) -> Vec<[f32; 3]> {
-        let r = pose.to_rotation();
-        let dist = (centre[0].powi(2) + centre[1].powi(2) + centre[2].powi(2)).sqrt();
-        let ray = centre.map(|v| v / dist);
-        // What a landmark model on the crop reports as depth: along the ray, on the crop's pixel
-        // scale (the image's magnification of a small patch facing the camera along the ray).
-        let pixel = |p: [f64; 3]| {
-            (
-                cam.cx + cam.focal * p[0] / -p[2],
-                cam.cy - cam.focal * p[1] / -p[2],
-            )
-        };
-        let across = {
-            let a = [ray[1], -ray[0], 0.0];
-            let n = (a[0] * a[0] + a[1] * a[1]).sqrt();
-            if n > 1e-12 {
-                [a[0] / n, a[1] / n, 0.0]
-            } else {
-                [1.0, 0.0, 0.0]
-            }
-        };
-        let up = [
-            ray[1] * across[2] - ray[2] * across[1],
-            ray[2] * across[0] - ray[0] * across[2],
-            ray[0] * across[1] - ray[1] * across[0],
-        ];
-        let step = |d: [f64; 3]| pixel([centre[0] + d[0], centre[1] + d[1], centre[2] + d[2]]);
-        let (c, a, b) = (pixel(centre), step(across), step(up));
-        let real_scale = ((a.0 - c.0) * (b.1 - c.1) - (a.1 - c.1) * (b.0 - c.0))
-            .abs()
-            .sqrt();
-        reference
-            .iter()
-            .map(|s| {
-                let rs: [f64; 3] =
-                    std::array::from_fn(|i| (0..3).map(|k| r[i][k] as f64 * s[k]).sum());
-                let p = [centre[0] + rs[0], centre[1] + rs[1], centre[2] + rs[2]];
-                let (u, v) = pixel(p);
-                let depth = rs[0] * ray[0] + rs[1] * ray[1] + rs[2] * ray[2];
-                [u as f32, v as f32, (depth * real_scale) as f32]
-            })
-            .collect()
     }
 
     fn solve(cam: Option<&Camera>, landmarks: &[[f32; 3]], reference: &[[f64; 3]]) -> Rotation {
@@ -304,7 +310,7 @@ mod tests {
                 (10.0, 35.0, 0.0),
             ] {
                 let truth = Pose { yaw, pitch, roll };
-                let lm = project(&cam, truth, centre, &reference);
+                let lm = cam.project_face(truth, centre, &reference);
                 let got = Pose::from_rotation(&solve(Some(&cam), &lm, &reference));
                 assert!(
                     error(got, truth) < 0.5,
