@@ -30,7 +30,7 @@ use gst_video::{VideoFrameRef, VideoInfo};
 use super::{AsyncDetection, ExecutionProvider, PoseMethod, Preprocess};
 use crate::engine::attention::{Attention, AttentionConfig, AttentionEvent, FrameGeometry, Target};
 use crate::engine::{self, DetectConfig, Engine, EngineConfig, Error as EngineError, TrackConfig};
-use crate::{json, meta, overlay, video};
+use crate::{frame_view, json, meta, overlay};
 
 mod held;
 
@@ -398,7 +398,7 @@ impl FacePoseEstimator {
     ) -> Result<Result<T, String>, gst::FlowError> {
         let frame = VideoFrameRef::from_buffer_ref_readable(buffer, info);
         let view = match &frame {
-            Ok(frame) => video::image_view(frame).map_err(|e| format!("bad frame: {e}")),
+            Ok(frame) => frame_view::image_view(frame).map_err(|e| format!("bad frame: {e}")),
             Err(_) => Err(format!(
                 "{} bytes cannot hold a {} {}x{} frame ({} bytes expected)",
                 buffer.size(),
@@ -929,7 +929,7 @@ impl ElementImpl for FacePoseEstimator {
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             let caps = gst_video::VideoCapsBuilder::new()
-                .format_list(video::FORMATS)
+                .format_list(frame_view::FORMATS)
                 .build();
             vec![
                 gst::PadTemplate::new(
@@ -1170,7 +1170,7 @@ impl BaseTransformImpl for FacePoseEstimator {
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let info = VideoInfo::from_caps(incaps)
             .map_err(|_| gst::loggable_error!(CAT, "Cannot read video caps {incaps}"))?;
-        if video::pixel_format(info.format()).is_none() {
+        if frame_view::pixel_format(info.format()).is_none() {
             return Err(gst::loggable_error!(CAT, "Unsupported format in {incaps}"));
         }
         gst::debug!(CAT, imp = self, "Configured for {incaps}");
