@@ -2,7 +2,8 @@
 //! The documentation stays usable: every relative link of README.md and docs/*.md points at a file
 //! that exists and, for a Markdown file, at a heading it has; docs/layout.md lists every file under
 //! src/ and nothing that is not there; and every property blurb of both elements is one or two
-//! short sentences (at most 200 characters), as `gst-inspect-1.0` shows them.
+//! short sentences (at most 200 characters), as `gst-inspect-1.0` shows them; and no two engine
+//! modules import each other.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -294,5 +295,117 @@ fn every_property_blurb_is_short() {
         long.is_empty(),
         "blurbs over {MAX_BLURB} characters:\n{}",
         long.join("\n")
+    );
+}
+
+/// The engine's modules, by path below `src/engine/` ("" for `mod.rs`, "detect" for
+/// `detect/mod.rs`, "detect/background" for `detect/background.rs`), with their files.
+fn engine_modules() -> Vec<(String, PathBuf)> {
+    let base = root().join("src").join("engine");
+    let mut files = Vec::new();
+    rust_files(&base, &mut files);
+    files
+        .into_iter()
+        .map(|f| {
+            let rel = f.strip_prefix(&base).unwrap().with_extension("");
+            let mut name = rel.display().to_string();
+            if name == "mod" {
+                name.clear();
+            } else if let Some(dir) = name.strip_suffix("/mod") {
+                name = dir.to_string();
+            }
+            (name, f)
+        })
+        .collect()
+}
+
+/// The module a path (`super::model::Output`, `crate::engine::face::Face`) seen from `module`
+/// names: the longest prefix that is an engine module.
+fn resolve(module: &str, is_dir: bool, path: &str, modules: &BTreeSet<String>) -> Option<String> {
+    let mut segs: Vec<&str> = path.split("::").collect();
+    let mut base: Vec<&str> = if module.is_empty() {
+        Vec::new()
+    } else {
+        module.split('/').collect()
+    };
+    if !is_dir {
+        base.pop();
+    }
+    if segs.first() == Some(&"crate") {
+        if segs.get(1) != Some(&"engine") {
+            return None;
+        }
+        base.clear();
+        segs.drain(..2);
+    } else if segs.first() == Some(&"super") {
+        while segs.first() == Some(&"super") {
+            base.pop();
+            segs.remove(0);
+        }
+    } else {
+        return None;
+    }
+    (0..=segs.len()).rev().find_map(|k| {
+        let mut parts = base.clone();
+        parts.extend(&segs[..k]);
+        let name = parts.join("/");
+        modules.contains(&name).then_some(name)
+    })
+}
+
+#[test]
+fn no_two_engine_modules_import_each_other() {
+    let modules = engine_modules();
+    let names: BTreeSet<String> = modules.iter().map(|(n, _)| n.clone()).collect();
+    let mut deps: Vec<(String, BTreeSet<String>)> = Vec::new();
+    for (name, file) in &modules {
+        let text = std::fs::read_to_string(file).expect("readable");
+        // The module's own code: unit tests and comments aside.
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        let is_dir = file.file_name().is_some_and(|f| f == "mod.rs");
+        let mut used = BTreeSet::new();
+        for line in code.lines() {
+            let line = line.split("//").next().unwrap_or("");
+            for start in ["super::", "crate::engine::"] {
+                let mut rest = line;
+                while let Some(i) = rest.find(start) {
+                    let tail = &rest[i..];
+                    let end = tail
+                        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                        .unwrap_or(tail.len());
+                    let path = tail[..end].trim_end_matches(':');
+                    if let Some(m) = resolve(name, is_dir, path, &names) {
+                        if &m != name {
+                            used.insert(m);
+                        }
+                    }
+                    rest = &tail[end..];
+                }
+            }
+        }
+        deps.push((name.clone(), used));
+    }
+    let mut cycles = Vec::new();
+    for (a, used) in &deps {
+        for b in used {
+            let nested = a.is_empty()
+                || b.is_empty()
+                || a.starts_with(&format!("{b}/"))
+                || b.starts_with(&format!("{a}/"));
+            let back = deps.iter().any(|(n, u)| n == b && u.contains(a));
+            if a < b && back && !nested {
+                cycles.push(format!("engine/{a} <-> engine/{b}"));
+            }
+        }
+    }
+    assert!(
+        deps.iter()
+            .any(|(n, u)| n == "model" && u.contains("output")),
+        "the import scan finds nothing: is it broken?"
+    );
+    assert!(
+        cycles.is_empty(),
+        "engine modules importing each other:\n{}",
+        cycles.join("\n")
     );
 }
