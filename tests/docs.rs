@@ -374,10 +374,10 @@ fn no_two_engine_modules_import_each_other() {
                         .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
                         .unwrap_or(tail.len());
                     let path = tail[..end].trim_end_matches(':');
-                    if let Some(m) = resolve(name, is_dir, path, &names) {
-                        if &m != name {
-                            used.insert(m);
-                        }
+                    if let Some(m) = resolve(name, is_dir, path, &names)
+                        && &m != name
+                    {
+                        used.insert(m);
                     }
                     rest = &tail[end..];
                 }
