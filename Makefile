@@ -55,7 +55,7 @@ copyright: setup
 	@python3 scripts/copyright.py target/copyright
 
 # Installs the plugin, models, ONNX Runtime and licences under PREFIX (inside DESTDIR when set);
-# uninstall removes exactly what install made. See README, "Install".
+# uninstall removes exactly what install made. See docs/install.md.
 PREFIX ?= /usr/local
 DESTDIR ?=
 install: build-lib copyright

@@ -55,7 +55,7 @@ files() {
         printf '%s\t%s\t%s\n' "models/$m.onnx" "$DATA_DIR/$m.onnx" 644
         printf '%s\t%s\t%s\n' "models/$m.descriptor" "$DATA_DIR/$m.descriptor" 644
     done
-    # The frame graphs their descriptors name (preprocess=graph; README "GPU").
+    # The frame graphs their descriptors name (preprocess=graph; docs/gpu.md).
     for m in face_landmark whenet retinaface_mbv2; do
         printf '%s\t%s\t%s\n' "models/$m.frame.onnx" "$DATA_DIR/$m.frame.onnx" 644
         printf '%s\t%s\t%s\n' "models/$m.frame-yuv.onnx" "$DATA_DIR/$m.frame-yuv.onnx" 644

@@ -10,7 +10,7 @@
 //!   `not-looking` (at the camera, or at the target when one is set; level: the face presence).
 //!
 //! The detection relates to the others (`RELATE_TO`, from the detection), and they are part of it
-//! (`IS_PART_OF`, towards the detection). See README, "The metadata contract".
+//! (`IS_PART_OF`, towards the detection). See docs/metadata.md.
 
 use std::collections::HashMap;
 

@@ -18,11 +18,11 @@ pub mod engine;
 mod faceposeestimator;
 mod faceposepublish;
 mod font;
+pub mod frame_view;
 pub mod json;
 pub mod meta;
 pub mod mqtt;
 pub mod overlay;
-pub mod video;
 
 pub use faceposeestimator::{ExecutionProvider, FacePoseEstimator, PoseMethod};
 pub use faceposepublish::FacePosePublish;

@@ -23,7 +23,7 @@ use gstfacepose::engine::detect::{
     DetectConfig, Detection, Fit, decode_outputs, nms, weighted_nms,
 };
 use gstfacepose::engine::geometry::{Affine, BBox, Point, RotatedRect};
-use gstfacepose::engine::model::Output;
+use gstfacepose::engine::output::Output;
 use gstfacepose::engine::pose::rigid::{self, RigidFit};
 use gstfacepose::engine::pose::{Pose, Rotation, seed};
 

@@ -21,10 +21,10 @@ use gstfacepose::engine::{Face, Pose, PoseMethod};
 
 /// Bound on waiting for messages or for the end of a stream (never reached when things work).
 const BOUND: Duration = Duration::from_secs(60);
-/// The longest one buffer may spend in the element, whatever the broker does (README: the
+/// The longest one buffer may spend in the element, whatever the broker does (docs/mqtt.md: the
 /// streaming thread never waits for the network; this bound is generous on purpose).
 const STREAMING_BOUND: Duration = Duration::from_secs(1);
-/// The longest stopping may take (README: at most 2 s of draining and 0.5 s for DISCONNECT).
+/// The longest stopping may take (docs/mqtt.md: at most 2 s of draining and 0.5 s for DISCONNECT).
 const STOP_BOUND: Duration = Duration::from_secs(5);
 
 /// Tests that load models or measure this process's memory run one at a time.

@@ -21,9 +21,9 @@ pub(super) enum Past<'a> {
     Still,
     /// Faces new to a stream (found by an in-line detection, or on its first frame), with
     /// landmarks from the still-picture passes: the regressor on every face, without the mirrored
-    /// crop, as the refreshes that follow run it. On AFLW2000 stills run as 5-frame videos the
-    /// mean error was 3.89° in line and 3.80° with background detection, against 3.90° and
-    /// 3.81° with the mirrored crop, which doubled the first frame's regressor work.
+    /// crop, as the refreshes that follow run it: the mirrored crop doubled the first frame's
+    /// regressor work and made the angles no better (docs/performance.md, "Why the design is as
+    /// it is").
     New,
     /// Tracked faces with their remembered regressor estimates (see [`Engine::solve`]).
     Tracked(&'a [Option<RegressorMemory>]),

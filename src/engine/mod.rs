@@ -6,10 +6,9 @@
 //! the landmarks to get yaw, pitch and roll.
 //!
 //! [`Engine::track`] does the same for the frames of a video stream, with stable face ids: the
-//! per-frame flow is in [`video`], the tracks and their policy (detection schedule, matching,
+//! per-frame flow is in [`stream`], the tracks and their policy (detection schedule, matching,
 //! dropping, smoothing) in [`track`]. Mirror averaging of the landmark passes is in [`mirror`].
 
-pub mod ahead;
 pub mod attention;
 pub mod descriptor;
 pub mod detect;
@@ -21,15 +20,17 @@ pub mod headpose;
 pub mod image;
 pub mod landmark;
 pub mod locate;
+pub mod lookahead;
 pub mod mirror;
 pub mod model;
+pub mod output;
 pub mod pipeline;
 pub mod pose;
 pub mod preprocess;
 pub mod runtime;
 pub mod smooth;
+pub mod stream;
 pub mod track;
-pub mod video;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -223,9 +224,9 @@ pub struct Engine {
 
 /// The runtime options of the landmark model: with `threads` 0 (automatic) a single crop runs on
 /// the calling thread, without a pool, and batches of crops on a pool with a thread per core (see
-/// [`model::Model::add_batch_session`]). The head-pose regressor (WHENet: 6.7 ms on one thread,
-/// 5.3 ms on two) and the detector (RetinaFace at 640×480: 27 and 15 ms) keep ONNX Runtime's
-/// choice, a thread per core.
+/// [`model::Model::add_batch_session`]). The head-pose regressor and the detector, which gain
+/// from a second thread (docs/performance.md, "Measurements behind the code"), keep ONNX
+/// Runtime's choice, a thread per core.
 fn inline_runtime(runtime: &RuntimeOptions) -> RuntimeOptions {
     RuntimeOptions {
         threads: if runtime.threads > 0 {
@@ -539,9 +540,9 @@ impl Engine {
     }
 
     /// Runs every loaded model once on a black picture, so that the first frames of a stream do
-    /// not pay for ONNX Runtime's first run of a session (its memory, its threads): RetinaFace's
-    /// first run took 38.7 ms on two threads, a later first run at another input shape 17.7 and
-    /// the runs after 14-15. The element calls this at start, with the model loading; results
+    /// not pay for ONNX Runtime's first run of a session (its memory, its threads), which takes
+    /// several times longer than the runs after it (docs/performance.md, "Why the design is as
+    /// it is"). The element calls this at start, with the model loading; results
     /// are not affected.
     pub fn warm_up(&mut self) -> Result<()> {
         let image = warm_up_picture()?;

@@ -11,6 +11,7 @@ use super::error::{Error, Result};
 use super::geometry::Affine;
 use super::image::ImageView;
 use super::image::{Layout, warp_into};
+use super::output::Output;
 use super::preprocess::graph::{self, FrameGraph, SharedFrameStore};
 use super::preprocess::{self as pre, Preprocess};
 use super::runtime::{self, RuntimeOptions, SharedSession};
@@ -40,12 +41,6 @@ pub struct Model {
     frame: Option<FrameGraph>,
     /// The input tensor of host pre-processing, kept between runs.
     input: Vec<f32>,
-}
-
-/// One output tensor, borrowed for the duration of a callback.
-pub struct Output<'a> {
-    pub shape: Vec<i64>,
-    pub data: &'a [f32],
 }
 
 impl Model {
@@ -117,10 +112,9 @@ impl Model {
     }
 
     /// Loads the network a second time with `options` for runs of two or more crops (batches);
-    /// single crops keep the first session. For a small model on the calling thread (FaceMesh:
-    /// 0.68 ms a crop on one thread): a pool of two threads takes about as long for one crop
-    /// (0.57 ms) but half as long a crop in a batch (0.39-0.45 ms against 0.69-0.87 at 2 to 12
-    /// crops); and one-crop runs stay off the pool, which 8 concurrent pipelines of one face each
+    /// single crops keep the first session. For a small model on the calling thread (FaceMesh),
+    /// a pool saves little on one crop but about half the time of each crop in a batch
+    /// (docs/performance.md, "Measurements behind the code"); and one-crop runs stay off the pool, which 8 concurrent pipelines of one face each
     /// would contend for. Does nothing in graph mode, on an accelerator, for a model without a
     /// dynamic batch, or when `options` are those of the first session.
     pub fn add_batch_session(&mut self, options: &RuntimeOptions) -> Result<()> {
@@ -136,7 +130,7 @@ impl Model {
     /// Switches every run to a session with `threads` threads (`Some`: loaded on first use,
     /// shared like the others) or back to the usual sessions (`None`). For the models that run
     /// on the streaming thread while the detector works one frame ahead on a thread of its own
-    /// (see [`crate::engine::ahead`]): both then share the cores. Only on the CPU, in host
+    /// (see [`crate::engine::lookahead`]): both then share the cores. Only on the CPU, in host
     /// mode, and when the model's threads are automatic (`options.threads` 0); otherwise the
     /// model keeps its sessions.
     pub fn set_ahead(&mut self, threads: Option<usize>, options: &RuntimeOptions) -> Result<()> {

@@ -534,10 +534,10 @@ fn build_session(
     builder = builder
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(|e| e.to_string())?;
-    // A pool's threads spin for work while a run lasts and sleep as soon as it ends. Measured on
-    // 2 cores (detection every frame at input 320): RetinaFace 4.7 ms against 7.7-8.0 asleep
-    // between its operators, WHENet 3.4 against 5.1-7.4; and idle threads left spinning after a
-    // run (ONNX Runtime's default) took the other model's core: RetinaFace 26 ms against 12.5.
+    // A pool's threads spin for work while a run lasts and sleep as soon as it ends: a pool that
+    // sleeps between operators makes every run slower, and idle threads left spinning after a
+    // run (ONNX Runtime's default) take the core another model runs on. The figures:
+    // docs/performance.md, "Measurements behind the code".
     builder = builder
         .with_intra_op_spinning(true)
         .map_err(|e| e.to_string())?

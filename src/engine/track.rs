@@ -2,7 +2,7 @@
 //! Tracks: stable face ids, a detection interval, landmark-driven re-cropping and smoothing.
 //!
 //! A [`Tracker`] holds every track of one video stream and decides, frame by frame, what the
-//! engine does (the engine drives it from [`super::video`]; this module knows nothing of the
+//! engine does (the engine drives it from [`super::stream`]; this module knows nothing of the
 //! engine). On a detection frame the engine runs the same path as a still picture (detector,
 //! landmark passes, pose) and each face gets the id of the track whose last box overlaps it most
 //! (intersection over union ≥ [`MATCH_IOU`]), or a new id.

@@ -11,6 +11,10 @@
 //! gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! videoconvert ! faceposeestimator draw=true ! videoconvert ! autovideosink
 //! ```
 //!
+//! Every face keeps a stable id while it stays in view (tracking between detector runs), and
+//! per face the element judges whether it looks at the camera or at `attention-target`. The
+//! properties in full, with what each default does: docs/element.md.
+//!
 //! This file is GObject glue only: the work happens in `crate::engine`, `crate::meta`,
 //! `crate::overlay` and `crate::json`.
 
@@ -30,7 +34,7 @@ use gst_video::{VideoFrameRef, VideoInfo};
 use super::{AsyncDetection, ExecutionProvider, PoseMethod, Preprocess};
 use crate::engine::attention::{Attention, AttentionConfig, AttentionEvent, FrameGeometry, Target};
 use crate::engine::{self, DetectConfig, Engine, EngineConfig, Error as EngineError, TrackConfig};
-use crate::{json, meta, overlay, video};
+use crate::{frame_view, json, meta, overlay};
 
 mod held;
 
@@ -398,7 +402,7 @@ impl FacePoseEstimator {
     ) -> Result<Result<T, String>, gst::FlowError> {
         let frame = VideoFrameRef::from_buffer_ref_readable(buffer, info);
         let view = match &frame {
-            Ok(frame) => video::image_view(frame).map_err(|e| format!("bad frame: {e}")),
+            Ok(frame) => frame_view::image_view(frame).map_err(|e| format!("bad frame: {e}")),
             Err(_) => Err(format!(
                 "{} bytes cannot hold a {} {}x{} frame ({} bytes expected)",
                 buffer.size(),
@@ -572,12 +576,12 @@ impl ObjectImpl for FacePoseEstimator {
             vec![
                 glib::ParamSpecString::builder("detector-model")
                     .nick("Detector model")
-                    .blurb("Face detector ONNX file, with its .descriptor beside it (default: retinaface_mbv2.onnx in FACEPOSE_MODEL_DIR, else share/gst-plugin-facepose beside the installed plugin, else the source tree's models folder)")
+                    .blurb("Face detector ONNX file, with its .descriptor beside it (default: retinaface_mbv2.onnx from FACEPOSE_MODEL_DIR, the installed share/gst-plugin-facepose or the source tree's models)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("landmark-model")
                     .nick("Landmark model")
-                    .blurb("Face landmark ONNX file, with its .descriptor beside it (default: face_landmark.onnx in FACEPOSE_MODEL_DIR, else share/gst-plugin-facepose beside the installed plugin, else the source tree's models folder)")
+                    .blurb("Face landmark ONNX file, with its .descriptor beside it (default: face_landmark.onnx, found as the detector is)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("detector-descriptor")
@@ -592,7 +596,7 @@ impl ObjectImpl for FacePoseEstimator {
                     .build(),
                 glib::ParamSpecString::builder("pose-model")
                     .nick("Head-pose model")
-                    .blurb("Head-pose regressor ONNX file, with its .descriptor beside it (default: whenet.onnx in FACEPOSE_MODEL_DIR, else share/gst-plugin-facepose beside the installed plugin, else the source tree's models folder; an empty string: none, angles from the landmarks alone)")
+                    .blurb("Head-pose regressor ONNX file, with its .descriptor beside it (default: whenet.onnx, found as the detector is). An empty string: none, angles from the landmarks alone")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("pose-descriptor")
@@ -639,7 +643,7 @@ impl ObjectImpl for FacePoseEstimator {
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("preprocess", DEFAULT_PREPROCESS)
                     .nick("Pre-processing")
-                    .blurb("Where crops and the detector input are sampled and normalised: host (the element's warp), graph (inside the models' frame graphs, on the provider's device) or auto (graph on CUDA and TensorRT when the frame graphs exist)")
+                    .blurb("Where model inputs are sampled: host (the element's warp) or graph (the models' frame graphs, on the provider's device). auto: graph on CUDA and TensorRT when the frame graphs exist")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("active-preprocess")
@@ -649,7 +653,7 @@ impl ObjectImpl for FacePoseEstimator {
                     .build(),
                 glib::ParamSpecUInt::builder("inference-threads")
                     .nick("Inference threads")
-                    .blurb("Threads per model for ONNX Runtime on the CPU (0: automatic: the landmark model runs single crops on the streaming thread itself and batches of crops on one thread per core, the head-pose model and the detector on one thread per core, the background detector on one fewer)")
+                    .blurb("CPU threads per model (0: automatic, about one per core; single landmark crops run on the streaming thread itself)")
                     .maximum(256)
                     .default_value(DEFAULT_INFERENCE_THREADS)
                     .mutable_ready()
@@ -734,7 +738,7 @@ impl ObjectImpl for FacePoseEstimator {
                     .build(),
                 glib::ParamSpecBoolean::builder("detection-lookahead")
                     .nick("Detection one frame ahead")
-                    .blurb("When the detector runs on every frame (detection-interval=1, or a landmark model that cannot track) and there are two cores or more: hold each frame back until the next one arrives, and run the detector on the next one on a thread of its own while this one's landmarks and angles are computed, each half on half the cores. The same faces for every frame, one frame later: the reported latency grows by a frame (false: each frame in turn)")
+                    .blurb("With the detector on every frame, run it on the next frame on a thread of its own while this one is finished. The same faces, one frame later (one frame more latency)")
                     .default_value(DEFAULT_DETECTION_LOOKAHEAD)
                     .mutable_playing()
                     .build(),
@@ -919,7 +923,7 @@ impl ElementImpl for FacePoseEstimator {
             gst::subclass::ElementMetadata::new(
                 "Face pose estimator",
                 "Filter/Analyzer/Video",
-                "Finds faces, their landmarks and head pose (yaw, pitch, roll) and attaches them as metadata",
+                "Finds faces, their landmarks, head pose (yaw, pitch, roll) and attention, and attaches them to each buffer as metadata; can also draw them, post messages and write JSON Lines",
                 "gst-plugin-facepose developers",
             )
         });
@@ -929,7 +933,7 @@ impl ElementImpl for FacePoseEstimator {
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             let caps = gst_video::VideoCapsBuilder::new()
-                .format_list(video::FORMATS)
+                .format_list(frame_view::FORMATS)
                 .build();
             vec![
                 gst::PadTemplate::new(
@@ -1176,7 +1180,7 @@ impl BaseTransformImpl for FacePoseEstimator {
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let info = VideoInfo::from_caps(incaps)
             .map_err(|_| gst::loggable_error!(CAT, "Cannot read video caps {incaps}"))?;
-        if video::pixel_format(info.format()).is_none() {
+        if frame_view::pixel_format(info.format()).is_none() {
             return Err(gst::loggable_error!(CAT, "Unsupported format in {incaps}"));
         }
         gst::debug!(CAT, imp = self, "Configured for {incaps}");

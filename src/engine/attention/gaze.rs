@@ -15,29 +15,7 @@ use super::Target;
 /// is rough, about ±15 % in distance).
 pub const BOX_WIDTH_CM: f64 = 15.4;
 
-/// How a head's position was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PositionSource {
-    /// The rigid fit's scale (pixels per centimetre of the reference face).
-    Fit,
-    /// The detector's box width against [`BOX_WIDTH_CM`] (no usable fit).
-    Box,
-}
-
-impl PositionSource {
-    pub fn name(self) -> &'static str {
-        match self {
-            PositionSource::Fit => "fit",
-            PositionSource::Box => "box",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<PositionSource> {
-        [PositionSource::Fit, PositionSource::Box]
-            .into_iter()
-            .find(|s| s.name() == name)
-    }
-}
+pub use super::super::face::PositionSource;
 
 fn norm(v: [f64; 3]) -> f64 {
     (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt()

@@ -14,6 +14,7 @@ use super::error::{Error, Result};
 use super::face::Face;
 use super::pose::perspective::Camera;
 
+pub use super::face::FaceAttention;
 pub use episodes::{AttentionEvent, EventKind};
 pub use gaze::PositionSource;
 
@@ -118,35 +119,6 @@ impl AttentionConfig {
         }
         Ok(())
     }
-}
-
-/// One face's attention on one frame.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FaceAttention {
-    /// Head position in centimetres (x right, y down, z forward from the camera); `None`
-    /// without a field of view (`camera-fov=0`), never a made-up one.
-    pub position: Option<[f32; 3]>,
-    pub position_source: Option<PositionSource>,
-    /// The head's forward axis, a unit vector in the same frame (with `camera-fov=0`, relative
-    /// to the face's own line of sight, which is then the z axis).
-    pub gaze: [f32; 3],
-    /// Degrees between the forward axis and the direction to the camera.
-    pub camera_angle: f32,
-    /// `camera_angle` below the configured angle.
-    pub looking_at_camera: bool,
-    /// Where the gaze ray meets the target, centimetres from its top-left corner; `None` without
-    /// a target or when it misses.
-    pub target_point: Option<[f32; 2]>,
-    /// Looking at what episodes follow (the target when one is set, else the camera), this frame.
-    pub looking: bool,
-    /// In an attention episode (debounced over `frames`): since when (the timestamp of its first
-    /// frame, nanoseconds).
-    pub episode_start: Option<u64>,
-    /// The track's totals so far, nanoseconds of stream time: on screen, and looking (episodes).
-    pub visible_ns: u64,
-    pub looking_ns: u64,
-    /// Completed and current episodes of the track.
-    pub episodes: u32,
 }
 
 /// The frame's geometry attention needs.

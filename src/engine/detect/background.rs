@@ -4,7 +4,7 @@
 //! in (a reset of the stream moves the generation on, so late answers for a stream that is gone
 //! are recognised and dropped). One job at a time; the thread ends when the worker is dropped
 //! (after the job in hand, if any). [`BackgroundDetector::wait_finished`] waits for the job in
-//! hand (detection one frame ahead, see [`crate::engine::ahead`]).
+//! hand (detection one frame ahead, see [`crate::engine::lookahead`]).
 //!
 //! The thread has its own session of the detector (with the threads the engine gives it, fewer
 //! than the in-line detector's so that the streaming thread keeps its core), loaded before the
@@ -39,7 +39,7 @@ struct Job {
 }
 
 /// What the thread does on a frame after the detector, with its detections (detection one frame
-/// ahead: the first landmark pass, see [`crate::engine::ahead`]): the crops of the next landmark
+/// ahead: the first landmark pass, see [`crate::engine::lookahead`]): the crops of the next landmark
 /// pass, one per detection, come back with the answer.
 pub type AfterDetection =
     Box<dyn FnMut(&ImageView, &[Detection]) -> Result<Vec<RotatedRect>> + Send>;

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::super::descriptor::{Descriptor, InputSize};
 use super::super::error::Result;
 use super::super::geometry::{BBox, Point};
-use super::super::model::Output;
+use super::super::output::Output;
 use super::{Candidates, Detection, expect_outputs, expect_rows};
 
 /// Decoder parameters read from the descriptor.

@@ -12,7 +12,8 @@ use super::descriptor::{Descriptor, Family, InputSize, Resize};
 use super::error::{Error, Result};
 use super::geometry::{Affine, BBox, Point};
 use super::image::ImageView;
-use super::model::{Model, Output};
+use super::model::Model;
+use super::output::Output;
 use super::runtime::RuntimeOptions;
 
 /// Default long side of the detector input for models with a dynamic input size.

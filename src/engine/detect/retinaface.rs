@@ -8,7 +8,7 @@ use std::path::Path;
 use super::super::descriptor::Descriptor;
 use super::super::error::Result;
 use super::super::geometry::{BBox, Point};
-use super::super::model::Output;
+use super::super::output::Output;
 use super::{Candidates, Detection, expect_outputs, expect_rows};
 
 /// Prior boxes of one input size: centre and size in tensor pixels.

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::ANGLE_LIMIT;
 use crate::engine::descriptor::Descriptor;
 use crate::engine::error::{Error, Result};
-use crate::engine::model::Output;
+use crate::engine::output::Output;
 use crate::engine::pose::Pose;
 
 /// One of the three angles.

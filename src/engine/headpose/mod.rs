@@ -208,7 +208,7 @@ impl Regressor {
             .collect();
         let decode = &self.decode;
         let path = self.model.path.clone();
-        let read = |outputs: &[super::model::Output]| decode.decode(&path, outputs, n);
+        let read = |outputs: &[super::output::Output]| decode.decode(&path, outputs, n);
         self.model.run_maps(image, &maps, (w, h), read)
     }
 }

@@ -10,7 +10,7 @@ use super::super::descriptor::Descriptor;
 use super::super::detect::Detection;
 use super::super::error::{Error, Result};
 use super::super::geometry::{Point, RotatedRect};
-use super::super::model::Output;
+use super::super::output::Output;
 
 /// Output tensors: the landmarks and the face flag.
 pub(super) const OUTPUTS: usize = 2;

@@ -223,7 +223,7 @@ impl Landmarker {
         let points = self.points;
         let family = self.family;
         let path = self.model.path.clone();
-        let read = |outputs: &[super::model::Output]| match family {
+        let read = |outputs: &[super::output::Output]| match family {
             Family::Pfld => pfld::decode(outputs, n, points, size, &path),
             _ => facemesh::decode(outputs, n, points, &path),
         };

@@ -9,7 +9,7 @@ use std::path::Path;
 use super::super::detect::Detection;
 use super::super::error::{Error, Result};
 use super::super::geometry::RotatedRect;
-use super::super::model::Output;
+use super::super::output::Output;
 
 /// Output tensors: the landmarks only.
 pub(super) const OUTPUTS: usize = 1;

@@ -12,7 +12,7 @@
 //!
 //! The turn is the larger of the two estimates' turns: the fit's saturates on profiles (FaceMesh
 //! reads about 50° for a face turned 80°), so a face counts as turned when either says so. Start
-//! and full were chosen on a fifth of AFLW2000-3D (see README, "Accuracy").
+//! and full were chosen on a fifth of AFLW2000-3D (docs/accuracy.md, "How the fusion was chosen").
 
 use super::Rotation;
 
@@ -25,7 +25,7 @@ pub struct Fusion {
     pub full: f32,
 }
 
-/// Chosen on a fifth of AFLW2000-3D (every fifth image) and checked on the rest; see README.
+/// Chosen on a fifth of AFLW2000-3D (every fifth image) and checked on the rest; see docs/accuracy.md.
 pub const DEFAULT_FUSION: Fusion = Fusion {
     start: 0.0,
     full: 80.0,

@@ -61,11 +61,9 @@ pub const SLIGHT_TURN_REFRESH_FRAMES: u32 = 10;
 /// angles (with the default fusion), and the fit's motion carries its estimate only in part: the
 /// estimate goes stale faster, and is refreshed every [`REGRESSOR_REFRESH_FRAMES`] frames. Below
 /// it the fit's motion carries most of the estimate and the regressor's share is small (0.16 at
-/// 20°, 0.5 at 40°). Measured on the 1080p crowd video: every 10 frames below 40° and every 5
-/// above ran 89 regressor crops against 110 for every 5 frames for all, detection in line, and
-/// 52-54 against 74-76 with detection in the background (frames back to back); in line, the
-/// angles' mean difference to the every-frame detections went from 2.70° to 2.83° yaw (every 10
-/// frames for all faces: 3.56°).
+/// 20°, 0.5 at 40°). Two refresh intervals split at this turn run fewer regressor crops than
+/// one short interval for all faces, for a small change of the angles, where one long interval
+/// for all faces drifts much further (docs/performance.md, "Why the design is as it is").
 pub const HELD_TURN: f32 = 40.0;
 /// On tracking frames, faces turned less than this (degrees, by both estimates) carry their last
 /// regressor estimate however old it is, or go without one: the regressor's share of their

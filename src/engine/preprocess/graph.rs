@@ -16,7 +16,7 @@ use crate::engine::descriptor::{Descriptor, InputSize};
 use crate::engine::error::{Error, Result};
 use crate::engine::geometry::Affine;
 use crate::engine::image::{ImageView, PixelFormat};
-use crate::engine::model::Output;
+use crate::engine::output::Output;
 use crate::engine::runtime::{self, RuntimeOptions, SharedSession};
 
 /// A frame store shared by the models that run on the same frames.

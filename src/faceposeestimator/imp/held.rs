@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Frames held back while the detector works on them, in the two modes that hold frames:
-//! `detection-lookahead` (the detector on every frame, one frame ahead: `crate::engine::ahead`)
+//! `detection-lookahead` (the detector on every frame, one frame ahead: `crate::engine::lookahead`)
 //! and pipelined tracking (`async-detection=pipelined`, and `auto` for a source that is not live:
 //! `crate::engine::pipeline`, [`PIPELINE_DEPTH`] frames). A frame is held until enough frames
 //! came in after it; the detector works on the held ones meanwhile; then the oldest is finished
@@ -16,7 +16,7 @@ use gst_video::VideoInfo;
 
 use super::{CAT, FacePoseEstimator, State};
 use crate::engine::DetectionMode;
-use crate::engine::ahead::AheadDetections;
+use crate::engine::lookahead::AheadDetections;
 use crate::engine::pipeline::PIPELINE_DEPTH;
 
 /// A finished frame's faces, its width and height, and the attention events that ended on it.

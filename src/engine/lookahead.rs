@@ -3,9 +3,9 @@
 //! interval 1, or a landmark model that cannot track).
 //!
 //! Every step of such a frame waits for the one before: the detector, then the landmark passes
-//! on its boxes, then the head-pose regressor. On two cores the detector uses its pool poorly
-//! (RetinaFace at 320×240: 7.5 ms on one thread, 5.5 on two), and single landmark crops run on
-//! one thread, so a core is idle for a good part of each frame. A caller that holds one frame
+//! on its boxes, then the head-pose regressor. On two cores the detector gains little from its
+//! second thread (docs/performance.md, "Detection one frame ahead"), and single landmark crops
+//! run on one thread, so a core is idle for a good part of each frame. A caller that holds one frame
 //! back can start the detector on the next frame, on a thread of its own
 //! ([`Engine::detect_ahead`]), while this thread finishes the frame before with the detections
 //! that were found for it ([`Engine::track_detected`]). Both halves then get half the cores
@@ -33,9 +33,9 @@ pub struct AheadDetections {
 
 /// Threads for the two halves of detection one frame ahead on `cores` cores: the detector's
 /// thread, and the streaming thread's models (the landmark model and the regressor), half the
-/// cores each (the detector the smaller half). On 2 cores, one each: in process, 640×480 with
-/// one face and the detector at input 320, one thread each gave 66-68 fps, two threads for the
-/// streaming side 55-61, and the frames in turn (no look-ahead) 51.
+/// cores each (the detector the smaller half). On 2 cores, one each: that split was faster than
+/// giving the streaming side both threads, and both faster than the frames in turn
+/// (docs/performance.md, "Measurements behind the code").
 pub fn ahead_threads(cores: usize) -> (usize, usize) {
     let detector = (cores / 2).max(1);
     (detector, cores.saturating_sub(detector).max(1))
@@ -69,9 +69,9 @@ impl Engine {
     }
 
     /// The first landmark pass, for the look-ahead thread to run after the detector: the thread
-    /// has cores to spare (the streaming half is the longer one: on 2 cores the landmark passes
-    /// and the regressor on one thread, 12-13 ms a frame at 640×480, against 9-11 ms for the
-    /// detector at input 320), and the pass needs nothing but the detections. Its landmark
+    /// has cores to spare (the streaming half, the landmark passes and the regressor, is the
+    /// longer one; docs/performance.md, "Why the design is as it is"), and the pass needs nothing
+    /// but the detections. Its landmark
     /// model shares the session the streaming thread's passes use meanwhile (see
     /// [`Engine::use_ahead_threads`]), so the pass gives what it would give there. `None` when
     /// there is no pass to move: a model that cannot re-crop, or no refine pass (the only pass

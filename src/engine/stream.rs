@@ -407,7 +407,8 @@ impl Engine {
             }
         }
         // As on a tracking frame: the regressor for turned faces when due, without the mirrored
-        // crop (the still path's mirrored crops cost 13 % of the 1080p crowd video's rate here).
+        // crop: the still path's mirrored crops cost a share of a crowd video's rate
+        // (docs/performance.md, "Measurements behind the code").
         let (faces, memories) = self.solve(now, &detections, landmarks, Past::Tracked(&memory))?;
         Ok(Joined {
             faces,
@@ -624,9 +625,9 @@ impl Engine {
             }
         }
         // The mirror pass for every face when any face's correction is due; else each reuses
-        // its own. (A pass for the due faces alone refreshed each face less often: on the 1080p
-        // crowd video, in line, the angles' mean difference to the every-frame detections went
-        // from 2.53° to 3.00° yaw and the coverage from 87.3 to 82.0 %, for 18 % less time.)
+        // its own. (A pass for the due faces alone refreshed each face less often, and the faces
+        // drifted further from the every-frame detections for a small saving: docs/performance.md,
+        // "Measurements behind the code".)
         let refresh = self.mirror_enabled()
             && visible
                 .iter()
