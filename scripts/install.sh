@@ -74,6 +74,10 @@ files() {
     printf '%s\t%s\t%s\n' third_party/onnxruntime/lib/ThirdPartyNotices.txt \
         "$DOC_DIR/onnxruntime-ThirdPartyNotices.txt" 644
     printf '%s\t%s\t%s\n' README.md "$DOC_DIR/README.md" 644
+    # The pages README.md links to, so that its links work where it is installed.
+    for f in docs/*.md docs/*.png; do
+        printf '%s\t%s\t%s\n' "$f" "$DOC_DIR/$f" 644
+    done
 }
 
 root="$DESTDIR$PREFIX"

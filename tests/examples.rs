@@ -267,3 +267,42 @@ fn built_rust_example_prints_faces() {
     assert_eq!(out.matches("meta face 0:").count(), 5, "{out}");
     assert!(out.trim_end().ends_with("5 buffer(s)"), "{out}");
 }
+
+/// The Python snippet of README.md ("Reading the faces from an app") runs as written, on the
+/// astronaut picture instead of `in.mp4`, and prints the face.
+#[test]
+fn the_readme_python_snippet_reads_the_faces() {
+    let readme = std::fs::read_to_string(project().join("README.md")).unwrap();
+    let start = readme
+        .find("```python\n")
+        .expect("a Python block in README.md")
+        + 10;
+    let code = &readme[start..start + readme[start..].find("```").unwrap()];
+    let picture = support::sample_pictures()[0].clone();
+    let source = format!(
+        "filesrc location={} ! pngdec ! imagefreeze num-buffers=2",
+        picture.display()
+    );
+    let original = "filesrc location=in.mp4 ! decodebin";
+    assert!(code.contains(original), "the snippet reads in.mp4:\n{code}");
+    let code = code.replace(original, &source);
+    let script = std::env::temp_dir().join(format!("facepose-readme-{}.py", std::process::id()));
+    std::fs::write(&script, code).unwrap();
+    let mut cmd = Command::new(support::python_with(&[
+        ("Gst", "gir1.2-gstreamer-1.0"),
+        ("GstVideo", "gir1.2-gst-plugins-base-1.0"),
+    ]));
+    cmd.arg(&script)
+        .env("GST_PLUGIN_PATH", support::test_plugin_dir());
+    let (ok, out, err) = run_bounded(&mut cmd, TIMEOUT);
+    let _ = std::fs::remove_file(&script);
+    assert!(ok, "the README snippet failed:\n{out}\n{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    // Two frames, one face each: its id, yaw, pitch and verdict, then its box.
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(
+        lines[0].starts_with("0 ") && (lines[0].ends_with("looking") || lines[0].ends_with("away")),
+        "{out}"
+    );
+    assert!(lines[1].starts_with("  box "), "{out}");
+}
