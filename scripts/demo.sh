@@ -16,7 +16,8 @@ summarise() {
     python3 - "$1" <<'PY'
 import json, sys
 path = sys.argv[1]
-frames = [json.loads(line) for line in open(path)]
+# Frame lines (the last line may end the open tracks: it has no pts).
+frames = [d for d in map(json.loads, open(path)) if "pts" in d]
 faces = sum(len(f["faces"]) for f in frames)
 print(f"  {len(frames)} frame(s), {faces} face(s) in total -> {path}")
 for i, f in enumerate(frames[:5]):
