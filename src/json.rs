@@ -143,22 +143,29 @@ fn attention_events(out: &mut String, events: &[AttentionEvent]) {
         if i > 0 {
             out.push(',');
         }
-        out.push_str("{\"event\":");
-        string(out, e.kind.name());
-        let _ = write!(out, ",\"id\":{},", e.id);
-        time(out, "start", e.start);
-        out.push(',');
-        time(out, "end", e.end);
-        let _ = write!(
-            out,
-            ",\"duration_ns\":{},\"visible_ns\":{},\"looking_ns\":{},\"episodes\":{}}}",
-            e.duration_ns(),
-            e.visible_ns,
-            e.looking_ns,
-            e.episodes
-        );
+        out.push('{');
+        event_fields(out, e);
+        out.push('}');
     }
     out.push(']');
+}
+
+/// One event's fields, `"event":…,"id":…,…,"episodes":…` (no braces).
+fn event_fields(out: &mut String, e: &AttentionEvent) {
+    out.push_str("\"event\":");
+    string(out, e.kind.name());
+    let _ = write!(out, ",\"id\":{},", e.id);
+    time(out, "start", e.start);
+    out.push(',');
+    time(out, "end", e.end);
+    let _ = write!(
+        out,
+        ",\"duration_ns\":{},\"visible_ns\":{},\"looking_ns\":{},\"episodes\":{}",
+        e.duration_ns(),
+        e.visible_ns,
+        e.looking_ns,
+        e.episodes
+    );
 }
 
 /// Whether the process's standard output was closed when it started (`… >&-`), so that
@@ -236,14 +243,7 @@ pub fn attention_message(source: &str, pts: Option<u64>, event: &AttentionEvent)
     s.push(',');
     time(&mut s, "pts", pts);
     s.push(',');
-    let mut entry = String::new();
-    attention_events(&mut entry, std::slice::from_ref(event));
-    // `"attention_events":[{…}]` → the object's fields.
-    let fields = entry
-        .strip_prefix("\"attention_events\":[{")
-        .and_then(|e| e.strip_suffix("}]"))
-        .unwrap_or_default();
-    s.push_str(fields);
+    event_fields(&mut s, event);
     s.push('}');
     s
 }

@@ -15,22 +15,12 @@ use gstfacepose::engine::pose::fusion::DEFAULT_FUSION;
 use gstfacepose::engine::pose::perspective::Camera;
 use gstfacepose::engine::pose::solver::Solver;
 use gstfacepose::engine::pose::{Pose, PoseMethod};
-use gstfacepose::engine::{Face, REFERENCE_FACE, default_model_dir};
+use gstfacepose::engine::Face;
 
-/// The reference face, or `None` (with a note) where `make models` has not run; under CI its
-/// absence fails.
-fn reference() -> Option<ReferenceFace> {
-    let path = default_model_dir().join(REFERENCE_FACE);
-    if !path.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{} is missing (make models)",
-            path.display()
-        );
-        eprintln!("SKIPPED: {} is missing (make models)", path.display());
-        return None;
-    }
-    Some(ReferenceFace::load(&path).unwrap())
+/// The reference face the rigid fit uses (`make models` builds it).
+fn reference() -> ReferenceFace {
+    let config = support::config().expect("run `make models`");
+    ReferenceFace::load(&config.reference_face).unwrap()
 }
 
 fn face_of(points: Vec<[f32; 3]>, pose: Pose, scale: f32) -> Face {
@@ -68,9 +58,7 @@ fn angle_deg(a: [f64; 3], b: [f64; 3]) -> f64 {
 
 #[test]
 fn the_projected_reference_face_gives_back_its_position_and_whether_it_looks_at_the_camera() {
-    let Some(reference) = reference() else {
-        return;
-    };
+    let reference = reference();
     let points: Vec<[f64; 3]> = reference
         .points
         .iter()
@@ -248,16 +236,12 @@ fn bad_attention_settings_stop_the_element_with_an_error_naming_the_property() {
 #[test]
 fn a_face_held_still_gives_attention_on_every_frame_and_its_track_ends_at_eos() {
     init();
-    let picture = default_model_dir().join("samples/astronaut.png");
-    if !picture.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{} is missing",
-            picture.display()
-        );
-        eprintln!("SKIPPED: {} is missing (make models)", picture.display());
-        return;
-    }
+    let picture = support::sample_pictures()[0].clone();
+    assert!(
+        picture.exists(),
+        "{} is missing: run `make models`",
+        picture.display()
+    );
     let dir = std::env::temp_dir().join(format!("facepose-attention-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("faces.jsonl");

@@ -6,6 +6,9 @@
 //! `../shared/data/aflw2000`: without it the bench skips the case with a note (and fails under
 //! `CI=true`), so these tests then skip too.
 
+#[path = "support/mod.rs"]
+mod support;
+
 #[path = "../examples/bench.rs"]
 #[allow(dead_code)]
 mod bench;
@@ -40,17 +43,7 @@ fn our_rows(report: &str) -> Vec<Row> {
 }
 
 fn shared_images() -> bool {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/aflw2000/images");
-    if dir.is_dir() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{} is missing (needed under CI)",
-        dir.display()
-    );
-    eprintln!("SKIPPED: {} is missing", dir.display());
-    false
+    support::shared_or_skip("data/aflw2000/images", "bench_smoke").is_some()
 }
 
 fn check_report(text: &str, out_dir: &Path) {

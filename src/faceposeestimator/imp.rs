@@ -1097,48 +1097,35 @@ impl BaseTransformImpl for FacePoseEstimator {
         } else if event.is_serialized() {
             self.drain_held();
         }
-        match event.view() {
-            gst::EventView::Eos(_) => {
-                // The tracks end with the stream; every frame's JSON reaches its file before EOS
-                // goes on, or the stream fails.
-                let ended = match self.state.lock().unwrap().as_mut() {
-                    Some(state) => self
-                        .end_attention(state, "eos")
-                        .and_then(|events| self.flush_json(state).map(|()| events)),
-                    None => Ok(Vec::new()),
-                };
-                match ended {
-                    Ok(events) => self.post_attention(&events),
-                    Err(e) => {
-                        self.post_error_message(e);
-                        return false;
-                    }
-                }
-            }
-            // A new stream or a flushing seek: the faces of before are no guide to what comes.
+        // The tracks end with the stream, a flushing seek or a new stream: the faces of before are
+        // no guide to what comes.
+        let ended = match event.view() {
+            // Every frame's JSON reaches its file before EOS goes on, or the stream fails.
+            gst::EventView::Eos(_) => self.state.lock().unwrap().as_mut().map(|state| {
+                self.end_attention(state, "eos")
+                    .and_then(|events| self.flush_json(state).map(|()| events))
+            }),
             gst::EventView::FlushStop(_) | gst::EventView::StreamStart(_) => {
                 let new_stream = matches!(event.view(), gst::EventView::StreamStart(_));
-                let ended = match self.state.lock().unwrap().as_mut() {
-                    Some(state) => {
-                        state.engine.reset_tracking();
-                        // A new stream may come from another source: asked again at its first
-                        // frame.
-                        if new_stream {
-                            state.live = None;
-                        }
-                        self.end_attention(state, if new_stream { "stream-start" } else { "flush" })
+                self.state.lock().unwrap().as_mut().map(|state| {
+                    state.engine.reset_tracking();
+                    // A new stream may come from another source: asked again at its first
+                    // frame.
+                    if new_stream {
+                        state.live = None;
                     }
-                    None => Ok(Vec::new()),
-                };
-                match ended {
-                    Ok(events) => self.post_attention(&events),
-                    Err(e) => {
-                        self.post_error_message(e);
-                        return false;
-                    }
-                }
+                    self.end_attention(state, if new_stream { "stream-start" } else { "flush" })
+                })
             }
-            _ => {}
+            _ => None,
+        };
+        match ended {
+            Some(Ok(events)) => self.post_attention(&events),
+            Some(Err(e)) => {
+                self.post_error_message(e);
+                return false;
+            }
+            None => {}
         }
         self.parent_sink_event(event)
     }

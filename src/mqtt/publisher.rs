@@ -436,22 +436,32 @@ fn failure_v311(config: &Config, e: rumqttc::ConnectionError) -> Failure {
         C::MqttState(S::Deserialization(rumqttc::Error::PayloadSizeLimitExceeded(size))) => {
             incoming_too_large(size, config.max_incoming_packet_size)
         }
-        C::MqttState(S::AwaitPingResp) => Failure::Retry(format!(
-            "no answer to a ping within the keep-alive interval ({} s)",
-            config.keep_alive_s
-        )),
-        C::MqttState(S::ConnectionAborted) => {
-            Failure::Retry("the broker closed the connection".into())
-        }
-        C::NotConnAck(p) => Failure::Retry(format!(
-            "the broker answered CONNECT with {p:?}, not with CONNACK"
-        )),
+        C::MqttState(S::AwaitPingResp) => no_ping_answer(config),
+        C::MqttState(S::ConnectionAborted) => closed_by_broker(),
+        C::NotConnAck(p) => not_connack(&p),
         e @ (C::Tls(_) | C::Io(_)) => {
             let text = e.to_string();
             tls_failure(config, &e, text)
         }
         e => Failure::Retry(e.to_string()),
     }
+}
+
+fn no_ping_answer(config: &Config) -> Failure {
+    Failure::Retry(format!(
+        "no answer to a ping within the keep-alive interval ({} s)",
+        config.keep_alive_s
+    ))
+}
+
+fn closed_by_broker() -> Failure {
+    Failure::Retry("the broker closed the connection".into())
+}
+
+fn not_connack(packet: &dyn std::fmt::Debug) -> Failure {
+    Failure::Retry(format!(
+        "the broker answered CONNECT with {packet:?}, not with CONNACK"
+    ))
 }
 
 fn failure_v5(config: &Config, e: rumqttc::v5::ConnectionError) -> Failure {
@@ -468,13 +478,8 @@ fn failure_v5(config: &Config, e: rumqttc::v5::ConnectionError) -> Failure {
         C::MqttState(S::Deserialization(M::PayloadSizeLimitExceeded { pkt_size, max })) => {
             incoming_too_large(pkt_size, max as usize)
         }
-        C::MqttState(S::AwaitPingResp) => Failure::Retry(format!(
-            "no answer to a ping within the keep-alive interval ({} s)",
-            config.keep_alive_s
-        )),
-        C::MqttState(S::ConnectionAborted) => {
-            Failure::Retry("the broker closed the connection".into())
-        }
+        C::MqttState(S::AwaitPingResp) => no_ping_answer(config),
+        C::MqttState(S::ConnectionAborted) => closed_by_broker(),
         C::MqttState(S::ServerDisconnect {
             reason_code,
             reason_string,
@@ -482,9 +487,7 @@ fn failure_v5(config: &Config, e: rumqttc::v5::ConnectionError) -> Failure {
             "the broker disconnected: {reason_code:?}{}",
             reason_string.map(|s| format!(" ({s})")).unwrap_or_default()
         )),
-        C::NotConnAck(p) => Failure::Retry(format!(
-            "the broker answered CONNECT with {p:?}, not with CONNACK"
-        )),
+        C::NotConnAck(p) => not_connack(&p),
         e @ (C::Tls(_) | C::Io(_)) => {
             let text = e.to_string();
             tls_failure(config, &e, text)

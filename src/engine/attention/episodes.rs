@@ -60,10 +60,15 @@ pub struct AttentionEvent {
 impl AttentionEvent {
     /// `end - start`, nanoseconds (0 without timestamps).
     pub fn duration_ns(&self) -> u64 {
-        match (self.start, self.end) {
-            (Some(s), Some(e)) => e.saturating_sub(s),
-            _ => 0,
-        }
+        span(self.start, self.end)
+    }
+}
+
+/// `end - start`, nanoseconds; 0 without both.
+fn span(start: Option<u64>, end: Option<u64>) -> u64 {
+    match (start, end) {
+        (Some(s), Some(e)) => e.saturating_sub(s),
+        _ => 0,
     }
 }
 
@@ -88,8 +93,9 @@ struct Track {
 }
 
 impl Track {
-    /// One frame's verdict (`looking`, or out of sight when `None`) at `at` (where a change that
-    /// this frame starts would be dated), with `frames` frames in a row to change the state.
+    /// One frame's verdict (`looking`; out of sight counts as not looking) at `at` (where a
+    /// change that this frame starts would be dated), with `frames` frames in a row to change the
+    /// state.
     fn step(
         &mut self,
         id: u64,
@@ -115,29 +121,30 @@ impl Track {
             self.episodes += 1;
             return None;
         }
+        Some(self.close_episode(id, self.run_start))
+    }
+
+    /// Ends the open episode at `end`, adds it to the looking time, and gives its event.
+    fn close_episode(&mut self, id: u64, end: Option<u64>) -> AttentionEvent {
         let start = self.episode_start.take();
-        let end = self.run_start;
-        let event = AttentionEvent {
+        self.looked_ns += span(start, end);
+        AttentionEvent {
             kind: EventKind::Episode,
             id,
             start,
             end,
             visible_ns: self.visible_ns,
-            looking_ns: 0,
-            episodes: self.episodes,
-        };
-        self.looked_ns += event.duration_ns();
-        Some(AttentionEvent {
             looking_ns: self.looked_ns,
-            ..event
-        })
+            episodes: self.episodes,
+        }
     }
 
     /// Looking time so far, counting an open episode up to `now`.
     fn looking_ns(&self, now: Option<u64>) -> u64 {
-        let open = match (self.attending, self.episode_start, now) {
-            (true, Some(s), Some(n)) => n.saturating_sub(s),
-            _ => 0,
+        let open = if self.attending {
+            span(self.episode_start, now)
+        } else {
+            0
         };
         self.looked_ns + open
     }
@@ -146,20 +153,7 @@ impl Track {
     fn end(mut self, id: u64) -> Vec<AttentionEvent> {
         let mut events = Vec::with_capacity(2);
         if self.attending {
-            let event = AttentionEvent {
-                kind: EventKind::Episode,
-                id,
-                start: self.episode_start,
-                end: self.last_end,
-                visible_ns: self.visible_ns,
-                looking_ns: 0,
-                episodes: self.episodes,
-            };
-            self.looked_ns += event.duration_ns();
-            events.push(AttentionEvent {
-                looking_ns: self.looked_ns,
-                ..event
-            });
+            events.push(self.close_episode(id, self.last_end));
         }
         events.push(AttentionEvent {
             kind: EventKind::TrackEnd,
@@ -178,8 +172,6 @@ impl Track {
 #[derive(Debug, Default)]
 pub struct Tracks {
     tracks: BTreeMap<u64, Track>,
-    /// The previous frame's timestamp (for frames without a duration).
-    previous_pts: Option<u64>,
     /// A frame without a duration, waiting for the next timestamp: (its timestamp, the ids on
     /// it), so its time on screen is added when the gap is known.
     undated: Option<(u64, Vec<u64>)>,
@@ -204,9 +196,6 @@ impl Tracks {
                     t.last_end = Some(then + gap);
                 }
             }
-        }
-        if pts.is_some() {
-            self.previous_pts = pts;
         }
         let end = pts.zip(duration).map(|(p, d)| p + d);
         let mut events = Vec::new();
@@ -256,7 +245,6 @@ impl Tracks {
     /// Ends every track.
     pub fn finish(&mut self) -> Vec<AttentionEvent> {
         self.undated = None;
-        self.previous_pts = None;
         std::mem::take(&mut self.tracks)
             .into_iter()
             .flat_map(|(id, t)| t.end(id))

@@ -91,25 +91,21 @@ pub fn camera_angle(forward: [f64; 3], position: Option<[f64; 3]>) -> f64 {
     angle_between(forward, to_camera)
 }
 
-/// Where the ray from `position` along `forward` meets `target`'s plane, in centimetres from the
-/// target's top-left corner (x right, y down); `None` when it points away from the plane or
-/// lands outside the rectangle.
+/// Where the ray from `position` along `forward` meets the camera's plane (z = 0, where the
+/// target lies), in centimetres from the target's top-left corner (x right, y down); `None` when
+/// it points away from the plane or lands outside the rectangle.
 pub fn target_point(position: [f64; 3], forward: [f64; 3], target: &Target) -> Option<[f64; 2]> {
-    let along = target.z - position[2];
     if forward[2].abs() < 1e-9 {
         return None;
     }
-    let t = along / forward[2];
+    let t = -position[2] / forward[2];
     if !(t > 0.0 && t.is_finite()) {
         return None;
     }
     let u = position[0] + t * forward[0] - target.x;
     let v = position[1] + t * forward[1] - target.y;
-    (0.0..=target.width)
-        .contains(&u)
-        .then_some(())
-        .filter(|()| (0.0..=target.height).contains(&v))
-        .map(|()| [u, v])
+    let inside = (0.0..=target.width).contains(&u) && (0.0..=target.height).contains(&v);
+    inside.then_some([u, v])
 }
 
 #[cfg(test)]

@@ -34,8 +34,6 @@ pub struct Target {
     pub y: f64,
     pub width: f64,
     pub height: f64,
-    /// The plane's distance in front of the camera (0: the camera's own plane).
-    pub z: f64,
 }
 
 impl Target {
@@ -67,7 +65,6 @@ impl Target {
             y: n[1],
             width: n[2],
             height: n[3],
-            z: 0.0,
         })
     }
 }
