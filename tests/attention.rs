@@ -8,6 +8,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
+use gstfacepose::engine::Face;
 use gstfacepose::engine::attention::{Attention, AttentionConfig, FrameGeometry};
 use gstfacepose::engine::geometry::{BBox, Point, RotatedRect};
 use gstfacepose::engine::pose::canonical::ReferenceFace;
@@ -15,7 +16,6 @@ use gstfacepose::engine::pose::fusion::DEFAULT_FUSION;
 use gstfacepose::engine::pose::perspective::Camera;
 use gstfacepose::engine::pose::solver::Solver;
 use gstfacepose::engine::pose::{Pose, PoseMethod};
-use gstfacepose::engine::Face;
 
 /// The reference face the rigid fit uses (`make models` builds it).
 fn reference() -> ReferenceFace {
