@@ -238,17 +238,28 @@ fn inline_runtime(runtime: &RuntimeOptions) -> RuntimeOptions {
     }
 }
 
-/// The detector's runtime options: with `threads` 0 (automatic), one thread per core in line, and
-/// one fewer in the background, which leaves a core to the streaming thread (with every core, a
-/// pool thread took the landmark model's core each time the detector ran).
-fn detector_runtime(runtime: &RuntimeOptions, background: bool) -> RuntimeOptions {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+/// The detector's runtime options: with `threads` 0 (automatic), one thread per core in line and
+/// in the pipelined mode, and one fewer in the background mode, which leaves a core to the
+/// streaming thread (with every core, a pool thread took the landmark model's core each time the
+/// detector ran). The pipelined mode takes every core because the streaming thread ends up
+/// waiting for each detection that outlasts the held frames' tracking, and a session on one
+/// core makes that wait longer than the in-line detection (docs/performance.md).
+fn detector_runtime(runtime: &RuntimeOptions, mode: DetectionMode) -> RuntimeOptions {
     RuntimeOptions {
         threads: match runtime.threads {
-            0 if background => cores.saturating_sub(1).max(1),
+            0 => detector_threads(mode),
             n => n,
         },
         ..runtime.clone()
+    }
+}
+
+/// The automatic thread count of the detector's session in `mode` (see [`detector_runtime`]).
+fn detector_threads(mode: DetectionMode) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match mode {
+        DetectionMode::Background { .. } => cores.saturating_sub(1).max(1),
+        DetectionMode::InLine | DetectionMode::Pipelined => cores,
     }
 }
 
@@ -326,7 +337,7 @@ impl Engine {
         let mut detector = Detector::load(
             &config.detector_model,
             config.detector_descriptor.as_deref(),
-            &detector_runtime(&config.runtime, false),
+            &detector_runtime(&config.runtime, DetectionMode::InLine),
         )?;
         let mut landmarker = Landmarker::load(
             &config.landmark_model,
@@ -447,12 +458,13 @@ impl Engine {
         self.detector.detect(image, &self.config.detect)
     }
 
-    /// What the background detection thread loads: the same detector, with fewer threads.
+    /// What the detection thread loads for the stream's detection mode: the same detector, with
+    /// the threads of [`detector_runtime`].
     fn background_source(&self) -> DetectorSource {
         DetectorSource {
             model: self.config.detector_model.clone(),
             descriptor: self.config.detector_descriptor.clone(),
-            runtime: detector_runtime(&self.config.runtime, true),
+            runtime: detector_runtime(&self.config.runtime, self.detection_mode),
         }
     }
 

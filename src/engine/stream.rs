@@ -103,6 +103,13 @@ impl Engine {
     pub fn set_detection_mode(&mut self, mode: DetectionMode) {
         if mode != self.detection_mode {
             self.reset_tracking();
+            // The detection thread's session has the threads of the mode it was loaded for: one
+            // loaded for another count is dropped here and loaded again when next needed.
+            if self.config.runtime.threads == 0
+                && super::detector_threads(mode) != super::detector_threads(self.detection_mode)
+            {
+                self.background = None;
+            }
             self.detection_mode = mode;
         }
     }
