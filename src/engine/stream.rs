@@ -103,14 +103,19 @@ impl Engine {
     pub fn set_detection_mode(&mut self, mode: DetectionMode) {
         if mode != self.detection_mode {
             self.reset_tracking();
-            // The detection thread's session has the threads of the mode it was loaded for: one
-            // loaded for another count is dropped here and loaded again when next needed.
-            if self.config.runtime.threads == 0
-                && super::detector_threads(mode) != super::detector_threads(self.detection_mode)
-            {
-                self.background = None;
-            }
+            // The detection thread's session has the threads of the mode it was loaded for
+            // (see `detector_runtime`): one loaded for another count is replaced now, on this
+            // thread, so that its load never falls inside a detection that a frame waits for
+            // (a live source's first frame pays for it once). A load that fails here is tried
+            // again, and its error returned, by the next detection.
+            let reload = self.background.is_some()
+                && self.config.runtime.threads == 0
+                && super::detector_threads(mode) != super::detector_threads(self.detection_mode);
             self.detection_mode = mode;
+            if reload {
+                self.background = None;
+                drop(self.prepare_background_detection());
+            }
         }
     }
 
