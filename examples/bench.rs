@@ -318,7 +318,7 @@ impl Config {
     fn label(self) -> String {
         match self {
             Config::Defaults => {
-                "faceposeestimator, defaults (interval 0, async-detection auto: pipelined)".into()
+                "faceposeestimator, defaults (interval 0, async-detection auto)".into()
             }
             Config::EveryFrame { input_size } => format!(
                 "faceposeestimator, detection every frame, input {input_size}{}",
@@ -867,12 +867,14 @@ pub fn run_once(case: Case, config: Config, o: &Options) -> Result<RunResult, St
         .build()
         .map_err(|e| format!("cannot make fakesink: {e}"))?;
     let mut chain: Vec<gst::Element> = vec![src.clone().upcast()];
+    let mut ours = None;
     match config {
         Config::Defaults | Config::EveryFrame { .. } | Config::Tracking { .. } => {
             let e = make("faceposeestimator")?;
             for (name, value) in config.properties() {
                 set_if_present(&e, name, &value, &mut notes);
             }
+            ours = Some(e.clone());
             chain.push(e);
         }
         Config::FaceDetect => {
@@ -961,6 +963,18 @@ pub fn run_once(case: Case, config: Config, o: &Options) -> Result<RunResult, St
     }
     let seconds = started.elapsed().as_secs_f64();
     let peak_kib = status_kib("VmHWM");
+    // What `auto` chose here, read while the element still runs.
+    if config == Config::Defaults
+        && let Some(mode) = ours.as_ref().and_then(|e| {
+            e.find_property("active-async-detection")
+                .and_then(|_| e.property::<Option<String>>("active-async-detection"))
+        })
+    {
+        notes.push(format!(
+            "defaults: async-detection auto ran the detector {mode} (its choice for this \
+             source: docs/element.md, `async-detection`)"
+        ));
+    }
     let _ = pipeline.set_state(gst::State::Null);
     let _ = pusher.join();
     if let Some(e) = error {

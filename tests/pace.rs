@@ -345,3 +345,52 @@ fn a_live_source_sees_a_new_face_within_the_bound() {
          {bound}"
     );
 }
+
+/// The mode `active-async-detection` reads after a few frames of `launch` (ending in a
+/// `faceposeestimator name=fp`), and what it read before the pipeline started.
+fn active_mode(launch: &str) -> (Option<String>, Option<String>) {
+    let pipeline = gst::parse::launch(launch)
+        .unwrap_or_else(|e| panic!("{launch}: {e}"))
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let element = pipeline.by_name("fp").expect("an element named fp");
+    let before = element.property::<Option<String>>("active-async-detection");
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    // The first frame settles the mode; a handoff shows that one has gone through.
+    let sink = pipeline.by_name("sink").expect("a fakesink named sink");
+    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+    sink.connect("handoff", false, move |_| {
+        let _ = tx.try_send(());
+        None
+    });
+    let seen = rx.recv_timeout(std::time::Duration::from_secs(60)).is_ok();
+    let errors: Vec<String> = bus
+        .iter_filtered(&[gst::MessageType::Error])
+        .map(|m| format!("{m:?}"))
+        .collect();
+    let after = element.property::<Option<String>>("active-async-detection");
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(seen, "{launch}: no frame came out within 60 s ({errors:?})");
+    (before, after)
+}
+
+#[test]
+fn the_element_says_where_auto_runs_the_detector() {
+    init();
+    let tail = "! videoconvert ! faceposeestimator name=fp \
+                ! fakesink name=sink signal-handoffs=true sync=false";
+    let file = format!("videotestsrc num-buffers=30 {tail}");
+    assert_eq!(active_mode(&file), (None, Some("pipelined".into())));
+    let live = format!("videotestsrc is-live=true num-buffers=30 {tail}");
+    assert_eq!(
+        active_mode(&live).1.as_deref(),
+        Some("background with a 2-frame bound")
+    );
+    let in_line = tail.replace("name=fp", "name=fp async-detection=false");
+    let in_line = format!("videotestsrc num-buffers=30 {in_line}");
+    assert_eq!(active_mode(&in_line).1.as_deref(), Some("in line"));
+    let race = tail.replace("name=fp", "name=fp async-detection=true");
+    let race = format!("videotestsrc is-live=true num-buffers=30 {race}");
+    assert_eq!(active_mode(&race).1.as_deref(), Some("background"));
+}

@@ -132,6 +132,19 @@ pub enum DetectionMode {
     Pipelined,
 }
 
+impl std::fmt::Display for DetectionMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DetectionMode::InLine => f.write_str("in line"),
+            DetectionMode::Background { bound: None } => f.write_str("background"),
+            DetectionMode::Background { bound: Some(n) } => {
+                write!(f, "background with a {n}-frame bound")
+            }
+            DetectionMode::Pipelined => f.write_str("pipelined"),
+        }
+    }
+}
+
 impl DetectionMode {
     /// Whether the mode uses the detection thread.
     pub fn uses_thread(self) -> bool {

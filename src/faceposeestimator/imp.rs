@@ -646,6 +646,11 @@ impl ObjectImpl for FacePoseEstimator {
                     .blurb("Where model inputs are sampled: host (the element's warp) or graph (the models' frame graphs, on the provider's device). auto: graph on CUDA and TensorRT when the frame graphs exist")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("active-async-detection")
+                    .nick("Active detection mode")
+                    .blurb("Where the detector runs for this stream, as auto settled it at its first frame: pipelined, background, background with a 2-frame bound or in line (null before start)")
+                    .read_only()
+                    .build(),
                 glib::ParamSpecString::builder("active-preprocess")
                     .nick("Active pre-processing")
                     .blurb("Where the pre-processing runs once started: host, graph or mixed (null before start)")
@@ -882,6 +887,14 @@ impl ObjectImpl for FacePoseEstimator {
             "device-id" => s.device_id.to_value(),
             "fallback" => s.fallback.to_value(),
             "preprocess" => s.preprocess.to_value(),
+            "active-async-detection" => {
+                drop(s);
+                let state = self.state.lock().unwrap();
+                state
+                    .as_ref()
+                    .map(|st| st.engine.detection_mode().to_string())
+                    .to_value()
+            }
             "active-preprocess" => {
                 drop(s);
                 let state = self.state.lock().unwrap();
