@@ -355,8 +355,6 @@ fn active_mode(launch: &str) -> (Option<String>, Option<String>) {
         .unwrap();
     let element = pipeline.by_name("fp").expect("an element named fp");
     let before = element.property::<Option<String>>("active-async-detection");
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let bus = pipeline.bus().unwrap();
     // The first frame settles the mode; a handoff shows that one has gone through.
     let sink = pipeline.by_name("sink").expect("a fakesink named sink");
     let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
@@ -364,6 +362,8 @@ fn active_mode(launch: &str) -> (Option<String>, Option<String>) {
         let _ = tx.try_send(());
         None
     });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
     let seen = rx.recv_timeout(std::time::Duration::from_secs(60)).is_ok();
     let errors: Vec<String> = bus
         .iter_filtered(&[gst::MessageType::Error])
