@@ -965,10 +965,9 @@ pub fn run_once(case: Case, config: Config, o: &Options) -> Result<RunResult, St
     let peak_kib = status_kib("VmHWM");
     // What `auto` chose here, read while the element still runs.
     if config == Config::Defaults
-        && let Some(mode) = ours.as_ref().and_then(|e| {
-            e.find_property("active-async-detection")
-                .and_then(|_| e.property::<Option<String>>("active-async-detection"))
-        })
+        && let Some(mode) = ours
+            .as_ref()
+            .and_then(|e| e.property::<Option<String>>("active-async-detection"))
     {
         notes.push(format!(
             "defaults: async-detection auto ran the detector {mode} (its choice for this \
