@@ -33,6 +33,26 @@ fn placed(picture: &Picture, side: u32, width: usize, height: usize, x: i64, y: 
     canvas
 }
 
+/// `picture` turned by `degrees` about its centre (nearest pixels, mid-grey where nothing maps).
+fn rotated(picture: &Picture, degrees: f32) -> Picture {
+    let (w, h) = (picture.width, picture.height);
+    let (sin, cos) = degrees.to_radians().sin_cos();
+    let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
+    let mut out = Picture::uniform(w, h, [128, 128, 128]);
+    for y in 0..h {
+        for x in 0..w {
+            let (dx, dy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
+            let sx = (cos * dx + sin * dy + cx).floor();
+            let sy = (-sin * dx + cos * dy + cy).floor();
+            if sx >= 0.0 && sy >= 0.0 && (sx as usize) < w && (sy as usize) < h {
+                let (i, o) = (((sy as usize) * w + sx as usize) * 3, (y * w + x) * 3);
+                out.data[o..o + 3].copy_from_slice(&picture.data[i..i + 3]);
+            }
+        }
+    }
+    out
+}
+
 fn pictures() -> Option<(Picture, Picture)> {
     let paths = support::sample_pictures();
     Some((
@@ -116,13 +136,13 @@ fn ids_stay_stable_and_the_detector_rests_on_a_moving_face() {
 }
 
 #[test]
-fn a_turned_face_keeps_fused_angles_and_refreshes_the_regressor_every_few_frames() {
+fn a_turned_face_keeps_fused_angles_and_refreshes_the_regressor_only_when_it_moves() {
     use gstfacepose::engine::PoseMethod;
-    use gstfacepose::engine::pose::solver::REGRESSOR_REFRESH_FRAMES;
+    use gstfacepose::engine::pose::solver::{REGRESSOR_REFRESH_FRAMES, STILL_HOLD_FRAMES};
     // AFLW2000-3D image00599: labelled yaw -75.3°, a profile the landmark fit alone gets wrong.
     let Some(path) = support::shared_or_skip(
         "data/aflw2000/images/image00599.jpg",
-        "a_turned_face_keeps_fused_angles_and_refreshes_the_regressor_every_few_frames",
+        "a_turned_face_keeps_fused_angles_and_refreshes_the_regressor_only_when_it_moves",
     ) else {
         return;
     };
@@ -136,38 +156,55 @@ fn a_turned_face_keeps_fused_angles_and_refreshes_the_regressor_every_few_frames
         "{:?}",
         reference[0].pose
     );
-
-    let mut e = engine(0);
-    let frames = 3 * REGRESSOR_REFRESH_FRAMES as usize;
-    for frame in 0..frames {
-        let faces = e.track(&picture.view(), Some(frame as f64 / 30.0)).unwrap();
-        assert_eq!(faces.len(), 1, "frame {frame}");
-        let f = &faces[0];
-        assert_eq!(f.method, PoseMethod::Fused, "frame {frame}");
-        assert!(
-            f.regressed_pose.is_some() && f.fit_pose.is_some(),
-            "frame {frame}"
-        );
-        assert!(
-            f.regressor_weight > 0.8,
-            "frame {frame}: {}",
-            f.regressor_weight
-        );
-        assert!(
-            (f.pose.yaw - truth).abs() < 10.0,
-            "frame {frame}: yaw {} against the label {truth}",
-            f.pose.yaw
-        );
-    }
-    // The first frame and a refresh every REGRESSOR_REFRESH_FRAMES frames, one crop each: in a
-    // stream the regressor skips the mirrored crop, on the first frame too (the still picture
-    // above ran it: the face is turned).
+    // The still picture above ran the mirrored crop too (the face is turned).
     assert_eq!(still.regressor_crops(), 2);
+
+    // The face on a 640x480 frame: held still, or (`rolling`) tilting 1.5° further each frame,
+    // as a head does when it turns.
+    let placed_still = placed(&picture, 300, 640, 480, 170, 40);
+    let run = |rolling: bool, frames: usize| {
+        let mut e = engine(0);
+        for frame in 0..frames {
+            let roll = if rolling { 1.5 * frame as f32 } else { 0.0 };
+            let shown = rotated(&placed_still, roll);
+            let faces = e.track(&shown.view(), Some(frame as f64 / 30.0)).unwrap();
+            assert_eq!(faces.len(), 1, "frame {frame}");
+            let f = &faces[0];
+            assert_eq!(f.method, PoseMethod::Fused, "frame {frame}");
+            assert!(
+                f.regressed_pose.is_some() && f.fit_pose.is_some(),
+                "frame {frame}"
+            );
+            assert!(
+                f.regressor_weight > 0.8,
+                "frame {frame}: {}",
+                f.regressor_weight
+            );
+            assert!(
+                (f.pose.yaw - truth).abs() < 10.0,
+                "frame {frame}: yaw {} against the label {truth}",
+                f.pose.yaw
+            );
+        }
+        e.regressor_crops()
+    };
+    // Turning, the head changes: the first frame and a refresh every REGRESSOR_REFRESH_FRAMES
+    // frames, one crop each (in a stream the regressor skips the mirrored crop, on the first
+    // frame too).
+    let frames = 3 * REGRESSOR_REFRESH_FRAMES as usize;
     let refreshes = (frames as u64 - 1) / REGRESSOR_REFRESH_FRAMES as u64;
     assert_eq!(
-        e.regressor_crops(),
+        run(true, frames),
         1 + refreshes,
         "{refreshes} refreshes expected"
+    );
+    // Held still, the regressor would see the same head: it runs on the first frame, then only
+    // after STILL_HOLD_FRAMES frames.
+    let frames = STILL_HOLD_FRAMES as usize + 1;
+    assert_eq!(
+        run(false, frames),
+        2,
+        "the first frame and one after {STILL_HOLD_FRAMES}"
     );
 }
 

@@ -10,7 +10,8 @@ use super::image::ImageView;
 use super::landmark::Landmarks;
 use super::pose::fusion::turn;
 use super::pose::perspective::Camera;
-use super::pose::solver::{Estimate, Regressed, RegressorMemory, TRACKING_TURN};
+use super::pose::solver::{Estimate, Fitted, Regressed, RegressorMemory, Seen, TRACKING_TURN};
+use super::track::landmark_keypoints;
 use super::{Engine, Result};
 
 /// What the pose step knows of the faces it solves.
@@ -64,11 +65,18 @@ impl Engine {
                 match (remembered, &fits[i]) {
                     (Some(m), Some(fit)) => {
                         let carried = m.carried(fit, &self.solver.fusion);
+                        let now = seen(&detections[i], &landmarks[i], fit);
+                        let fit_trust = 1.0
+                            - self
+                                .solver
+                                .fusion
+                                .weight(&fit.along_ray, &carried.along_ray);
                         if m.is_fresh(fit)
+                            || now.is_some_and(|now| m.is_still(&now, fit_trust))
                             || !self.solver.wants_regressor(Some(fit), Some(&carried))
                         {
                             regressed[i] = Some(carried);
-                            memories[i] = Some(m.advanced(fit, carried));
+                            memories[i] = Some(m.advanced(fit, carried, now));
                         } else {
                             to_run.push(i);
                         }
@@ -109,7 +117,15 @@ impl Engine {
                     .centre();
                 let r = Regressed::new(pose, camera.as_ref(), centre.x, centre.y);
                 regressed[i] = Some(r);
-                memories[i] = Some(RegressorMemory::measured(r, fits[i].as_ref(), !tracked));
+                let now = fits[i]
+                    .as_ref()
+                    .and_then(|fit| seen(&detections[i], &landmarks[i], fit));
+                memories[i] = Some(RegressorMemory::measured(
+                    r,
+                    fits[i].as_ref(),
+                    !tracked,
+                    now,
+                ));
             }
         }
         if unusable && !self.warned_unusable_regression {
@@ -141,6 +157,12 @@ impl Engine {
         self.regressor_memory
             .retain(|id, _| tracker.position(*id).is_some());
     }
+}
+
+/// The face as this frame shows it, for telling whether it moved since its regressor ran:
+/// `None` for a landmark model whose points do not give the five key points.
+fn seen(d: &Detection, l: &Landmarks, fit: &Fitted) -> Option<Seen> {
+    landmark_keypoints(&l.points).map(|k| Seen::new(&k, &d.bbox, fit))
 }
 
 /// A face from its detection, landmarks and angles.

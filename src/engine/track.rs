@@ -716,12 +716,18 @@ fn absolute_box(rel: &[f32; 4], reference: &BBox) -> BBox {
 
 /// The five key points from FaceMesh landmarks, or `previous` moved with the box.
 fn keypoints_from_landmarks(points: &[[f32; 3]], previous: &[Point; 5]) -> [Point; 5] {
+    landmark_keypoints(points).unwrap_or(*previous)
+}
+
+/// The detector's five key points as the landmarks place them (FaceMesh's 468 points); `None`
+/// for a landmark model without that mapping.
+pub(super) fn landmark_keypoints(points: &[[f32; 3]]) -> Option<[Point; 5]> {
     let p = |i: usize| Point::new(points[i][0], points[i][1]);
     let mid = |[a, b]: [usize; 2]| {
         let (pa, pb) = (p(a), p(b));
         Point::new((pa.x + pb.x) * 0.5, (pa.y + pb.y) * 0.5)
     };
-    if points.len() == 468 {
+    (points.len() == 468).then(|| {
         [
             mid(FACEMESH_EYES[0]),
             mid(FACEMESH_EYES[1]),
@@ -729,9 +735,7 @@ fn keypoints_from_landmarks(points: &[[f32; 3]], previous: &[Point; 5]) -> [Poin
             p(FACEMESH_MOUTH[0]),
             p(FACEMESH_MOUTH[1]),
         ]
-    } else {
-        *previous
-    }
+    })
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use super::fusion::{Fusion, turn};
 use super::perspective::{Camera, Ray};
 use super::rigid::{self, RigidFit};
 use super::{Pose, PoseMethod, Rotation, mat_mul, seed};
-use crate::engine::geometry::RotatedRect;
+use crate::engine::geometry::{BBox, Point, RotatedRect};
 
 /// What the solver makes of one face. Every pose is in the camera's frame when a camera is
 /// given, else relative to the face's line of sight.
@@ -70,6 +70,79 @@ pub const HELD_TURN: f32 = 40.0;
 /// angles is small (about 0.16 at 20°).
 pub const TRACKING_TURN: f32 = 20.0;
 
+/// A face whose five key points and landmark fit stay within [`STILL_SHAPE`] and [`STILL_TURN`]
+/// of where they were when its estimate was measured skips the refreshes: the regressor would see
+/// the same head (moved, or nearer, perhaps, which does not turn it). At most this many frames,
+/// then it runs again.
+pub const STILL_HOLD_FRAMES: u32 = 30;
+/// How far a still face's key points may move against each other: the mean movement left once
+/// the shift and the change of scale are taken out, as a share of the face's size. A tracked
+/// still face's points jitter by up to 1.5 % (AFLW2000 stills as videos, profiles included).
+pub const STILL_SHAPE: f32 = 0.02;
+/// How far a still face's landmark fit may turn (degrees), where the fit is trusted in full; where
+/// it is trusted less (turned faces: the fusion's share of the fit), further in proportion, up
+/// to twice as far: a tracked still profile's fit jitters by up to 6°. (With no bound, holding
+/// more profiles, the 1080p crowd video's yaw moved from 3.71° to 3.90° off the every-frame
+/// angles; with the bound, 3.70°: docs/performance.md.)
+pub const STILL_TURN: f32 = 4.0;
+
+/// A face as tracking frames saw it when its regressor estimate was measured: its five key
+/// points, the size of its box and its landmark fit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Seen {
+    pub keypoints: [Point; 5],
+    pub size: f32,
+    pub fit_camera: Rotation,
+}
+
+impl Seen {
+    pub fn new(keypoints: &[Point; 5], bbox: &BBox, fit: &Fitted) -> Seen {
+        Seen {
+            keypoints: *keypoints,
+            size: bbox.width().max(bbox.height()),
+            fit_camera: fit.camera,
+        }
+    }
+
+    /// Whether `now` shows the same head: the key points in the same shape, whatever the shift
+    /// and the scale (within [`STILL_SHAPE`] of this face's size), and the fit turned no more
+    /// than `turn_limit` degrees.
+    pub fn same_as(&self, now: &Seen, turn_limit: f32) -> bool {
+        let (then, spread_then) = centred(&self.keypoints);
+        let (seen, spread_now) = centred(&now.keypoints);
+        if !(self.size > 0.0 && spread_then > 0.0 && spread_now > 0.0) {
+            return false;
+        }
+        // Now's points at the scale they had then.
+        let k = spread_then / spread_now;
+        let moved = then
+            .iter()
+            .zip(&seen)
+            .map(|(p, q)| (q.0 * k - p.0).hypot(q.1 * k - p.1))
+            .sum::<f32>()
+            / 5.0;
+        moved <= STILL_SHAPE * self.size
+            && angle_between(&self.fit_camera, &now.fit_camera) <= turn_limit
+    }
+}
+
+/// The key points less their mean, and their root-mean-square distance from it.
+fn centred(k: &[Point; 5]) -> ([(f32, f32); 5], f32) {
+    let (x, y) = k.iter().fold((0.0, 0.0), |a, p| (a.0 + p.x, a.1 + p.y));
+    let (mx, my) = (x / 5.0, y / 5.0);
+    let c = k.map(|p| (p.x - mx, p.y - my));
+    let spread = (c.iter().map(|p| p.0 * p.0 + p.1 * p.1).sum::<f32>() / 5.0).sqrt();
+    (c, if spread.is_finite() { spread } else { 0.0 })
+}
+
+/// The angle of the rotation that takes `a` to `b` (degrees).
+fn angle_between(a: &Rotation, b: &Rotation) -> f32 {
+    let trace: f32 = (0..3)
+        .map(|i| (0..3).map(|k| a[i][k] * b[i][k]).sum::<f32>())
+        .sum();
+    ((trace - 1.0) * 0.5).clamp(-1.0, 1.0).acos().to_degrees()
+}
+
 /// A face's regressor estimate (measured, or carried since) and the landmark fit of the frame
 /// it belongs to.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,17 +154,37 @@ pub struct RegressorMemory {
     /// Whether `fit_camera` came from the still-picture landmark passes (re-crops and a mirror
     /// pass) rather than from a tracking frame's single pass.
     pub still_fit: bool,
+    /// The face when the estimate was measured, as a tracking frame saw it (after a still-picture
+    /// measurement: the first tracking frame after it, as the still path's landmarks differ from
+    /// a tracking frame's by more than a still face moves).
+    pub seen: Option<Seen>,
 }
 
 impl RegressorMemory {
     /// A fresh measurement.
-    pub fn measured(regressed: Regressed, fit: Option<&Fitted>, still_fit: bool) -> Self {
+    /// `seen`: the face on this frame, for a tracking frame's measurement.
+    pub fn measured(
+        regressed: Regressed,
+        fit: Option<&Fitted>,
+        still_fit: bool,
+        seen: Option<Seen>,
+    ) -> Self {
         RegressorMemory {
             fit_camera: fit.map_or(regressed.camera, |f| f.camera),
             regressed,
             age: 0,
             still_fit,
+            seen: seen.filter(|_| !still_fit),
         }
+    }
+
+    /// Whether the face still looks as when the estimate was measured (`now`: as this frame
+    /// sees it; `fit_trust`: the fit's share of its angles, 0..=1), for at most
+    /// [`STILL_HOLD_FRAMES`] frames: then the estimate may stand in for a new one however turned
+    /// the face is.
+    pub fn is_still(&self, now: &Seen, fit_trust: f32) -> bool {
+        let turn_limit = STILL_TURN / fit_trust.clamp(0.5, 1.0);
+        self.age + 1 < STILL_HOLD_FRAMES && self.seen.is_some_and(|s| s.same_as(now, turn_limit))
     }
 
     /// Whether the estimate may still stand in for a new one on a frame whose fit is `fit`: for
@@ -135,12 +228,14 @@ impl RegressorMemory {
     }
 
     /// The memory of a tracking frame whose fit is `fit` and to which the estimate was carried.
-    pub fn advanced(&self, fit: &Fitted, carried: Regressed) -> RegressorMemory {
+    /// `now`: the face on this frame, kept as where the estimate was measured when none is yet.
+    pub fn advanced(&self, fit: &Fitted, carried: Regressed, now: Option<Seen>) -> RegressorMemory {
         RegressorMemory {
             fit_camera: fit.camera,
             regressed: carried,
             age: self.age + 1,
             still_fit: false,
+            seen: self.seen.or(now),
         }
     }
 }
@@ -373,10 +468,10 @@ mod tests {
     #[test]
     fn a_slightly_turned_face_keeps_its_estimate_longer_than_a_turned_one() {
         let age = |m: RegressorMemory, frames: u32, fit: &Fitted| {
-            (0..frames).fold(m, |m, _| m.advanced(fit, m.regressed))
+            (0..frames).fold(m, |m, _| m.advanced(fit, m.regressed, None))
         };
         // 30° by both estimates: stale after SLIGHT_TURN_REFRESH_FRAMES frames.
-        let slight = RegressorMemory::measured(regressed(30.0), Some(&fitted(25.0)), false);
+        let slight = RegressorMemory::measured(regressed(30.0), Some(&fitted(25.0)), false, None);
         let fit = fitted(28.0);
         assert!(age(slight, REGRESSOR_REFRESH_FRAMES - 1, &fit).is_fresh(&fit));
         assert!(age(slight, SLIGHT_TURN_REFRESH_FRAMES - 2, &fit).is_fresh(&fit));
@@ -385,7 +480,7 @@ mod tests {
         let turned_fit = fitted(HELD_TURN + 1.0);
         assert!(age(slight, REGRESSOR_REFRESH_FRAMES - 2, &turned_fit).is_fresh(&turned_fit));
         assert!(!age(slight, REGRESSOR_REFRESH_FRAMES - 1, &turned_fit).is_fresh(&turned_fit));
-        let profile = RegressorMemory::measured(regressed(70.0), Some(&fitted(45.0)), false);
+        let profile = RegressorMemory::measured(regressed(70.0), Some(&fitted(45.0)), false, None);
         assert!(!age(profile, REGRESSOR_REFRESH_FRAMES - 1, &fit).is_fresh(&fit));
     }
 
@@ -393,7 +488,7 @@ mod tests {
     fn a_remembered_estimate_follows_the_fit() {
         let then = fitted(30.0);
         let reg = regressed(70.0);
-        let memory = RegressorMemory::measured(reg, Some(&then), false);
+        let memory = RegressorMemory::measured(reg, Some(&then), false, None);
         // The fit turned 10° further: so does the remembered estimate.
         let now = fitted(40.0);
         let all_fit = Fusion {
@@ -408,18 +503,19 @@ mod tests {
         let profile = Pose::from_rotation(&memory.carried(&now, &DEFAULT_FUSION).camera);
         assert!(profile.yaw > 70.0 && profile.yaw < 71.0, "{profile:?}");
         let reg30 = regressed(30.0);
-        let moderate = RegressorMemory::measured(reg30, Some(&fitted(20.0)), false);
+        let moderate = RegressorMemory::measured(reg30, Some(&fitted(20.0)), false, None);
         let p = Pose::from_rotation(&moderate.carried(&fitted(30.0), &DEFAULT_FUSION).camera);
         assert!(p.yaw > 35.0 && p.yaw < 39.0, "{p:?}");
         assert!(memory.is_fresh(&now));
         // Step by step it goes the same way, and grows old.
-        let next = memory.advanced(&now, carried);
+        let next = memory.advanced(&now, carried, None);
         let p = Pose::from_rotation(&next.carried(&fitted(45.0), &all_fit).camera);
         assert!((p.yaw - 85.0).abs() < 1e-3, "{p:?}");
-        let old = (0..REGRESSOR_REFRESH_FRAMES - 1).fold(memory, |m, _| m.advanced(&now, carried));
+        let old =
+            (0..REGRESSOR_REFRESH_FRAMES - 1).fold(memory, |m, _| m.advanced(&now, carried, None));
         assert!(!old.is_fresh(&now));
         // After the still-picture path the estimate is held: the change of fit is not motion.
-        let still = RegressorMemory::measured(reg, Some(&then), true);
+        let still = RegressorMemory::measured(reg, Some(&then), true, None);
         let p = Pose::from_rotation(&still.carried(&now, &all_fit).camera);
         assert!((p.yaw - 70.0).abs() < 1e-3, "{p:?}");
     }
@@ -435,5 +531,70 @@ mod tests {
         assert!(s.wants_regressor(None, None));
         assert!(solver(PoseMethod::Regression).wants_regressor(Some(&fitted(0.0)), None));
         assert!(!solver(PoseMethod::Rigid).wants_regressor(Some(&fitted(80.0)), None));
+    }
+
+    /// A face seen with its key points at `keypoints` (a 100-pixel face) and fit `fit`.
+    fn seen_at(keypoints: [(f32, f32); 5], size: f32, fit: &Fitted) -> Seen {
+        let k = keypoints.map(|(x, y)| Point::new(x, y));
+        Seen::new(&k, &BBox::new(0.0, 0.0, size, size), fit)
+    }
+
+    const FACE: [(f32, f32); 5] = [
+        (30.0, 40.0),
+        (70.0, 40.0),
+        (50.0, 60.0),
+        (35.0, 80.0),
+        (65.0, 80.0),
+    ];
+
+    #[test]
+    fn a_still_face_keeps_its_estimate_and_a_moving_one_does_not() {
+        let fit = fitted(60.0);
+        let then = seen_at(FACE, 100.0, &fit);
+        let memory = RegressorMemory::measured(regressed(70.0), Some(&fit), false, Some(then));
+        let aged =
+            (0..REGRESSOR_REFRESH_FRAMES).fold(memory, |m, _| m.advanced(&fit, m.regressed, None));
+        // Stale by age (a profile), but the same head: held.
+        assert!(!aged.is_fresh(&fit));
+        assert!(aged.is_still(&then, 1.0));
+        // The whole face shifted by 20 pixels and the fit jittered by a degree: still the same.
+        let shifted = FACE.map(|(x, y)| (x + 20.0, y - 5.0));
+        assert!(aged.is_still(&seen_at(shifted, 100.5, &fitted(61.0)), 1.0));
+        // The nose moved against the eyes (a turn the fit missed): not still.
+        let mut turned = FACE;
+        turned[2].0 += 12.0;
+        assert!(!aged.is_still(&seen_at(turned, 100.0, &fit), 1.0));
+        // Nearer the camera (the points spread as the face grew): still the same.
+        let nearer = FACE.map(|(x, y)| (x * 1.2, y * 1.2));
+        assert!(aged.is_still(&seen_at(nearer, 120.0, &fit), 1.0));
+        // The fit turned: not still.
+        let turned_fit = seen_at(FACE, 100.0, &fitted(60.0 + 2.0 * STILL_TURN));
+        assert!(!aged.is_still(&turned_fit, 1.0));
+        // Unless the fit is trusted little (a profile, whose fit jitters): then only further.
+        assert!(aged.is_still(&turned_fit, 0.25));
+        assert!(!aged.is_still(
+            &seen_at(FACE, 100.0, &fitted(60.0 + 5.0 * STILL_TURN)),
+            0.25
+        ));
+        // However still, it runs again after STILL_HOLD_FRAMES.
+        let old = (0..STILL_HOLD_FRAMES).fold(memory, |m, _| m.advanced(&fit, m.regressed, None));
+        assert!(!old.is_still(&then, 1.0));
+    }
+
+    #[test]
+    fn after_a_still_picture_measurement_the_first_tracking_frame_is_the_reference() {
+        let fit = fitted(50.0);
+        let still_seen = seen_at(FACE, 100.0, &fit);
+        // The still path's landmarks are not a tracking frame's: no reference yet.
+        let memory = RegressorMemory::measured(regressed(55.0), Some(&fit), true, Some(still_seen));
+        assert!(memory.seen.is_none() && !memory.is_still(&still_seen, 1.0));
+        let moved = FACE.map(|(x, y)| (x * 1.05, y));
+        let first = seen_at(moved, 100.0, &fitted(52.0));
+        let next = memory.advanced(&fitted(52.0), memory.regressed, Some(first));
+        assert_eq!(next.seen, Some(first));
+        assert!(next.is_still(&first, 1.0));
+        // A later frame does not move the reference.
+        let later = next.advanced(&fit, next.regressed, Some(still_seen));
+        assert_eq!(later.seen, Some(first));
     }
 }
