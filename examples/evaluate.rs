@@ -14,8 +14,10 @@
 //!   `--camera-fov DEG` (0: angles relative to each face's line of sight), `--no-mirror` (no mirror
 //!   averaging);
 //! - engine: `--input-size N`, `--refine N`, `--threads N`, `--track-frames N` (each picture as a
-//!   still video of N frames through the tracker; the last frame is scored), `--smoothing S` and
-//!   `--no-async-detection` (with `--track-frames`: detection in line, as
+//!   still video of N frames through the tracker; the last frame is scored), `--shots N` (the
+//!   pictures as one stream, each held N frames, scene cuts between them, without a reset; frame
+//!   `--shot-frame K` of each is scored, default 0: the cut), `--smoothing S` and
+//!   `--no-async-detection` (with `--track-frames` or `--shots`: detection in line, as
 //!   `async-detection=false`; by default the pipelined schedule, as the element runs files);
 //! - `--out DIR` (default `out/eval`);
 //! - `--tune-fusion`: grid-search the fusion's parameters on the tuning fifth (see below) from each
@@ -67,6 +69,10 @@ struct Options {
     no_mirror: bool,
     no_pose_mirror: bool,
     track_frames: usize,
+    /// Each picture held this many frames, all in one stream (`--shots N`), and the frame of each
+    /// scored (`--shot-frame K`).
+    shots: usize,
+    shot_frame: usize,
     smoothing: f32,
 }
 
@@ -74,7 +80,8 @@ const USAGE: &str = "usage: evaluate LABELS.csv [--all] [--limit N] [--every K] 
     [--input-size N] [--refine N] [--threads N] [--detector PATH] [--detector-descriptor PATH] \
     [--landmarker PATH] [--landmark-descriptor PATH] [--pose-method fused|regression|rigid|seed-linear] \
     [--pose-model PATH] [--pose-descriptor PATH] [--no-pose-model] [--camera-fov DEG] [--no-mirror] \
-    [--track-frames N] [--smoothing S] [--no-async-detection] [--tune-fusion] [--matrix]";
+    [--track-frames N | --shots N [--shot-frame K]] [--smoothing S] [--no-async-detection] \
+    [--tune-fusion] [--matrix]";
 
 fn parse_args() -> Result<Options, String> {
     let mut o = Options {
@@ -101,6 +108,8 @@ fn parse_args() -> Result<Options, String> {
         no_mirror: false,
         no_pose_mirror: false,
         track_frames: 0,
+        shots: 0,
+        shot_frame: 0,
         smoothing: 0.0,
     };
     let mut args = std::env::args().skip(1);
@@ -155,6 +164,8 @@ fn parse_args() -> Result<Options, String> {
             "--no-mirror" => o.no_mirror = true,
             "--no-pose-mirror" => o.no_pose_mirror = true,
             "--track-frames" => o.track_frames = number("--track-frames", args.next())?,
+            "--shots" => o.shots = number("--shots", args.next())?,
+            "--shot-frame" => o.shot_frame = number("--shot-frame", args.next())?,
             "--smoothing" => {
                 o.smoothing = args
                     .next()
@@ -284,6 +295,7 @@ fn read_labels(path: &Path, all: bool) -> Result<Vec<Row>, String> {
 }
 
 /// What the engine said about one labelled face.
+#[derive(Clone, Copy)]
 struct Found {
     /// The final angles and the method that produced them.
     pose: Pose,
@@ -599,6 +611,96 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// The pictures as one stream of shots (`--shots N`): each held `o.shots` frames, back to back
+/// through one tracker (scene cuts between them: a face may be followed onto the next picture's),
+/// pipelined as the element runs a file (or in line, `--no-async-detection`); the faces of frame
+/// `o.shot_frame` of each picture are scored, and its time is the mean over its frames.
+fn shots(
+    engine: &mut Engine,
+    rows: &[Row],
+    base: &Path,
+    o: &Options,
+    start: Instant,
+) -> Result<Vec<Outcome>, String> {
+    use gstfacepose::engine::pipeline::PIPELINE_DEPTH;
+    use std::collections::{HashMap, VecDeque};
+    if o.shot_frame >= o.shots {
+        return Err(format!(
+            "--shot-frame {} is not below --shots {}",
+            o.shot_frame, o.shots
+        ));
+    }
+    engine.reset_tracking();
+    let mut pictures: HashMap<usize, Picture> = HashMap::new();
+    let mut held: VecDeque<(usize, usize, bool)> = VecDeque::new();
+    let mut found: Vec<Option<Found>> = vec![None; rows.len()];
+    let mut ms = vec![0.0; rows.len()];
+    let total = rows.len() * o.shots;
+    let mut finished = 0;
+    let mut finish = |engine: &mut Engine,
+                      pictures: &mut HashMap<usize, Picture>,
+                      (i, frame, scheduled): (usize, usize, bool)|
+     -> Result<(), String> {
+        let view = pictures[&i].view();
+        let time = Some((i * o.shots + frame) as f64 / 30.0);
+        let t = Instant::now();
+        let faces = if o.async_detection {
+            engine.track_scheduled(&view, time, scheduled)
+        } else {
+            engine.track(&view, time)
+        }
+        .map_err(|e| format!("{}: {e}", rows[i].file))?;
+        ms[i] += t.elapsed().as_secs_f64() * 1e3 / o.shots as f64;
+        if frame == o.shot_frame {
+            found[i] = support::matching_face(&faces, &rows[i].gt_box).map(found_of);
+        }
+        if frame + 1 == o.shots {
+            pictures.remove(&i);
+            progress(i + 1, rows.len(), start);
+        }
+        finished += 1;
+        Ok(())
+    };
+    for (i, row) in rows.iter().enumerate() {
+        pictures.insert(i, Picture::load(&base.join(&row.file))?);
+        for frame in 0..o.shots {
+            if !o.async_detection {
+                finish(engine, &mut pictures, (i, frame, false))?;
+                continue;
+            }
+            if held.len() >= PIPELINE_DEPTH {
+                let oldest = held.pop_front().expect("not empty");
+                finish(engine, &mut pictures, oldest)?;
+            }
+            let scheduled = engine
+                .schedule(&pictures[&i].view())
+                .map_err(|e| format!("{}: {e}", row.file))?;
+            held.push_back((i, frame, scheduled));
+        }
+    }
+    while let Some(oldest) = held.pop_front() {
+        finish(engine, &mut pictures, oldest)?;
+    }
+    debug_assert_eq!(finished, total);
+    Ok(found
+        .into_iter()
+        .zip(ms)
+        .map(|(found, ms)| Outcome { found, ms })
+        .collect())
+}
+
+fn found_of(f: &gstfacepose::engine::Face) -> Found {
+    Found {
+        pose: f.pose,
+        method: f.method,
+        fit: f.fit_pose,
+        reg: f.regressed_pose,
+        weight: f.regressor_weight,
+        score: f.score,
+        presence: f.presence,
+    }
+}
+
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -642,7 +744,10 @@ fn run() -> Result<(), String> {
 
     let mut results = Vec::with_capacity(rows.len());
     let start = Instant::now();
-    for (i, row) in rows.iter().enumerate() {
+    if o.shots > 0 {
+        results = shots(&mut engine, &rows, base, &o, start)?;
+    }
+    for (i, row) in rows.iter().enumerate().skip(results.len()) {
         let picture = Picture::load(&base.join(&row.file))?;
         let t = Instant::now();
         let faces = if o.track_frames == 0 {
@@ -668,15 +773,7 @@ fn run() -> Result<(), String> {
         }
         .map_err(|e| format!("{}: {e}", row.file))?;
         let ms = t.elapsed().as_secs_f64() * 1e3 / o.track_frames.max(1) as f64;
-        let found = support::matching_face(&faces, &row.gt_box).map(|f| Found {
-            pose: f.pose,
-            method: f.method,
-            fit: f.fit_pose,
-            reg: f.regressed_pose,
-            weight: f.regressor_weight,
-            score: f.score,
-            presence: f.presence,
-        });
+        let found = support::matching_face(&faces, &row.gt_box).map(found_of);
         results.push(Outcome { found, ms });
         progress(i + 1, rows.len(), start);
     }
