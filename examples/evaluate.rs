@@ -635,8 +635,6 @@ fn shots(
     let mut held: VecDeque<(usize, usize, bool)> = VecDeque::new();
     let mut found: Vec<Option<Found>> = vec![None; rows.len()];
     let mut ms = vec![0.0; rows.len()];
-    let total = rows.len() * o.shots;
-    let mut finished = 0;
     let mut finish = |engine: &mut Engine,
                       pictures: &mut HashMap<usize, Picture>,
                       (i, frame, scheduled): (usize, usize, bool)|
@@ -658,7 +656,6 @@ fn shots(
             pictures.remove(&i);
             progress(i + 1, rows.len(), start);
         }
-        finished += 1;
         Ok(())
     };
     for (i, row) in rows.iter().enumerate() {
@@ -681,7 +678,6 @@ fn shots(
     while let Some(oldest) = held.pop_front() {
         finish(engine, &mut pictures, oldest)?;
     }
-    debug_assert_eq!(finished, total);
     Ok(found
         .into_iter()
         .zip(ms)

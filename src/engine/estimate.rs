@@ -66,13 +66,15 @@ impl Engine {
                     (Some(m), Some(fit)) => {
                         let carried = m.carried(fit, &self.solver.fusion);
                         let now = seen(&detections[i], &landmarks[i], fit);
-                        let fit_trust = 1.0
-                            - self
-                                .solver
-                                .fusion
-                                .weight(&fit.along_ray, &carried.along_ray);
+                        let still = |now: Seen| {
+                            let fusion = &self.solver.fusion;
+                            m.is_still(
+                                &now,
+                                1.0 - fusion.weight(&fit.along_ray, &carried.along_ray),
+                            )
+                        };
                         if m.is_fresh(fit)
-                            || now.is_some_and(|now| m.is_still(&now, fit_trust))
+                            || now.is_some_and(still)
                             || !self.solver.wants_regressor(Some(fit), Some(&carried))
                         {
                             regressed[i] = Some(carried);

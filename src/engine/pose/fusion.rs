@@ -148,17 +148,17 @@ pub fn slerp(a: &Rotation, b: &Rotation, t: f32) -> Rotation {
     rotation(&q)
 }
 
+/// The angle (degrees) of the rotation that takes `a` to `b`.
+pub fn angle_between(a: &Rotation, b: &Rotation) -> f32 {
+    let (qa, qb) = (quaternion(a), quaternion(b));
+    let dot: f64 = qa.iter().zip(&qb).map(|(x, y)| x * y).sum();
+    (2.0 * dot.abs().clamp(0.0, 1.0).acos()).to_degrees() as f32
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::Pose;
     use super::*;
-
-    /// The angle (degrees) of the rotation that takes `a` to `b`.
-    fn angle_between(a: &Rotation, b: &Rotation) -> f32 {
-        let (qa, qb) = (quaternion(a), quaternion(b));
-        let dot: f64 = qa.iter().zip(&qb).map(|(x, y)| x * y).sum();
-        (2.0 * dot.abs().clamp(0.0, 1.0).acos()).to_degrees() as f32
-    }
 
     fn rot(yaw: f32, pitch: f32, roll: f32) -> Rotation {
         Pose { yaw, pitch, roll }.to_rotation()

@@ -2,7 +2,7 @@
 //! One face's angles from everything the engine measured of it: the landmark fit (rigid or the
 //! seed's formula), the regressor's estimate, their fusion, and the turn into the camera's frame.
 
-use super::fusion::{Fusion, turn};
+use super::fusion::{Fusion, angle_between, turn};
 use super::perspective::{Camera, Ray};
 use super::rigid::{self, RigidFit};
 use super::{Pose, PoseMethod, Rotation, mat_mul, seed};
@@ -133,14 +133,6 @@ fn centred(k: &[Point; 5]) -> ([(f32, f32); 5], f32) {
     let c = k.map(|p| (p.x - mx, p.y - my));
     let spread = (c.iter().map(|p| p.0 * p.0 + p.1 * p.1).sum::<f32>() / 5.0).sqrt();
     (c, if spread.is_finite() { spread } else { 0.0 })
-}
-
-/// The angle of the rotation that takes `a` to `b` (degrees).
-fn angle_between(a: &Rotation, b: &Rotation) -> f32 {
-    let trace: f32 = (0..3)
-        .map(|i| (0..3).map(|k| a[i][k] * b[i][k]).sum::<f32>())
-        .sum();
-    ((trace - 1.0) * 0.5).clamp(-1.0, 1.0).acos().to_degrees()
 }
 
 /// A face's regressor estimate (measured, or carried since) and the landmark fit of the frame
