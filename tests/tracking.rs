@@ -208,6 +208,78 @@ fn a_turned_face_keeps_fused_angles_and_refreshes_the_regressor_only_when_it_mov
     );
 }
 
+/// `picture` mirrored left to right.
+fn mirrored(picture: &Picture) -> Picture {
+    let w = picture.width;
+    let mut out = Picture::uniform(w, picture.height, [0, 0, 0]);
+    for y in 0..picture.height {
+        for x in 0..w {
+            let (i, o) = ((y * w + x) * 3, (y * w + w - 1 - x) * 3);
+            out.data[o..o + 3].copy_from_slice(&picture.data[i..i + 3]);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_scene_cut_to_another_face_where_the_face_was_starts_that_face_afresh() {
+    use gstfacepose::engine::PoseMethod;
+    // AFLW2000-3D image00599 (labelled yaw -75.3°) for some frames, then the same picture
+    // mirrored (a face turned +75.3°) with its face where the first one was: the crop from the
+    // last landmarks lands on the new face and the tracker follows it. That face must not
+    // inherit the first one's regressor estimate (nor its crop, nor its mirror correction).
+    let name = "a_scene_cut_to_another_face_where_the_face_was_starts_that_face_afresh";
+    let Some(path) = support::shared_or_skip("data/aflw2000/images/image00599.jpg", name) else {
+        return;
+    };
+    let picture = Picture::load(&path).unwrap();
+    let (side, x, y) = (300, 170, 40);
+    let before = placed(&picture, side, 640, 480, x, y);
+    let truth = -75.3;
+    let mut e = engine(0);
+    let first = e.track(&before.view(), Some(0.0)).unwrap();
+    assert_eq!(first.len(), 1);
+    // The mirrored picture, shifted to bring its face's centre where the first face's was.
+    let u = (first[0].bbox.centre().x - x as f32).round() as i64;
+    let after = placed(
+        &mirrored(&picture),
+        side,
+        640,
+        480,
+        x + 2 * u - side as i64,
+        y,
+    );
+    let cut = 3;
+    for frame in 1..cut + 4 {
+        let shown = if frame < cut { &before } else { &after };
+        let crops = e.regressor_crops();
+        let faces = e.track(&shown.view(), Some(frame as f64 / 30.0)).unwrap();
+        assert_eq!(faces.len(), 1, "frame {frame}");
+        let f = &faces[0];
+        let expected = if frame < cut { truth } else { -truth };
+        if frame == cut {
+            // The case under test: followed, not detected, and the regressor measured the
+            // new face.
+            assert!(
+                !e.last_frame_detected(),
+                "the cut frame was a detection frame"
+            );
+            assert_eq!(f.id, first[0].id, "followed across the cut");
+            assert_eq!(
+                e.regressor_crops(),
+                crops + 1,
+                "the regressor ran at the cut"
+            );
+        }
+        assert_eq!(f.method, PoseMethod::Fused, "frame {frame}");
+        assert!(
+            (f.pose.yaw - expected).abs() < 12.0,
+            "frame {frame}: yaw {} against the label {expected}",
+            f.pose.yaw
+        );
+    }
+}
+
 #[test]
 fn a_lost_face_is_dropped_and_a_new_one_found_within_the_interval() {
     let (astronaut, grace) = pictures().expect("run `make models`");

@@ -19,6 +19,7 @@ use super::estimate::Past;
 use super::face::Face;
 use super::geometry::BBox;
 use super::image::{ImageView, OwnedImage};
+use super::landmark::Landmarks;
 use super::mirror::{MirrorCorrection, apply_mirror_correction};
 use super::pose::solver::RegressorMemory;
 use super::track::{MATCH_IOU, TrackConfig, Tracker, forward_detection, search_interval};
@@ -615,6 +616,51 @@ impl Engine {
         Ok((followed, matched, corrections, memories))
     }
 
+    /// Faces that jumped since the last frame (tracks `kept`, followed by `detections` with
+    /// `landmarks`: see [`super::track::Track::jumped_to`]), a scene cut's other faces: a second
+    /// landmark pass on a crop from their own landmarks, with a mirror pass for a correction of
+    /// their own, and no remembered regressor estimate (`memory`). A face that the second pass
+    /// cannot follow keeps the first pass's landmarks.
+    fn recrop_jumped(
+        &mut self,
+        image: &ImageView,
+        kept: &[usize],
+        detections: &mut [Detection],
+        landmarks: &mut [Landmarks],
+        corrections: &mut [Option<MirrorCorrection>],
+        memory: &mut [Option<RegressorMemory>],
+    ) -> Result<()> {
+        let jumped: Vec<usize> = (0..kept.len())
+            .filter(|&k| self.tracker.track(kept[k]).jumped_to(&landmarks[k]))
+            .collect();
+        if jumped.is_empty() {
+            return Ok(());
+        }
+        let crops: Vec<_> = jumped
+            .iter()
+            .map(|&k| {
+                let l = &landmarks[k];
+                self.landmarker
+                    .crop_from_landmarks(&l.points)
+                    .unwrap_or(l.crop)
+            })
+            .collect();
+        let mirror = vec![self.mirror_enabled(); crops.len()];
+        let (again, measured) = self.pass_with_mirror_where(image, &crops, &mirror)?;
+        let threshold = self.track_config.presence_threshold;
+        let (w, h) = (image.width() as f32, image.height() as f32);
+        for ((&k, l), c) in jumped.iter().zip(again).zip(measured) {
+            memory[k] = None;
+            let track = self.tracker.track(kept[k]);
+            if let Some(d) = track.followed_detection(&l, threshold, w, h) {
+                detections[k] = d;
+                landmarks[k] = l;
+                corrections[k] = c;
+            }
+        }
+        Ok(())
+    }
+
     /// One landmark pass for the tracks `which`, each cropped from its previous landmarks and
     /// corrected by its mirror correction (or with a mirror pass for all when a correction is
     /// missing or old). Returns the faces (with the tracks' ids), their new mirror corrections
@@ -677,6 +723,14 @@ impl Engine {
             kept_landmarks.push(l);
             kept_corrections.push(corrections[k].clone());
         }
+        self.recrop_jumped(
+            image,
+            &kept,
+            &mut detections,
+            &mut kept_landmarks,
+            &mut kept_corrections,
+            &mut memory,
+        )?;
         let (mut faces, memories) =
             self.solve(image, &detections, kept_landmarks, Past::Tracked(&memory))?;
         for (face, &ti) in faces.iter_mut().zip(&kept) {

@@ -40,6 +40,7 @@ use super::face::Face;
 use super::geometry::{BBox, Point};
 use super::landmark::Landmarks;
 use super::mirror::MirrorCorrection;
+use super::pose::solver::{JUMP_SHAPE, shape_change};
 use super::smooth::{DEFAULT_FRAME_SECONDS, FaceSmoother};
 
 /// Automatic mode: detection frames when no face is tracked.
@@ -568,6 +569,25 @@ impl Track {
         self.correction
             .as_ref()
             .is_none_or(|(_, age)| *age + 1 >= MIRROR_REFRESH_FRAMES)
+    }
+
+    /// Whether landmarks `l`, found on a crop from this track's landmarks, show another face: its
+    /// key points' shape changed by more than [`JUMP_SHAPE`] of its size since the last frame,
+    /// further than a face's own points move between two frames. A scene cut put another face
+    /// where this one was and the crop followed it: that face needs a crop of its own, its own
+    /// mirror correction and its own regressor estimate. Never for a landmark model without the
+    /// key points (PFLD).
+    pub(super) fn jumped_to(&self, l: &Landmarks) -> bool {
+        let size = self.bbox.width().max(self.bbox.height());
+        match (
+            landmark_keypoints(&self.landmarks),
+            landmark_keypoints(&l.points),
+        ) {
+            (Some(then), Some(now)) => {
+                shape_change(&then, &now, size).is_some_and(|moved| moved > JUMP_SHAPE)
+            }
+            _ => false,
+        }
     }
 
     /// The detection that landmarks `l`, found on a crop from this track's landmarks, stand for

@@ -86,6 +86,16 @@ pub const STILL_SHAPE: f32 = 0.02;
 /// angles; with the bound, 3.70°: docs/performance.md.)
 pub const STILL_TURN: f32 = 4.0;
 
+/// How far a face's key points may move against each other between two frames (as for
+/// [`STILL_SHAPE`]) before it counts as another face, one a scene cut put where the face was:
+/// on faces with a remembered estimate, a tracked face's points moved by more on 1 % of the
+/// tracking frames of AFLW2000's stills held as videos and on 2 % of the 1080p crowd video's,
+/// the next still's by more on 63 % of the cuts the tracker followed (docs/head-pose.md).
+pub const JUMP_SHAPE: f32 = 0.05;
+/// How far (degrees) a face's landmark fit may turn between two frames, where the fit is
+/// trusted in full, before it counts as another face (see [`RegressorMemory::jumped`]).
+pub const JUMP_TURN: f32 = 15.0;
+
 /// A face as tracking frames saw it when its regressor estimate was measured: its five key
 /// points, the size of its box and its landmark fit.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -108,22 +118,36 @@ impl Seen {
     /// and the scale (within [`STILL_SHAPE`] of this face's size), and the fit turned no more
     /// than `turn_limit` degrees.
     pub fn same_as(&self, now: &Seen, turn_limit: f32) -> bool {
-        let (then, spread_then) = centred(&self.keypoints);
-        let (seen, spread_now) = centred(&now.keypoints);
-        if !(self.size > 0.0 && spread_then > 0.0 && spread_now > 0.0) {
-            return false;
-        }
-        // Now's points at the scale they had then.
-        let k = spread_then / spread_now;
-        let moved = then
-            .iter()
-            .zip(&seen)
-            .map(|(p, q)| (q.0 * k - p.0).hypot(q.1 * k - p.1))
-            .sum::<f32>()
-            / 5.0;
-        moved <= STILL_SHAPE * self.size
-            && angle_between(&self.fit_camera, &now.fit_camera) <= turn_limit
+        self.change_to(now)
+            .is_some_and(|(shape, turned)| shape <= STILL_SHAPE && turned <= turn_limit)
     }
+
+    /// How `now` differs from this: [`shape_change`] as a share of this face's size, and the
+    /// angle (degrees) its fit turned. `None` when either has no spread or no size.
+    pub fn change_to(&self, now: &Seen) -> Option<(f32, f32)> {
+        let shape = shape_change(&self.keypoints, &now.keypoints, self.size)?;
+        Some((shape, angle_between(&self.fit_camera, &now.fit_camera)))
+    }
+}
+
+/// How far five key points moved against each other from `then` to `now`: their mean movement
+/// once the shift and the change of scale are taken out, as a share of `size` (the face's size
+/// then). `None` when either has no spread, or `size` is not positive.
+pub fn shape_change(then: &[Point; 5], now: &[Point; 5], size: f32) -> Option<f32> {
+    let (then, spread_then) = centred(then);
+    let (now, spread_now) = centred(now);
+    if !(size > 0.0 && spread_then > 0.0 && spread_now > 0.0) {
+        return None;
+    }
+    // Now's points at the scale they had then.
+    let k = spread_then / spread_now;
+    let moved = then
+        .iter()
+        .zip(&now)
+        .map(|(p, q)| (q.0 * k - p.0).hypot(q.1 * k - p.1))
+        .sum::<f32>()
+        / 5.0;
+    Some(moved / size)
 }
 
 /// The key points less their mean, and their root-mean-square distance from it.
@@ -150,6 +174,8 @@ pub struct RegressorMemory {
     /// measurement: the first tracking frame after it, as the still path's landmarks differ from
     /// a tracking frame's by more than a still face moves).
     pub seen: Option<Seen>,
+    /// The face on the last frame (after a still-picture measurement: as the still path saw it).
+    pub last: Option<Seen>,
 }
 
 impl RegressorMemory {
@@ -167,6 +193,7 @@ impl RegressorMemory {
             age: 0,
             still_fit,
             seen: seen.filter(|_| !still_fit),
+            last: seen,
         }
     }
 
@@ -177,6 +204,22 @@ impl RegressorMemory {
     pub fn is_still(&self, now: &Seen, fit_trust: f32) -> bool {
         let turn_limit = STILL_TURN / fit_trust.clamp(0.5, 1.0);
         self.age + 1 < STILL_HOLD_FRAMES && self.seen.is_some_and(|s| s.same_as(now, turn_limit))
+    }
+
+    /// Whether the face's fit turned further since the last frame than a head turns in a frame
+    /// (`now`: as this frame sees it; `fit_trust` as for [`RegressorMemory::is_still`]): more
+    /// than [`JUMP_TURN`], or further in proportion where the fit is trusted less, up to twice
+    /// as far. That is a scene cut the tracker followed onto another face, whose estimate is no
+    /// use here. Never just after a still-picture measurement: the still path's fit differs
+    /// from a tracking frame's by as much on profiles. (A jump of the key points' shape is
+    /// caught before, by the landmark pass: [`super::super::track::Track::jumped_to`].)
+    pub fn jumped(&self, now: &Seen, fit_trust: f32) -> bool {
+        let turn_limit = JUMP_TURN / fit_trust.clamp(0.5, 1.0);
+        !self.still_fit
+            && self
+                .last
+                .and_then(|l| l.change_to(now))
+                .is_some_and(|(_, turned)| turned > turn_limit)
     }
 
     /// Whether the estimate may still stand in for a new one on a frame whose fit is `fit`: for
@@ -228,6 +271,7 @@ impl RegressorMemory {
             age: self.age + 1,
             still_fit: false,
             seen: self.seen.or(now),
+            last: now,
         }
     }
 }
@@ -588,5 +632,55 @@ mod tests {
         // A later frame does not move the reference.
         let later = next.advanced(&fit, next.regressed, Some(still_seen));
         assert_eq!(later.seen, Some(first));
+    }
+
+    #[test]
+    fn a_fit_that_turns_further_than_a_head_in_a_frame_is_another_face() {
+        let fit = fitted(40.0);
+        let then = seen_at(FACE, 100.0, &fit);
+        let memory = RegressorMemory::measured(regressed(45.0), Some(&fit), false, Some(then));
+        assert_eq!(memory.last, Some(then));
+        // The comparison is with the last frame, not with the measurement: a steady turn,
+        // frame after frame, never jumps.
+        let mut m = memory;
+        for k in 1..=6 {
+            let f = fitted(40.0 + k as f32 * 0.5 * JUMP_TURN);
+            let now = seen_at(FACE.map(|(x, y)| (x + k as f32, y)), 100.0, &f);
+            assert!(!m.jumped(&now, 1.0), "frame {k}");
+            m = m.advanced(&f, m.regressed, Some(now));
+            assert_eq!(m.last, Some(now));
+        }
+        // Turned further than a head turns in a frame.
+        let far = seen_at(FACE, 100.0, &fitted(40.0 + 1.5 * JUMP_TURN));
+        assert!(memory.jumped(&far, 1.0));
+        // Unless the fit is trusted little (a profile): then only twice as far.
+        assert!(!memory.jumped(&far, 0.25));
+        assert!(memory.jumped(&seen_at(FACE, 100.0, &fitted(40.0 + 2.5 * JUMP_TURN)), 0.25));
+        // Never against the still path's fit.
+        let still = RegressorMemory::measured(regressed(45.0), Some(&fit), true, Some(then));
+        assert!(!still.jumped(&far, 1.0));
+    }
+
+    #[test]
+    fn the_shape_change_leaves_out_shift_and_scale() {
+        let k = |p: [(f32, f32); 5]| p.map(|(x, y)| Point::new(x, y));
+        let face = k(FACE);
+        let moved = k(FACE.map(|(x, y)| (1.3 * x + 40.0, 1.3 * y - 10.0)));
+        assert!(shape_change(&face, &moved, 100.0).unwrap() < 1e-5);
+        // Another face: turned away, its eyes closer together and the nose out.
+        let other = k([
+            (45.0, 40.0),
+            (70.0, 40.0),
+            (80.0, 62.0),
+            (50.0, 82.0),
+            (68.0, 82.0),
+        ]);
+        let change = shape_change(&face, &other, 100.0).unwrap();
+        assert!(change > JUMP_SHAPE, "{change}");
+        // The same movement on a face twice the size is half the share.
+        assert!((shape_change(&face, &other, 200.0).unwrap() - 0.5 * change).abs() < 1e-5);
+        let point = k([(50.0, 50.0); 5]);
+        assert_eq!(shape_change(&face, &point, 100.0), None);
+        assert_eq!(shape_change(&face, &face, 0.0), None);
     }
 }
