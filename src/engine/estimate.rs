@@ -66,12 +66,10 @@ impl Engine {
                     (Some(m), Some(fit)) => {
                         let carried = m.carried(fit, &self.solver.fusion);
                         let now = seen(&detections[i], &landmarks[i], fit);
-                        // The fit's share of the angles (see RegressorMemory::is_still).
-                        let trust = 1.0
-                            - self
-                                .solver
-                                .fusion
-                                .weight(&fit.along_ray, &carried.along_ray);
+                        // The fit's share of the angles (see RegressorMemory::is_still),
+                        // worked out only where a rule needs it.
+                        let fusion = &self.solver.fusion;
+                        let trust = || 1.0 - fusion.weight(&fit.along_ray, &carried.along_ray);
                         let jumped = now.is_some_and(|now| m.jumped(&now, trust));
                         if jumped {
                             // Another face: as if none were remembered.
@@ -79,7 +77,7 @@ impl Engine {
                                 to_run.push(i);
                             }
                         } else if m.is_fresh(fit)
-                            || now.is_some_and(|now| m.is_still(&now, trust))
+                            || now.is_some_and(|now| m.is_still(&now, trust()))
                             || !self.solver.wants_regressor(Some(fit), Some(&carried))
                         {
                             regressed[i] = Some(carried);

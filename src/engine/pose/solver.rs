@@ -118,15 +118,9 @@ impl Seen {
     /// and the scale (within [`STILL_SHAPE`] of this face's size), and the fit turned no more
     /// than `turn_limit` degrees.
     pub fn same_as(&self, now: &Seen, turn_limit: f32) -> bool {
-        self.change_to(now)
-            .is_some_and(|(shape, turned)| shape <= STILL_SHAPE && turned <= turn_limit)
-    }
-
-    /// How `now` differs from this: [`shape_change`] as a share of this face's size, and the
-    /// angle (degrees) its fit turned. `None` when either has no spread or no size.
-    pub fn change_to(&self, now: &Seen) -> Option<(f32, f32)> {
-        let shape = shape_change(&self.keypoints, &now.keypoints, self.size)?;
-        Some((shape, angle_between(&self.fit_camera, &now.fit_camera)))
+        shape_change(&self.keypoints, &now.keypoints, self.size)
+            .is_some_and(|shape| shape <= STILL_SHAPE)
+            && angle_between(&self.fit_camera, &now.fit_camera) <= turn_limit
     }
 }
 
@@ -213,13 +207,13 @@ impl RegressorMemory {
     /// use here. Never just after a still-picture measurement: the still path's fit differs
     /// from a tracking frame's by as much on profiles. (A jump of the key points' shape is
     /// caught before, by the landmark pass: [`super::super::track::Track::jumped_to`].)
-    pub fn jumped(&self, now: &Seen, fit_trust: f32) -> bool {
-        let turn_limit = JUMP_TURN / fit_trust.clamp(0.5, 1.0);
-        !self.still_fit
-            && self
-                .last
-                .and_then(|l| l.change_to(now))
-                .is_some_and(|(_, turned)| turned > turn_limit)
+    /// `fit_trust` is asked only for a fit that turned more than [`JUMP_TURN`].
+    pub fn jumped(&self, now: &Seen, fit_trust: impl FnOnce() -> f32) -> bool {
+        let turned = match (self.still_fit, self.last) {
+            (false, Some(last)) => angle_between(&last.fit_camera, &now.fit_camera),
+            _ => return false,
+        };
+        turned > JUMP_TURN && turned > JUMP_TURN / fit_trust().clamp(0.5, 1.0)
     }
 
     /// Whether the estimate may still stand in for a new one on a frame whose fit is `fit`: for
@@ -646,19 +640,22 @@ mod tests {
         for k in 1..=6 {
             let f = fitted(40.0 + k as f32 * 0.5 * JUMP_TURN);
             let now = seen_at(FACE.map(|(x, y)| (x + k as f32, y)), 100.0, &f);
-            assert!(!m.jumped(&now, 1.0), "frame {k}");
+            assert!(!m.jumped(&now, || 1.0), "frame {k}");
             m = m.advanced(&f, m.regressed, Some(now));
             assert_eq!(m.last, Some(now));
         }
         // Turned further than a head turns in a frame.
         let far = seen_at(FACE, 100.0, &fitted(40.0 + 1.5 * JUMP_TURN));
-        assert!(memory.jumped(&far, 1.0));
+        assert!(memory.jumped(&far, || 1.0));
         // Unless the fit is trusted little (a profile): then only twice as far.
-        assert!(!memory.jumped(&far, 0.25));
-        assert!(memory.jumped(&seen_at(FACE, 100.0, &fitted(40.0 + 2.5 * JUMP_TURN)), 0.25));
+        assert!(!memory.jumped(&far, || 0.25));
+        assert!(memory.jumped(
+            &seen_at(FACE, 100.0, &fitted(40.0 + 2.5 * JUMP_TURN)),
+            || 0.25
+        ));
         // Never against the still path's fit.
         let still = RegressorMemory::measured(regressed(45.0), Some(&fit), true, Some(then));
-        assert!(!still.jumped(&far, 1.0));
+        assert!(!still.jumped(&far, || 1.0));
     }
 
     #[test]
