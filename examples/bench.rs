@@ -37,7 +37,12 @@
 //! every-frame reference that the faces of every row are compared with; on `shots` and `crop`
 //! the same at input 320; and tracking (`detection-interval=0`) with `async-detection=false`
 //! (in line: detection frames wait for the detector) and `async-detection=true` (the detector in
-//! the background, frames never wait: faces join late, and how late depends on the speed).
+//! the background, frames never wait: faces join late, and how late depends on the speed). On
+//! `shots` and `crop` two more rows ask both tools for the same faces: ours with `max-faces=1`
+//! (MediaPipe's row asks for one face there), and MediaPipe with `max_num_faces` equal to our
+//! default `max-faces` (16; its detector then runs on every frame with fewer faces). A table after
+//! the comparison pairs them (one face: ours `max-faces=1` and MediaPipe's row; every face: our
+//! defaults and MediaPipe at 16); the targets stay on the defaults against MediaPipe's row.
 //!
 //! Every frame is made (or decoded) into memory first, as I420, so no decoding is measured;
 //! then `appsrc ! faceposeestimator ! fakesink sync=false` (for facedetect, which takes RGB only:
@@ -90,6 +95,7 @@ use std::time::Instant;
 
 use gst::prelude::*;
 use gst_video::{VideoFrameExt, VideoFrameRef, VideoInfo};
+use gstfacepose::engine::detect::DEFAULT_MAX_FACES;
 
 #[path = "support/frames.rs"]
 #[allow(dead_code)]
@@ -186,6 +192,11 @@ impl Case {
             Config::FaceDetect,
             Config::MediaPipe,
         ]);
+        // The same work as MediaPipe's row (one face) and as ours (every face).
+        if self != Case::Video {
+            configs.insert(configs.len() - 2, Config::OneFace);
+            configs.push(Config::MediaPipeAll);
+        }
         configs
     }
 
@@ -253,8 +264,13 @@ pub enum Config {
     Tracking { async_detection: AsyncMode },
     /// `videoconvert ! facedetect` with facedetect's defaults.
     FaceDetect,
-    /// MediaPipe's legacy FaceMesh (python, XNNPACK, tracking) on the same frames in RGB.
+    /// MediaPipe's legacy FaceMesh (python, XNNPACK, tracking) on the same frames in RGB, with
+    /// the case's `max_num_faces` ([`Case::mediapipe_max_faces`]).
     MediaPipe,
+    /// `faceposeestimator max-faces=1`: one face, as MediaPipe's row on `shots` and `crop`.
+    OneFace,
+    /// MediaPipe's FaceMesh asked for as many faces as our default `max-faces`.
+    MediaPipeAll,
 }
 
 impl Config {
@@ -268,6 +284,8 @@ impl Config {
             Config::Tracking { async_detection } => format!("async-{}", async_detection.nick()),
             Config::FaceDetect => "facedetect".into(),
             Config::MediaPipe => "mediapipe".into(),
+            Config::OneFace => "one-face".into(),
+            Config::MediaPipeAll => "mediapipe-all".into(),
         }
     }
 
@@ -275,8 +293,20 @@ impl Config {
     fn is_ours(self) -> bool {
         matches!(
             self,
-            Config::Defaults | Config::EveryFrame { .. } | Config::Tracking { .. }
+            Config::Defaults
+                | Config::EveryFrame { .. }
+                | Config::Tracking { .. }
+                | Config::OneFace
         )
+    }
+
+    /// MediaPipe FaceMesh's `max_num_faces` on `case`, for its rows (`None`: not MediaPipe).
+    fn mediapipe_max_faces(self, case: Case) -> Option<u32> {
+        match self {
+            Config::MediaPipe => Some(case.mediapipe_max_faces()),
+            Config::MediaPipeAll => Some(DEFAULT_MAX_FACES as u32),
+            _ => None,
+        }
     }
 
     fn parse(s: &str) -> Option<Config> {
@@ -284,6 +314,8 @@ impl Config {
             "defaults" => return Some(Config::Defaults),
             "facedetect" => return Some(Config::FaceDetect),
             "mediapipe" => return Some(Config::MediaPipe),
+            "mediapipe-all" => return Some(Config::MediaPipeAll),
+            "one-face" => return Some(Config::OneFace),
             "async-false" => {
                 return Some(Config::Tracking {
                     async_detection: AsyncMode::InLine,
@@ -311,7 +343,10 @@ impl Config {
                 ("detection-interval", "0".into()),
                 ("async-detection", async_detection.nick().into()),
             ],
-            Config::Defaults | Config::FaceDetect | Config::MediaPipe => Vec::new(),
+            Config::OneFace => vec![("max-faces", "1".into())],
+            Config::Defaults | Config::FaceDetect | Config::MediaPipe | Config::MediaPipeAll => {
+                Vec::new()
+            }
         }
     }
 
@@ -336,6 +371,10 @@ impl Config {
             } => "faceposeestimator, interval 0, async-detection=true (background)".into(),
             Config::FaceDetect => "facedetect (videoconvert → RGB, defaults)".into(),
             Config::MediaPipe => "MediaPipe FaceMesh (python, XNNPACK, tracking)".into(),
+            Config::OneFace => "faceposeestimator, max-faces=1 (MediaPipe's one face)".into(),
+            Config::MediaPipeAll => {
+                format!("MediaPipe FaceMesh, max_num_faces {DEFAULT_MAX_FACES} (our max-faces)")
+            }
         }
     }
 }
@@ -837,7 +876,7 @@ fn case_frames(case: Case, o: &Options) -> Result<Frames, String> {
 /// Makes the frames of `case`, then pushes them once through `config` and measures.
 pub fn run_once(case: Case, config: Config, o: &Options) -> Result<RunResult, String> {
     init();
-    if config == Config::MediaPipe {
+    if config.mediapipe_max_faces(case).is_some() {
         return Err("MediaPipe runs in a python process of its own, not in this one".into());
     }
     let frames = case_frames(case, o)?;
@@ -869,7 +908,10 @@ pub fn run_once(case: Case, config: Config, o: &Options) -> Result<RunResult, St
     let mut chain: Vec<gst::Element> = vec![src.clone().upcast()];
     let mut ours = None;
     match config {
-        Config::Defaults | Config::EveryFrame { .. } | Config::Tracking { .. } => {
+        Config::Defaults
+        | Config::EveryFrame { .. }
+        | Config::Tracking { .. }
+        | Config::OneFace => {
             let e = make("faceposeestimator")?;
             for (name, value) in config.properties() {
                 set_if_present(&e, name, &value, &mut notes);
@@ -881,7 +923,9 @@ pub fn run_once(case: Case, config: Config, o: &Options) -> Result<RunResult, St
             chain.push(make("videoconvert")?);
             chain.push(make("facedetect")?);
         }
-        Config::MediaPipe => unreachable!("MediaPipe was turned away above"),
+        Config::MediaPipe | Config::MediaPipeAll => {
+            unreachable!("MediaPipe was turned away above")
+        }
     }
     chain.push(sink.clone());
     pipeline
@@ -1195,7 +1239,7 @@ fn write_rgb(case: Case, o: &Options) -> Result<RgbFile, String> {
 }
 
 /// One run of `scripts/bench_mediapipe.py` on the RGB frames, in a fresh python process.
-fn run_mediapipe(case: Case, rgb: &RgbFile) -> Result<RunResult, String> {
+fn run_mediapipe(max_faces: u32, rgb: &RgbFile) -> Result<RunResult, String> {
     let mut cmd = Command::new(project_dir().join(MEDIAPIPE_PYTHON));
     cmd.arg(project_dir().join(MEDIAPIPE_SCRIPT))
         .arg("--frames")
@@ -1208,7 +1252,7 @@ fn run_mediapipe(case: Case, rgb: &RgbFile) -> Result<RunResult, String> {
             "--count".to_string(),
             rgb.count.to_string(),
             "--max-faces".to_string(),
-            case.mediapipe_max_faces().to_string(),
+            max_faces.to_string(),
         ])
         .stdin(Stdio::null());
     child_result(&mut cmd)
@@ -1584,6 +1628,49 @@ fn report(
         &ratios,
     );
 
+    // Ours and MediaPipe asked for the same faces: one (MediaPipe's row on `shots` and `crop`) and
+    // every face (our defaults). The targets below stay on the defaults against MediaPipe's row.
+    let work = |r: Option<&Row>| {
+        r.map_or("–".into(), |r| {
+            let frames = r
+                .face_frames()
+                .map_or("–".into(), |(a, n)| format!("{a:.0}/{n}"));
+            format!(
+                "{} fps, a face on {frames}, {} faces/frame",
+                cell(r.fps(), 1),
+                cell(r.faces_per_frame(), 2)
+            )
+        })
+    };
+    let mut same_work = Vec::new();
+    for case in cases.iter().filter(|c| **c != Case::Video) {
+        for (asked, ours, peer) in [
+            ("one face", Config::OneFace, Config::MediaPipe),
+            ("every face", Config::Defaults, Config::MediaPipeAll),
+        ] {
+            let (a, b) = (row_of(*case, ours), row_of(*case, peer));
+            same_work.push(vec![
+                case_label(*case, rows),
+                asked.into(),
+                work(a),
+                work(b),
+                ratio(a.and_then(Row::fps), b.and_then(Row::fps)),
+            ]);
+        }
+    }
+    if !same_work.is_empty() {
+        s += "\n## Asked for the same faces (same frames, same run)\n\n";
+        s += &format!(
+            "One face: ours with `max-faces=1` against MediaPipe's row (`max_num_faces` 1); every \
+             face: our defaults against MediaPipe with `max_num_faces` {DEFAULT_MAX_FACES} (our \
+             default `max-faces`), whose detector then runs on every frame with fewer faces.\n\n"
+        );
+        s += &table(
+            &["case", "asked for", "ours", "MediaPipe", "ours / MediaPipe"],
+            &same_work,
+        );
+    }
+
     let met = |ok: bool| if ok { "met" } else { "below" };
     let mut targets = Vec::new();
     for case in &cases {
@@ -1662,7 +1749,9 @@ fn report(
                 notes.push(n.clone());
             }
         }
-        if r.config == Config::MediaPipe && r.runs.iter().any(|x| x.face_frames == Some(0)) {
+        if r.config.mediapipe_max_faces(r.case).is_some()
+            && r.runs.iter().any(|x| x.face_frames == Some(0))
+        {
             notes.push(format!(
                 "{}: MediaPipe FaceMesh found no face: its detector (BlazeFace's short-range \
                  model, for faces within about 2 m of the camera) finds none of these faces, so \
@@ -1729,7 +1818,7 @@ pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), String> {
     for &case in &cases {
         for config in case.configs() {
             if (config == Config::FaceDetect && facedetect.is_err())
-                || (config == Config::MediaPipe && mediapipe.is_err())
+                || (config.mediapipe_max_faces(case).is_some() && mediapipe.is_err())
             {
                 continue;
             }
@@ -1739,7 +1828,8 @@ pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), String> {
                 runs: Vec::new(),
                 error: None,
             };
-            let rgb = if config == Config::MediaPipe {
+            let mediapipe_faces = config.mediapipe_max_faces(case);
+            let rgb = if mediapipe_faces.is_some() {
                 match write_rgb(case, &o) {
                     Ok(f) => {
                         writeln!(
@@ -1767,7 +1857,7 @@ pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), String> {
             for i in 0..o.runs {
                 let t = Instant::now();
                 let result = match &rgb {
-                    Some(f) => run_mediapipe(case, f),
+                    Some(f) => run_mediapipe(mediapipe_faces.unwrap_or(1), f),
                     None if o.in_process => run_once(case, config, &o),
                     None => run_child(case, config, &o),
                 };
